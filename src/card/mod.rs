@@ -1,0 +1,16 @@
+//! The card domain: card numbers, networks and their IIN ranges, Luhn, validation and masking.
+//!
+//! Pure functions over digits: no I/O, no gRPC. Everything here is safe to call on hostile input
+//! (it never panics) and never puts a card number into an error or a `Debug` string.
+
+pub mod iin;
+pub mod luhn;
+pub mod mask;
+pub mod network;
+pub mod pan;
+pub mod validate;
+
+pub use mask::{MaskOptions, MaskStyle, MaskStyleError, mask};
+pub use network::{CardNetwork, NetworkSet};
+pub use pan::{Pan, PanError};
+pub use validate::{Failure, Validation, validate};

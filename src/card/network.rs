@@ -1,0 +1,252 @@
+//! Card networks and what each issues: number lengths, whether Luhn applies, digit grouping.
+
+use std::fmt;
+
+/// A card network (scheme). The order is the order of the proto enum and of tie-breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CardNetwork {
+    Visa,
+    Mastercard,
+    AmericanExpress,
+    Discover,
+    DinersClub,
+    Jcb,
+    UnionPay,
+    Maestro,
+    Mir,
+    Elo,
+    Hipercard,
+    Hiper,
+    Troy,
+    Verve,
+    RuPay,
+    Naranja,
+}
+
+/// What a network issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The network's name as people write it.
+    pub name: &'static str,
+    /// The lengths of the numbers it issues, ascending.
+    pub lengths: &'static [u8],
+    /// Whether its numbers must pass the Luhn check.
+    pub luhn: bool,
+    /// Where a printed number has a space: after this many digits.
+    pub gaps: &'static [u8],
+}
+
+const GAPS_4_4_4_4: &[u8] = &[4, 8, 12, 16];
+const GAPS_4_6_5: &[u8] = &[4, 10];
+
+impl CardNetwork {
+    /// Every network, in declaration order.
+    pub const ALL: [Self; 16] = [
+        Self::Visa,
+        Self::Mastercard,
+        Self::AmericanExpress,
+        Self::Discover,
+        Self::DinersClub,
+        Self::Jcb,
+        Self::UnionPay,
+        Self::Maestro,
+        Self::Mir,
+        Self::Elo,
+        Self::Hipercard,
+        Self::Hiper,
+        Self::Troy,
+        Self::Verve,
+        Self::RuPay,
+        Self::Naranja,
+    ];
+
+    /// The network's lengths, Luhn rule and grouping.
+    ///
+    /// Lengths follow the networks' published rules and the braintree validators, with one
+    /// deliberate difference: Visa also accepts 13 digits, the length of its legacy numbers that
+    /// payment providers still publish as test cards (docs/card-networks.md).
+    #[must_use]
+    pub const fn spec(self) -> NetworkSpec {
+        const fn spec(
+            name: &'static str,
+            lengths: &'static [u8],
+            luhn: bool,
+            gaps: &'static [u8],
+        ) -> NetworkSpec {
+            NetworkSpec {
+                name,
+                lengths,
+                luhn,
+                gaps,
+            }
+        }
+        match self {
+            Self::Visa => spec("Visa", &[13, 16, 18, 19], true, GAPS_4_4_4_4),
+            Self::Mastercard => spec("Mastercard", &[16], true, GAPS_4_4_4_4),
+            Self::AmericanExpress => spec("American Express", &[15], true, GAPS_4_6_5),
+            Self::Discover => spec("Discover", &[16, 19], true, GAPS_4_4_4_4),
+            Self::DinersClub => spec("Diners Club", &[14, 16, 19], true, GAPS_4_6_5),
+            Self::Jcb => spec("JCB", &[16, 17, 18, 19], true, GAPS_4_4_4_4),
+            Self::UnionPay => spec("UnionPay", &[14, 15, 16, 17, 18, 19], false, GAPS_4_4_4_4),
+            Self::Maestro => spec(
+                "Maestro",
+                &[12, 13, 14, 15, 16, 17, 18, 19],
+                true,
+                GAPS_4_4_4_4,
+            ),
+            Self::Mir => spec("Mir", &[16, 17, 18, 19], true, GAPS_4_4_4_4),
+            Self::Elo => spec("Elo", &[16], true, GAPS_4_4_4_4),
+            Self::Hipercard => spec("Hipercard", &[16], true, GAPS_4_4_4_4),
+            Self::Hiper => spec("Hiper", &[16], true, GAPS_4_4_4_4),
+            Self::Troy => spec("Troy", &[16], true, GAPS_4_4_4_4),
+            Self::Verve => spec("Verve", &[16, 18, 19], true, GAPS_4_4_4_4),
+            Self::RuPay => spec("RuPay", &[16], true, GAPS_4_4_4_4),
+            Self::Naranja => spec("Naranja", &[16], true, GAPS_4_4_4_4),
+        }
+    }
+
+    /// The shortest and longest number the network issues.
+    #[must_use]
+    pub fn length_bounds(self) -> (usize, usize) {
+        let lengths = self.spec().lengths;
+        (
+            usize::from(lengths[0]),
+            usize::from(lengths[lengths.len() - 1]),
+        )
+    }
+
+    /// The network a BIN table's brand or scheme names, if it names one.
+    ///
+    /// BIN tables spell networks many ways ("CHINA UNION PAY", "NSPK MIR", "AMEX"); co-badged
+    /// brands ("VISA/DANKORT") map to their international network. Brands that are not networks
+    /// ("PRIVATE LABEL", "EBT") give `None`.
+    #[must_use]
+    pub fn from_brand(brand: &str) -> Option<Self> {
+        let brand = brand.trim().to_ascii_uppercase();
+        let first = brand.split('/').next().unwrap_or_default().trim();
+        Some(match first {
+            "VISA" | "VISA ELECTRON" | "ELECTRON" | "VPAY" | "V PAY" => Self::Visa,
+            "MASTERCARD" | "MASTER CARD" | "MC" => Self::Mastercard,
+            "AMERICAN EXPRESS" | "AMEX" => Self::AmericanExpress,
+            "DISCOVER" => Self::Discover,
+            "DINERS CLUB INTERNATIONAL" | "DINERS CLUB" | "DINERS" => Self::DinersClub,
+            "JCB" => Self::Jcb,
+            "CHINA UNION PAY" | "UNIONPAY" | "UNION PAY" | "CUP" => Self::UnionPay,
+            "MAESTRO" => Self::Maestro,
+            "NSPK MIR" | "MIR" => Self::Mir,
+            "ELO" => Self::Elo,
+            "HIPERCARD" => Self::Hipercard,
+            "HIPER" => Self::Hiper,
+            "TROY" => Self::Troy,
+            "VERVE" => Self::Verve,
+            "RUPAY" => Self::RuPay,
+            "TARJETA NARANJA" | "NARANJA" => Self::Naranja,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for CardNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec().name)
+    }
+}
+
+/// A set of networks, without allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkSet(u32);
+
+impl NetworkSet {
+    #[must_use]
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    pub fn insert(&mut self, network: CardNetwork) {
+        self.0 |= 1 << network as u32;
+    }
+
+    #[must_use]
+    pub const fn contains(self, network: CardNetwork) -> bool {
+        self.0 & (1 << network as u32) != 0
+    }
+
+    #[must_use]
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The networks in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = CardNetwork> {
+        CardNetwork::ALL
+            .into_iter()
+            .filter(move |&network| self.contains(network))
+    }
+}
+
+impl FromIterator<CardNetwork> for NetworkSet {
+    fn from_iter<I: IntoIterator<Item = CardNetwork>>(iter: I) -> Self {
+        let mut set = Self::empty();
+        for network in iter {
+            set.insert(network);
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_ascending_and_within_iso_bounds() {
+        for network in CardNetwork::ALL {
+            let lengths = network.spec().lengths;
+            assert!(lengths.windows(2).all(|w| w[0] < w[1]), "{network}");
+            assert!(lengths.iter().all(|&l| (12..=19).contains(&l)), "{network}");
+        }
+    }
+
+    #[test]
+    fn only_unionpay_skips_luhn() {
+        let without: Vec<_> = CardNetwork::ALL
+            .into_iter()
+            .filter(|n| !n.spec().luhn)
+            .collect();
+        assert_eq!(without, [CardNetwork::UnionPay]);
+    }
+
+    #[test]
+    fn maps_bin_table_brands() {
+        assert_eq!(
+            CardNetwork::from_brand("CHINA UNION PAY"),
+            Some(CardNetwork::UnionPay)
+        );
+        assert_eq!(CardNetwork::from_brand("NSPK MIR"), Some(CardNetwork::Mir));
+        assert_eq!(
+            CardNetwork::from_brand("visa/dankort"),
+            Some(CardNetwork::Visa)
+        );
+        assert_eq!(
+            CardNetwork::from_brand("TARJETA NARANJA"),
+            Some(CardNetwork::Naranja)
+        );
+        assert_eq!(CardNetwork::from_brand("PRIVATE LABEL"), None);
+        assert_eq!(CardNetwork::from_brand(""), None);
+    }
+
+    #[test]
+    fn network_set_keeps_declaration_order() {
+        let set: NetworkSet = [CardNetwork::Elo, CardNetwork::Visa].into_iter().collect();
+        assert_eq!(set.len(), 2);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [CardNetwork::Visa, CardNetwork::Elo]
+        );
+    }
+}

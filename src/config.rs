@@ -1,0 +1,168 @@
+//! Configuration: command-line flags with environment-variable twins, parsed once into a
+//! validated [`Config`]. Anything wrong stops the process before it binds a port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::bins::DataSource;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
+
+/// The command line. Every flag can also be set by the environment variable shown in `--help`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "card-lookup",
+    version,
+    about = "gRPC service that validates card numbers, finds their issuer by BIN and masks them"
+)]
+pub struct Args {
+    /// Address the gRPC service listens on.
+    #[arg(long, env = "CARD_LOOKUP_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Address of the Prometheus endpoint (GET /metrics).
+    #[arg(long, env = "CARD_LOOKUP_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: SocketAddr,
+
+    /// BIN table in the bin-list-data CSV format (optionally gzip-compressed), loaded on top of
+    /// the embedded data: its entries win for the same BIN. Repeat the flag (or separate paths
+    /// with commas in the variable) for several files; later files win over earlier ones.
+    #[arg(long, env = "CARD_LOOKUP_BIN_DATA", value_delimiter = ',')]
+    pub bin_data: Vec<PathBuf>,
+
+    /// Latency objective for the 99th percentile, in milliseconds. Exported as a gauge and used
+    /// as a histogram bucket boundary, so dashboards and alerts can compare against it.
+    #[arg(long, env = "CARD_LOOKUP_P99_TARGET_MS", default_value_t = 5.0)]
+    pub p99_target_ms: f64,
+
+    /// Log line format.
+    #[arg(long, env = "CARD_LOOKUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Configuration that has passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    /// The BIN tables to load, in order: the embedded default first.
+    pub data_sources: Vec<DataSource>,
+    pub p99_target: Duration,
+    pub log_format: LogFormat,
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--p99-target-ms must be a number of milliseconds above 0 and at most 60000")]
+    P99Target,
+    #[error("--listen and --metrics-listen must differ (both are {0})")]
+    SameAddress(SocketAddr),
+    #[error("--bin-data {0}: no such file")]
+    MissingDataFile(PathBuf),
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, Self::Error> {
+        if !(args.p99_target_ms > 0.0 && args.p99_target_ms <= 60_000.0) {
+            return Err(ConfigError::P99Target);
+        }
+        if args.listen == args.metrics_listen && args.listen.port() != 0 {
+            return Err(ConfigError::SameAddress(args.listen));
+        }
+        if let Some(missing) = args.bin_data.iter().find(|path| !path.is_file()) {
+            return Err(ConfigError::MissingDataFile(missing.clone()));
+        }
+        let data_sources = std::iter::once(DataSource::Embedded)
+            .chain(args.bin_data.into_iter().map(DataSource::File))
+            .collect();
+        Ok(Self {
+            listen: args.listen,
+            metrics_listen: args.metrics_listen,
+            data_sources,
+            p99_target: Duration::from_secs_f64(args.p99_target_ms / 1000.0),
+            log_format: args.log_format,
+        })
+    }
+}
+
+impl Default for Config {
+    /// The defaults of the command line: loopback ports 50051 and 9090, embedded data only.
+    fn default() -> Self {
+        Args::parse_from(["card-lookup"])
+            .try_into()
+            .expect("the default flags are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(flags: &[&str]) -> Result<Config, ConfigError> {
+        let args = Args::try_parse_from(std::iter::once("card-lookup").chain(flags.iter().copied()))
+            .expect("flags parse");
+        Config::try_from(args)
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::default();
+        assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(config.metrics_listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(config.p99_target, Duration::from_millis(5));
+        assert_eq!(config.data_sources, [DataSource::Embedded]);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_flag_name() {
+        for bad in ["0", "-1", "NaN", "60001"] {
+            let err = config(&[&format!("--p99-target-ms={bad}")]).unwrap_err();
+            assert_eq!(err, ConfigError::P99Target);
+            assert!(err.to_string().contains("--p99-target-ms"));
+        }
+        let err = config(&["--listen", "127.0.0.1:7000", "--metrics-listen", "127.0.0.1:7000"]);
+        assert!(matches!(err, Err(ConfigError::SameAddress(_))));
+        let err = config(&["--bin-data", "/nonexistent.csv"]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent.csv"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_flags_are_refused_by_clap() {
+        assert!(Args::try_parse_from(["card-lookup", "--listen", "nowhere"]).is_err());
+        assert!(Args::try_parse_from(["card-lookup", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn data_files_follow_the_embedded_table_in_order() {
+        let dir = std::env::temp_dir();
+        let a = dir.join(format!("card-lookup-config-a-{}.csv", std::process::id()));
+        let b = dir.join(format!("card-lookup-config-b-{}.csv", std::process::id()));
+        std::fs::write(&a, "").unwrap();
+        std::fs::write(&b, "").unwrap();
+        let joined = format!("{},{}", a.display(), b.display());
+        let config = config(&["--bin-data", &joined]).unwrap();
+        assert_eq!(
+            config.data_sources,
+            [
+                DataSource::Embedded,
+                DataSource::File(a.clone()),
+                DataSource::File(b.clone())
+            ]
+        );
+        std::fs::remove_file(a).unwrap();
+        std::fs::remove_file(b).unwrap();
+    }
+}

@@ -1,0 +1,120 @@
+//! Domain values to proto messages.
+
+use crate::bins::{BinMatch, CardType};
+use crate::card::{self, Failure, Validation};
+use crate::proto::cardlookup::v1 as pb;
+
+pub(super) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
+    use card::CardNetwork as N;
+    match network {
+        None => pb::CardNetwork::Unspecified,
+        Some(N::Visa) => pb::CardNetwork::Visa,
+        Some(N::Mastercard) => pb::CardNetwork::Mastercard,
+        Some(N::AmericanExpress) => pb::CardNetwork::AmericanExpress,
+        Some(N::Discover) => pb::CardNetwork::Discover,
+        Some(N::DinersClub) => pb::CardNetwork::DinersClub,
+        Some(N::Jcb) => pb::CardNetwork::Jcb,
+        Some(N::UnionPay) => pb::CardNetwork::Unionpay,
+        Some(N::Maestro) => pb::CardNetwork::Maestro,
+        Some(N::Mir) => pb::CardNetwork::Mir,
+        Some(N::Elo) => pb::CardNetwork::Elo,
+        Some(N::Hipercard) => pb::CardNetwork::Hipercard,
+        Some(N::Hiper) => pb::CardNetwork::Hiper,
+        Some(N::Troy) => pb::CardNetwork::Troy,
+        Some(N::Verve) => pb::CardNetwork::Verve,
+        Some(N::RuPay) => pb::CardNetwork::Rupay,
+        Some(N::Naranja) => pb::CardNetwork::Naranja,
+    }
+}
+
+fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
+    match failure {
+        None => pb::ValidationFailure::Unspecified,
+        Some(Failure::Empty) => pb::ValidationFailure::Empty,
+        Some(Failure::NonDigit) => pb::ValidationFailure::NonDigit,
+        Some(Failure::TooShort) => pb::ValidationFailure::TooShort,
+        Some(Failure::TooLong) => pb::ValidationFailure::TooLong,
+        Some(Failure::LengthInvalidForNetwork) => pb::ValidationFailure::LengthInvalidForNetwork,
+        Some(Failure::LuhnFailed) => pb::ValidationFailure::LuhnFailed,
+        Some(Failure::UnknownNetwork) => pb::ValidationFailure::UnknownNetwork,
+    }
+}
+
+pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
+    let spec = v.network.map(card::CardNetwork::spec);
+    pb::ValidateResponse {
+        valid: v.valid,
+        luhn_valid: v.luhn_valid,
+        length_valid: v.length_valid,
+        network: network(v.network).into(),
+        failure: failure(v.failure).into(),
+        potentially_valid: v.potentially_valid,
+        masked_number: v.masked,
+        candidate_networks: v
+            .candidates
+            .iter()
+            .map(|n| network(Some(n)).into())
+            .collect(),
+        luhn_required: spec.is_some_and(|s| s.luhn),
+        network_lengths: spec
+            .map(|s| s.lengths.iter().map(|&l| u32::from(l)).collect())
+            .unwrap_or_default(),
+        digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
+        failure_message: v.failure.map(Failure::message).unwrap_or_default().to_owned(),
+    }
+}
+
+/// A LookupBin answer; `iin_network` fills the network where the data names none.
+pub(super) fn bin_lookup(
+    hit: Option<BinMatch>,
+    iin_network: Option<card::CardNetwork>,
+    dataset_version: &str,
+) -> pb::LookupBinResponse {
+    let Some(BinMatch { prefix, record }) = hit else {
+        return pb::LookupBinResponse {
+            network: network(iin_network).into(),
+            dataset_version: dataset_version.to_owned(),
+            ..Default::default()
+        };
+    };
+    pb::LookupBinResponse {
+        found: true,
+        bin: prefix.to_text(),
+        network: network(record.network.or(iin_network)).into(),
+        brand: record.brand.to_string(),
+        card_type: match record.card_type {
+            None => pb::CardType::Unspecified,
+            Some(CardType::Debit) => pb::CardType::Debit,
+            Some(CardType::Credit) => pb::CardType::Credit,
+            Some(CardType::Charge) => pb::CardType::Charge,
+        }
+        .into(),
+        prepaid: match record.prepaid {
+            None => pb::PrepaidStatus::Unspecified,
+            Some(true) => pb::PrepaidStatus::Prepaid,
+            Some(false) => pb::PrepaidStatus::NotPrepaid,
+        }
+        .into(),
+        category: record.category.to_string(),
+        issuer: Some(pb::Issuer {
+            name: record.issuer.name.to_string(),
+            url: record.issuer.url.to_string(),
+            phone: record.issuer.phone.to_string(),
+        }),
+        country: record.country.map(|c| pb::Country {
+            alpha2: c.alpha2.to_owned(),
+            alpha3: c.alpha3.to_owned(),
+            numeric: c.numeric.to_owned(),
+            name: c.name.to_owned(),
+        }),
+        dataset_version: dataset_version.to_owned(),
+    }
+}
+
+pub(super) fn mask_style(style: i32) -> Option<card::MaskStyle> {
+    match pb::MaskStyle::try_from(style).ok()? {
+        pb::MaskStyle::Unspecified | pb::MaskStyle::LastFour => Some(card::MaskStyle::LastFour),
+        pb::MaskStyle::BinAndLastFour => Some(card::MaskStyle::BinAndLastFour),
+        pb::MaskStyle::All => Some(card::MaskStyle::All),
+    }
+}

@@ -1,0 +1,62 @@
+//! Request errors and their gRPC status codes. Messages name the field and the rule broken,
+//! never the value: the value may be a card number.
+
+use tonic::{Code, Status};
+
+use crate::card::mask::MIN_PAN_DIGITS;
+use crate::card::pan::MAX_DIGITS;
+use crate::card::{MaskStyleError, PanError};
+
+/// The fewest digits LookupBin accepts: a BIN is at least 6 digits.
+pub const MIN_BIN_DIGITS: usize = 6;
+
+/// Why a request cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("number: {0}")]
+    Number(#[from] PanError),
+    #[error("number: {digits} digits; LookupBin needs at least {MIN_BIN_DIGITS} (a BIN)")]
+    TooFewDigitsForBin { digits: usize },
+    #[error("number: {digits} digits; a card number has {MIN_PAN_DIGITS} to {MAX_DIGITS}")]
+    NotACardNumber { digits: usize },
+    #[error("mask_character: {0}")]
+    MaskCharacter(#[from] MaskStyleError),
+    #[error("style: {0} is not a MaskStyle value")]
+    UnknownMaskStyle(i32),
+}
+
+impl RequestError {
+    /// The gRPC status code for this error.
+    #[must_use]
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Number(_)
+            | Self::TooFewDigitsForBin { .. }
+            | Self::NotACardNumber { .. }
+            | Self::MaskCharacter(_)
+            | Self::UnknownMaskStyle(_) => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<RequestError> for Status {
+    fn from(error: RequestError) -> Self {
+        Self::new(error.code(), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::Pan;
+
+    #[test]
+    fn messages_name_the_problem_not_the_number() {
+        for input in ["4111x111111111111", "41111111111111111111111", ""] {
+            let status = Status::from(RequestError::from(Pan::parse(input).unwrap_err()));
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert!(status.message().starts_with("number: "), "{}", status.message());
+            assert!(!status.message().contains("111"), "{}", status.message());
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The gRPC services: proto in, a domain call, proto out.
+//!
+//! [`error`] is the one place where errors become `tonic::Status`; [`observe`] wraps every call
+//! with its request id, metrics and log line.
+
+pub mod card_lookup;
+mod convert;
+pub mod error;
+pub mod observe;
+
+pub use card_lookup::CardLookup;

@@ -1,0 +1,123 @@
+//! What happens around every call: a request id, metrics, and a log line.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status};
+
+use super::error::RequestError;
+use crate::card::mask::MIN_PAN_DIGITS;
+use crate::telemetry::{Method, RpcMetrics};
+
+/// The metadata key that carries the request id, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Runs `handler` on the request's message, and records the call: `grpc_server_*` metrics,
+/// a debug log line, and the request id in the response's (or error's) metadata.
+///
+/// The caller's `x-request-id` is kept when it is a short token of letters, digits, `.`, `_`
+/// and `-` (safe to log); otherwise a new one is made.
+pub fn observe<Req, Res>(
+    metrics: &RpcMetrics,
+    method: Method,
+    request: Request<Req>,
+    handler: impl FnOnce(Req) -> Result<Res, RequestError>,
+) -> Result<Response<Res>, Status> {
+    let started = Instant::now();
+    metrics.started(method);
+    let request_id = request_id(request.metadata());
+    let result = handler(request.into_inner());
+    let elapsed = started.elapsed();
+    let id_value = MetadataValue::try_from(request_id.as_str()).ok();
+    match result {
+        Ok(message) => {
+            metrics.handled(method, Code::Ok, elapsed);
+            tracing::debug!(
+                request_id,
+                method = method.name(),
+                code = "OK",
+                elapsed_us = elapsed.as_micros(),
+                "handled"
+            );
+            let mut response = Response::new(message);
+            if let Some(value) = id_value {
+                response.metadata_mut().insert(REQUEST_ID, value);
+            }
+            Ok(response)
+        }
+        Err(error) => {
+            let mut status = Status::from(error);
+            metrics.handled(method, status.code(), elapsed);
+            tracing::debug!(
+                request_id,
+                method = method.name(),
+                code = ?status.code(),
+                error = status.message(),
+                elapsed_us = elapsed.as_micros(),
+                "refused"
+            );
+            if let Some(value) = id_value {
+                status.metadata_mut().insert(REQUEST_ID, value);
+            }
+            Err(status)
+        }
+    }
+}
+
+fn request_id(metadata: &MetadataMap) -> String {
+    metadata
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_safe_token(id))
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// Short, printable, and without a run of digits long enough to be a card number: the id is
+/// logged, and a caller must not be able to put a PAN into the logs through it.
+fn is_safe_token(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && id
+            .split(|c: char| !c.is_ascii_digit())
+            .all(|digits| digits.len() < MIN_PAN_DIGITS)
+}
+
+/// A process-unique id: a random per-process prefix and a counter. Cheaper than a UUID per
+/// call, and unique across replicas with overwhelming probability.
+fn new_request_id() -> String {
+    static PROCESS: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(0u8));
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}-{sequence:x}", *PROCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_safe_caller_ids_and_replaces_others() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(REQUEST_ID, "checkout-42.a_b".parse().unwrap());
+        assert_eq!(request_id(&metadata), "checkout-42.a_b");
+
+        metadata.insert(REQUEST_ID, "has space".parse().unwrap());
+        assert_ne!(request_id(&metadata), "has space");
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        metadata.insert(REQUEST_ID, long.parse().unwrap());
+        assert_ne!(request_id(&metadata), long);
+        metadata.insert(REQUEST_ID, "id-4111111111111111".parse().unwrap());
+        assert!(!request_id(&metadata).contains("4111111111111111"));
+    }
+
+    #[test]
+    fn generated_ids_differ() {
+        assert_ne!(new_request_id(), new_request_id());
+    }
+}

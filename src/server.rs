@@ -1,0 +1,160 @@
+//! Wiring: the gRPC server (card lookup, health, reflection) and the metrics endpoint, with
+//! their limits and a graceful shutdown shared by both.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::bins::BinIndex;
+use crate::config::Config;
+use crate::grpc::CardLookup;
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
+use crate::telemetry::{self, RpcMetrics};
+
+/// The largest request message accepted. Card lookup requests are a number and a few flags,
+/// well under 100 bytes; anything near this size is not a real client and is refused before
+/// it is decoded.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024;
+/// Streams one connection may have open at once. Callers multiplex many calls on a connection;
+/// this bounds what one connection can ask of the server.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Streams a client may make the server reset with errors before the connection is closed: the
+/// guard against HTTP/2 "rapid reset" style floods (off in tonic unless set).
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Request headers are a few hundred bytes; 16 KiB leaves room for tracing metadata.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Pings idle connections so that dead peers are noticed and their resources freed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often histogram storage is compacted (the exporter leaves this to its user).
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The sockets the service answers on, bound by the caller (tests bind port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: TcpListener,
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("metrics server failed: {0}")]
+    Metrics(#[source] std::io::Error),
+}
+
+/// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
+///
+/// On shutdown, health turns NOT_SERVING first, so load balancers stop sending calls.
+///
+/// # Errors
+/// [`ServerError`] when either server fails.
+///
+/// # Panics
+/// If another metrics recorder was installed first (see [`telemetry::install_metrics`]).
+pub async fn run(
+    config: &Config,
+    index: Arc<BinIndex>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let prometheus = telemetry::install_metrics(config.p99_target);
+    telemetry::record_index(&index);
+    let metrics = Arc::new(RpcMetrics::new());
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CardLookupServiceServer<CardLookup>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptor set is valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the compiled descriptor set is valid");
+    let card_lookup = CardLookupServiceServer::new(CardLookup::new(index, metrics))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    let stop = CancellationToken::new();
+    let stopping = {
+        let stop = stop.clone();
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
+            health
+                .set_not_serving::<CardLookupServiceServer<CardLookup>>()
+                .await;
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            stop.cancel();
+        }
+    };
+    tokio::spawn(stopping);
+    let upkeep = {
+        let prometheus = prometheus.clone();
+        let stop = stop.clone();
+        async move {
+            let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+            while stop.run_until_cancelled(interval.tick()).await.is_some() {
+                prometheus.run_upkeep();
+            }
+        }
+    };
+    tokio::spawn(upkeep);
+
+    // Our own listener is used, so TCP_NODELAY must be set here: without it small responses
+    // wait for Nagle's algorithm and latency jumps by tens of milliseconds.
+    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let grpc = Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(card_lookup)
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
+    let metrics_http = axum::serve(listeners.metrics, telemetry::metrics_app(prometheus))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+    let (grpc, metrics_http) = tokio::join!(grpc, async {
+        metrics_http.await.map_err(ServerError::Metrics)
+    });
+    stop.cancel();
+    grpc?;
+    metrics_http
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends).
+///
+/// # Panics
+/// If the signal handlers cannot be installed, which happens only outside a Tokio runtime.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

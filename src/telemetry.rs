@@ -1,0 +1,269 @@
+//! Logs (tracing) and metrics (Prometheus text exposition).
+//!
+//! gRPC metrics use the names of go-grpc-prometheus, which existing dashboards and alerts
+//! expect: `grpc_server_started_total`, `grpc_server_handled_total` and the
+//! `grpc_server_handling_seconds` histogram, labelled `grpc_type`, `grpc_service`,
+//! `grpc_method` (and `grpc_code` once handled). Handles are created once and cached, so
+//! recording a call costs a few atomic operations and no lookup by name.
+//! Labels never hold request data: card numbers cannot reach a metric.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::bins::BinIndex;
+use crate::config::LogFormat;
+
+/// The gRPC service name, as metrics label it.
+pub const SERVICE_NAME: &str = "cardlookup.v1.CardLookupService";
+const HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
+
+/// Histogram bucket boundaries in seconds: fine steps from 50 microseconds, so a P99 far below
+/// the target is still resolved, up to 10 s.
+const BASE_BUCKETS: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
+];
+
+/// Starts logging to standard output. `RUST_LOG` filters (default `info`). Calling it again,
+/// as tests do, keeps the first subscriber.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The bucket boundaries for a P99 target: the base buckets with the target added.
+#[must_use]
+pub fn latency_buckets(p99_target: Duration) -> Vec<f64> {
+    let mut buckets = BASE_BUCKETS.to_vec();
+    buckets.push(p99_target.as_secs_f64());
+    buckets.sort_by(f64::total_cmp);
+    buckets.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    buckets
+}
+
+/// Installs the process-wide Prometheus recorder, once; later calls return the same handle
+/// (with the buckets of the first call's target).
+///
+/// # Panics
+/// If another metrics recorder was installed by someone else first.
+pub fn install_metrics(p99_target: Duration) -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(HANDLING_SECONDS.to_owned()),
+                    &latency_buckets(p99_target),
+                )
+                .expect("the bucket list is not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            gauge!("cardlookup_latency_p99_target_seconds").set(p99_target.as_secs_f64());
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!("grpc_server_started_total", "RPCs started on the server.");
+    describe_counter!(
+        "grpc_server_handled_total",
+        "RPCs completed on the server, by gRPC status code."
+    );
+    describe_histogram!(
+        HANDLING_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from receiving a request to sending its response, by gRPC status code."
+    );
+    describe_gauge!(
+        "cardlookup_latency_p99_target_seconds",
+        metrics::Unit::Seconds,
+        "The configured 99th-percentile latency objective (--p99-target-ms)."
+    );
+    describe_gauge!("cardlookup_bin_index_entries", "BIN prefixes in the live index.");
+    describe_gauge!(
+        "cardlookup_data_info",
+        "Always 1; the version label is the content hash of the BIN data being served."
+    );
+    describe_counter!(
+        "cardlookup_bin_lookups_total",
+        "LookupBin answers, by whether the BIN data had the BIN."
+    );
+}
+
+/// Publishes the size and version of the index being served.
+#[allow(clippy::cast_precision_loss)] // exact below 2^52 entries
+pub fn record_index(index: &BinIndex) {
+    gauge!("cardlookup_bin_index_entries").set(index.len() as f64);
+    gauge!("cardlookup_data_info", "version" => index.version().to_owned()).set(1.0);
+}
+
+/// The RPCs of the service, as metrics and logs name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Validate,
+    LookupBin,
+    MaskCard,
+}
+
+impl Method {
+    const ALL: [Self; 3] = [Self::Validate, Self::LookupBin, Self::MaskCard];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Validate => "Validate",
+            Self::LookupBin => "LookupBin",
+            Self::MaskCard => "MaskCard",
+        }
+    }
+}
+
+/// gRPC status codes run from 0 (OK) to 16 (UNAUTHENTICATED).
+const CODES: usize = 17;
+
+#[derive(Debug)]
+struct MethodMetrics {
+    started: Counter,
+    /// Per status code, created on first use so that unused codes make no series.
+    handled: [OnceLock<(Counter, Histogram)>; CODES],
+}
+
+/// Cached metric handles for the service's RPCs.
+#[derive(Debug)]
+pub struct RpcMetrics {
+    methods: [MethodMetrics; 3],
+    bin_found: Counter,
+    bin_not_found: Counter,
+}
+
+impl Default for RpcMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RpcMetrics {
+    /// Creates the handles; install the recorder first ([`install_metrics`]).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            methods: Method::ALL.map(|method| MethodMetrics {
+                started: counter!("grpc_server_started_total", &labels(method)),
+                handled: std::array::from_fn(|_| OnceLock::new()),
+            }),
+            bin_found: counter!("cardlookup_bin_lookups_total", "result" => "found"),
+            bin_not_found: counter!("cardlookup_bin_lookups_total", "result" => "not_found"),
+        }
+    }
+
+    pub fn started(&self, method: Method) {
+        self.methods[method as usize].started.increment(1);
+    }
+
+    pub fn handled(&self, method: Method, code: tonic::Code, elapsed: Duration) {
+        let index = (code as usize).min(CODES - 1);
+        let (handled, seconds) = self.methods[method as usize].handled[index].get_or_init(|| {
+            let mut labels = labels(method).to_vec();
+            labels.push(("grpc_code", code_name(code)));
+            (
+                counter!("grpc_server_handled_total", &labels),
+                histogram!(HANDLING_SECONDS, &labels),
+            )
+        });
+        handled.increment(1);
+        seconds.record(elapsed.as_secs_f64());
+    }
+
+    pub fn bin_lookup(&self, found: bool) {
+        if found {
+            self.bin_found.increment(1);
+        } else {
+            self.bin_not_found.increment(1);
+        }
+    }
+}
+
+fn labels(method: Method) -> [(&'static str, &'static str); 3] {
+    [
+        ("grpc_type", "unary"),
+        ("grpc_service", SERVICE_NAME),
+        ("grpc_method", method.name()),
+    ]
+}
+
+/// The status code as go-grpc-prometheus spells it in `grpc_code`.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The HTTP app that serves `GET /metrics` in the Prometheus text format.
+pub fn metrics_app(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::float_cmp)] // the boundaries are the literals themselves
+    fn buckets_include_the_target_and_resolve_below_it() {
+        let buckets = latency_buckets(Duration::from_micros(4_200));
+        assert!(buckets.contains(&0.0042));
+        assert_eq!(buckets[0], 0.000_05);
+        assert!(buckets.windows(2).all(|w| w[0] < w[1]));
+        assert!(buckets.iter().filter(|&&b| b < 0.0042).count() >= 8);
+        // A target already on the list is not repeated.
+        assert_eq!(latency_buckets(Duration::from_millis(5)).len(), BASE_BUCKETS.len());
+    }
+
+    #[test]
+    fn code_names_follow_go_grpc_prometheus() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "InvalidArgument");
+        assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
+    }
+}
