@@ -31,7 +31,11 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Address of the Prometheus endpoint (GET /metrics).
-    #[arg(long, env = "CARD_LOOKUP_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     pub metrics_listen: SocketAddr,
 
     /// BIN table in the bin-list-data CSV format (optionally gzip-compressed), loaded on top of
@@ -48,6 +52,11 @@ pub struct Args {
     /// Log line format.
     #[arg(long, env = "CARD_LOOKUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// On SIGTERM or SIGINT, how long in-flight calls may take to finish before the process
+    /// exits anyway ("10s", "500ms", "1m").
+    #[arg(long, env = "CARD_LOOKUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -59,6 +68,7 @@ pub struct Config {
     pub data_sources: Vec<DataSource>,
     pub p99_target: Duration,
     pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -94,6 +104,7 @@ impl TryFrom<Args> for Config {
             data_sources,
             p99_target: Duration::from_secs_f64(args.p99_target_ms / 1000.0),
             log_format: args.log_format,
+            shutdown_grace: args.shutdown_grace,
         })
     }
 }
@@ -112,8 +123,9 @@ mod tests {
     use super::*;
 
     fn config(flags: &[&str]) -> Result<Config, ConfigError> {
-        let args = Args::try_parse_from(std::iter::once("card-lookup").chain(flags.iter().copied()))
-            .expect("flags parse");
+        let args =
+            Args::try_parse_from(std::iter::once("card-lookup").chain(flags.iter().copied()))
+                .expect("flags parse");
         Config::try_from(args)
     }
 
@@ -124,6 +136,12 @@ mod tests {
         assert_eq!(config.metrics_listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(config.p99_target, Duration::from_millis(5));
         assert_eq!(config.data_sources, [DataSource::Embedded]);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        let config = super::Config::try_from(
+            Args::try_parse_from(["card-lookup", "--shutdown-grace", "750ms"]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.shutdown_grace, Duration::from_millis(750));
     }
 
     #[test]
@@ -133,7 +151,12 @@ mod tests {
             assert_eq!(err, ConfigError::P99Target);
             assert!(err.to_string().contains("--p99-target-ms"));
         }
-        let err = config(&["--listen", "127.0.0.1:7000", "--metrics-listen", "127.0.0.1:7000"]);
+        let err = config(&[
+            "--listen",
+            "127.0.0.1:7000",
+            "--metrics-listen",
+            "127.0.0.1:7000",
+        ]);
         assert!(matches!(err, Err(ConfigError::SameAddress(_))));
         let err = config(&["--bin-data", "/nonexistent.csv"]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.csv"), "{err}");
@@ -143,6 +166,7 @@ mod tests {
     fn unparsable_flags_are_refused_by_clap() {
         assert!(Args::try_parse_from(["card-lookup", "--listen", "nowhere"]).is_err());
         assert!(Args::try_parse_from(["card-lookup", "--log-format", "xml"]).is_err());
+        assert!(Args::try_parse_from(["card-lookup", "--shutdown-grace", "soon"]).is_err());
     }
 
     #[test]

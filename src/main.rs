@@ -39,7 +39,8 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let index = load_index(&config.data_sources).map_err(|e| format!("cannot load BIN data: {e}"))?;
+    let index =
+        load_index(&config.data_sources).map_err(|e| format!("cannot load BIN data: {e}"))?;
     tracing::info!(
         bins = index.len(),
         version = index.version(),
@@ -56,12 +57,23 @@ async fn serve(config: Config) -> Result<(), String> {
         grpc: bind(config.listen).await?,
         metrics: bind(config.metrics_listen).await?,
     };
+    let local = |listener: &TcpListener| {
+        listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound address: {e}"))
+    };
+    // The bound addresses, not the configured ones: port 0 picks a free port.
     tracing::info!(
         "serving gRPC on {}, metrics on http://{}/metrics",
-        config.listen,
-        config.metrics_listen
+        local(&listeners.grpc)?,
+        local(&listeners.metrics)?
     );
-    server::run(&config, Arc::new(index), listeners, server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    server::run(
+        &config,
+        Arc::new(index),
+        listeners,
+        server::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

@@ -53,7 +53,9 @@ pub enum ServerError {
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
 ///
-/// On shutdown, health turns NOT_SERVING first, so load balancers stop sending calls.
+/// On shutdown, health turns NOT_SERVING first, so load balancers stop sending calls; new
+/// connections are refused; calls in flight get `config.shutdown_grace` to finish, after which
+/// `run` returns anyway (a client that never closes its connection cannot hold the process).
 ///
 /// # Errors
 /// [`ServerError`] when either server fails.
@@ -97,7 +99,9 @@ pub async fn run(
             health
                 .set_not_serving::<CardLookupServiceServer<CardLookup>>()
                 .await;
-            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             stop.cancel();
         }
     };
@@ -131,12 +135,30 @@ pub async fn run(
     let metrics_http = axum::serve(listeners.metrics, telemetry::metrics_app(prometheus))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
-    let (grpc, metrics_http) = tokio::join!(grpc, async {
-        metrics_http.await.map_err(ServerError::Metrics)
-    });
-    stop.cancel();
-    grpc?;
-    metrics_http
+    let servers = async {
+        let (grpc, metrics_http) = tokio::join!(grpc, async {
+            metrics_http.await.map_err(ServerError::Metrics)
+        });
+        grpc?;
+        metrics_http
+    };
+    let grace_elapsed = async {
+        stop.cancelled().await;
+        tokio::time::sleep(config.shutdown_grace).await;
+    };
+    tokio::select! {
+        result = servers => {
+            stop.cancel();
+            result
+        }
+        () = grace_elapsed => {
+            tracing::warn!(
+                grace = ?config.shutdown_grace,
+                "shutdown grace period over; closing the connections still open"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends).

@@ -7,10 +7,14 @@
 //! recording a call costs a few atomic operations and no lookup by name.
 //! Labels never hold request data: card numbers cannot reach a metric.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -32,7 +36,9 @@ const BASE_BUCKETS: [f64; 18] = [
 /// as tests do, keeps the first subscriber.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -89,7 +95,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "The configured 99th-percentile latency objective (--p99-target-ms)."
     );
-    describe_gauge!("cardlookup_bin_index_entries", "BIN prefixes in the live index.");
+    describe_gauge!(
+        "cardlookup_bin_index_entries",
+        "BIN prefixes in the live index."
+    );
     describe_gauge!(
         "cardlookup_data_info",
         "Always 1; the version label is the content hash of the BIN data being served."
@@ -257,7 +266,10 @@ mod tests {
         assert!(buckets.windows(2).all(|w| w[0] < w[1]));
         assert!(buckets.iter().filter(|&&b| b < 0.0042).count() >= 8);
         // A target already on the list is not repeated.
-        assert_eq!(latency_buckets(Duration::from_millis(5)).len(), BASE_BUCKETS.len());
+        assert_eq!(
+            latency_buckets(Duration::from_millis(5)).len(),
+            BASE_BUCKETS.len()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! default data uses:
 //! `BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 
 use crate::card::CardNetwork;
 
@@ -56,6 +56,10 @@ pub enum ParseError {
 /// [`ParseError`] at the first bad header or row: the caller must then drop the builder,
 /// so that nothing of a bad table is ever served.
 pub fn parse(input: impl Read, builder: &mut IndexBuilder) -> Result<u64, ParseError> {
+    let mut input = BufReader::new(input);
+    // The csv crate reports the line of each record one too low when lines end in CRLF (it
+    // counts the record's start before the LF of the line above); correct for that.
+    let line_offset = u64::from(first_line_ends_in_crlf(&mut input).map_err(ParseError::Read)?);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -68,7 +72,7 @@ pub fn parse(input: impl Read, builder: &mut IndexBuilder) -> Result<u64, ParseE
     let mut row = csv::StringRecord::new();
     let mut rows = 0;
     loop {
-        let line = reader.position().line();
+        let line = reader.position().line() + line_offset;
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {}
@@ -83,13 +87,21 @@ pub fn parse(input: impl Read, builder: &mut IndexBuilder) -> Result<u64, ParseE
             }
         }
         let (prefix, record) = parse_row(&row, builder).map_err(|reason| ParseError::Row {
-            line: row.position().map_or(line, csv::Position::line),
+            line: row.position().map_or(line, |p| p.line() + line_offset),
             reason,
         })?;
         builder.insert(prefix, record);
         rows += 1;
     }
     Ok(rows)
+}
+
+fn first_line_ends_in_crlf(input: &mut impl BufRead) -> std::io::Result<bool> {
+    let buffer = input.fill_buf()?;
+    Ok(buffer
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|lf| lf > 0 && buffer[lf - 1] == b'\r'))
 }
 
 fn csv_error(err: csv::Error) -> ParseError {
@@ -167,13 +179,16 @@ BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryNa
         let mut builder = IndexBuilder::default();
         assert_eq!(parse(TABLE.as_bytes(), &mut builder).unwrap(), 2);
         let index = builder.build("t".into());
-        let visa = index.longest_match(&digits("4111111111111111")).unwrap().record;
+        let visa = index
+            .longest_match(&digits("4111111111111111"))
+            .unwrap()
+            .record;
         assert_eq!(visa.network, Some(CardNetwork::Visa));
         assert_eq!(visa.card_type, Some(CardType::Debit));
         assert_eq!(visa.prepaid, Some(true));
         assert_eq!(&*visa.issuer.name, "BANK, N.A.");
         assert_eq!(&*visa.issuer.url, "https://bank.example");
-        assert_eq!(visa.country.unwrap().numeric, "840");
+        assert_eq!(visa.country.unwrap().numeric, Some(840));
         let cup = index.longest_match(&digits("622848")).unwrap().record;
         assert_eq!(cup.network, Some(CardNetwork::UnionPay));
         assert_eq!(cup.prepaid, None);
@@ -181,7 +196,10 @@ BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryNa
 
     #[track_caller]
     fn row_error(row: &str) -> (u64, RowError) {
-        let table = format!("{}\n411111,VISA,DEBIT,,,,,US,USA,X\n{row}\n", HEADER.join(","));
+        let table = format!(
+            "{}\n411111,VISA,DEBIT,,,,,US,USA,X\n{row}\n",
+            HEADER.join(",")
+        );
         match parse(table.as_bytes(), &mut IndexBuilder::default()) {
             Err(ParseError::Row { line, reason }) => (line, reason),
             other => panic!("expected a row error, got {other:?}"),
@@ -198,14 +216,38 @@ BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryNa
             row_error("411,VISA,DEBIT,,,,,US,USA,X"),
             (3, RowError::Bin(PrefixError::Length(3)))
         );
-        assert_eq!(row_error("411112,VISA,GOLD,,,,,US,USA,X"), (3, RowError::CardType));
-        assert_eq!(row_error("411112,VISA,DEBIT,,,,,QQ,USA,X"), (3, RowError::Country));
-        assert_eq!(row_error("411112,VISA"), (3, RowError::Columns { found: 2 }));
+        assert_eq!(
+            row_error("411112,VISA,GOLD,,,,,US,USA,X"),
+            (3, RowError::CardType)
+        );
+        assert_eq!(
+            row_error("411112,VISA,DEBIT,,,,,QQ,USA,X"),
+            (3, RowError::Country)
+        );
+        assert_eq!(
+            row_error("411112,VISA"),
+            (3, RowError::Columns { found: 2 })
+        );
+    }
+
+    #[test]
+    fn line_numbers_are_right_with_crlf_line_ends() {
+        let table = format!(
+            "{}\r\n411111,VISA,DEBIT,,,,,US,USA,X\r\n411112,VISA,DEBIT,,,,,QQ,USA,X\r\n",
+            HEADER.join(",")
+        );
+        match parse(table.as_bytes(), &mut IndexBuilder::default()) {
+            Err(ParseError::Row { line, .. }) => assert_eq!(line, 3),
+            other => panic!("expected a row error, got {other:?}"),
+        }
     }
 
     #[test]
     fn rejects_another_header() {
-        let err = parse("iin_start,iin_end\n1,2\n".as_bytes(), &mut IndexBuilder::default());
+        let err = parse(
+            "iin_start,iin_end\n1,2\n".as_bytes(),
+            &mut IndexBuilder::default(),
+        );
         assert!(matches!(err, Err(ParseError::Header)), "{err:?}");
     }
 

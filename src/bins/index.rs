@@ -52,9 +52,7 @@ impl Prefix {
         Self {
             // At most MAX_PREFIX_DIGITS, so it fits in a u8.
             len: digits.len() as u8,
-            value: digits
-                .iter()
-                .fold(0, |value, &d| value * 10 + u64::from(d)),
+            value: digits.iter().fold(0, |value, &d| value * 10 + u64::from(d)),
         }
     }
 

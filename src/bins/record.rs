@@ -27,22 +27,43 @@ pub struct Issuer {
 pub struct Country {
     pub alpha2: &'static str,
     pub alpha3: &'static str,
-    /// Three digits with leading zeros.
-    pub numeric: &'static str,
+    /// None for Kosovo, which has no ISO numeric code.
+    pub numeric: Option<u16>,
+    /// The ISO English short name.
     pub name: &'static str,
 }
 
+/// Kosovo is not in ISO 3166-1, but card networks, SWIFT and the EU use the user-assigned code
+/// XK for it, and real BIN tables (the embedded one included) carry it.
+const KOSOVO: Country = Country {
+    alpha2: "XK",
+    alpha3: "XKX",
+    numeric: None,
+    name: "Kosovo",
+};
+
 impl Country {
-    /// The country with this two-letter code, if ISO 3166-1 has one.
+    /// The country with this two-letter code (either case), if ISO 3166-1 has one (or it is
+    /// XK, Kosovo).
     #[must_use]
     pub fn from_alpha2(code: &str) -> Option<Self> {
-        let country = celes::Country::from_alpha2(code).ok()?;
+        let code = code.to_ascii_uppercase();
+        if code == KOSOVO.alpha2 {
+            return Some(KOSOVO);
+        }
+        let country = rust_iso3166::from_alpha2(&code)?;
         Some(Self {
             alpha2: country.alpha2,
             alpha3: country.alpha3,
-            numeric: country.code,
-            name: country.long_name,
+            numeric: Some(country.numeric),
+            name: country.name,
         })
+    }
+
+    /// The numeric code as ISO writes it, three digits with leading zeros; empty if none.
+    #[must_use]
+    pub fn numeric_text(self) -> String {
+        self.numeric.map(|n| format!("{n:03}")).unwrap_or_default()
     }
 }
 
@@ -103,10 +124,13 @@ mod tests {
     #[test]
     fn countries_come_from_iso_3166() {
         let us = Country::from_alpha2("US").unwrap();
-        assert_eq!((us.alpha3, us.numeric), ("USA", "840"));
-        let at = Country::from_alpha2("AT").unwrap();
-        assert_eq!(at.numeric, "040");
+        assert_eq!((us.alpha3, us.numeric), ("USA", Some(840)));
+        let at = Country::from_alpha2("at").unwrap();
+        assert_eq!(at.numeric_text(), "040");
+        assert_eq!(at.name, "Austria");
         assert_eq!(Country::from_alpha2("XX"), None);
+        let kosovo = Country::from_alpha2("XK").unwrap();
+        assert_eq!((kosovo.alpha3, kosovo.numeric_text().as_str()), ("XKX", ""));
         assert_eq!(Country::from_alpha2(""), None);
     }
 

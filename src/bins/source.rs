@@ -127,6 +127,9 @@ mod tests {
     #[test]
     fn a_missing_file_is_named_in_the_error() {
         let err = load_index(&[DataSource::File("/nonexistent/bins.csv".into())]).unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/bins.csv: "), "{err}");
+        assert!(
+            err.to_string().starts_with("/nonexistent/bins.csv: "),
+            "{err}"
+        );
     }
 }

@@ -267,7 +267,12 @@ mod tests {
         for &(network, first, last) in IIN_RANGES {
             assert_eq!(first.len(), last.len(), "{network}: {first}-{last}");
             assert!(first.len() <= MAX_IIN_DIGITS, "{network}: {first}");
-            assert!(first.bytes().chain(last.bytes()).all(|b| b.is_ascii_digit()));
+            assert!(
+                first
+                    .bytes()
+                    .chain(last.bytes())
+                    .all(|b| b.is_ascii_digit())
+            );
             assert!(first <= last, "{network}: {first}-{last}");
         }
     }

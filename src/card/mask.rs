@@ -66,7 +66,12 @@ impl MaskOptions {
 /// `network` chooses the grouping; `bin_len` is the length of the BIN that matched in the BIN
 /// data (0 when none did), which decides whether 8 leading digits may show.
 #[must_use]
-pub fn mask(pan: &Pan, network: Option<CardNetwork>, bin_len: usize, options: &MaskOptions) -> String {
+pub fn mask(
+    pan: &Pan,
+    network: Option<CardNetwork>,
+    bin_len: usize,
+    options: &MaskOptions,
+) -> String {
     let digits = pan.digits();
     let len = digits.len();
     let (mut leading, trailing) = match options.style {
@@ -124,32 +129,65 @@ mod tests {
     #[test]
     fn styles() {
         use MaskStyle::*;
-        assert_eq!(masked("4111111111111111", LastFour, 6, false), "************1111");
-        assert_eq!(masked("4111111111111111", BinAndLastFour, 6, false), "411111******1111");
-        assert_eq!(masked("4111111111111111", All, 6, false), "****************");
+        assert_eq!(
+            masked("4111111111111111", LastFour, 6, false),
+            "************1111"
+        );
+        assert_eq!(
+            masked("4111111111111111", BinAndLastFour, 6, false),
+            "411111******1111"
+        );
+        assert_eq!(
+            masked("4111111111111111", All, 6, false),
+            "****************"
+        );
     }
 
     #[test]
     fn eight_leading_digits_only_for_eight_digit_bins_on_long_numbers() {
         use MaskStyle::BinAndLastFour;
-        assert_eq!(masked("4111111111111111", BinAndLastFour, 8, false), "41111111****1111");
-        assert_eq!(masked("378282246310005", BinAndLastFour, 8, false), "378282*****0005");
+        assert_eq!(
+            masked("4111111111111111", BinAndLastFour, 8, false),
+            "41111111****1111"
+        );
+        assert_eq!(
+            masked("378282246310005", BinAndLastFour, 8, false),
+            "378282*****0005"
+        );
     }
 
     #[test]
     fn grouping_follows_the_network() {
         use MaskStyle::*;
-        assert_eq!(masked("378282246310005", LastFour, 0, true), "**** ****** *0005");
-        assert_eq!(masked("30569309025904", BinAndLastFour, 6, true), "3056 93**** 5904");
-        assert_eq!(masked("4111111111111111", LastFour, 0, true), "**** **** **** 1111");
-        assert_eq!(masked("6212345678900000003", LastFour, 0, true), "**** **** **** ***0 003");
+        assert_eq!(
+            masked("378282246310005", LastFour, 0, true),
+            "**** ****** *0005"
+        );
+        assert_eq!(
+            masked("30569309025904", BinAndLastFour, 6, true),
+            "3056 93**** 5904"
+        );
+        assert_eq!(
+            masked("4111111111111111", LastFour, 0, true),
+            "**** **** **** 1111"
+        );
+        assert_eq!(
+            masked("6212345678900000003", LastFour, 0, true),
+            "**** **** **** ***0 003"
+        );
     }
 
     #[test]
     fn short_numbers_keep_enough_hidden() {
         use MaskStyle::*;
-        assert_eq!(masked("500000000000", BinAndLastFour, 6, false), "********0000");
-        assert_eq!(masked("4222222222222", BinAndLastFour, 6, false), "422222***2222");
+        assert_eq!(
+            masked("500000000000", BinAndLastFour, 6, false),
+            "********0000"
+        );
+        assert_eq!(
+            masked("4222222222222", BinAndLastFour, 6, false),
+            "422222***2222"
+        );
         assert_eq!(masked("41111111111", LastFour, 6, false), "***********");
     }
 

@@ -75,8 +75,13 @@ impl Validation {
 pub fn validate(input: &str) -> Validation {
     let pan = match Pan::parse(input) {
         Ok(pan) => pan,
-        // Nothing typed yet can still become a card number.
-        Err(PanError::Empty) => return Validation::rejected(Failure::Empty, true),
+        // Nothing typed yet can still become a card number of any network.
+        Err(PanError::Empty) => {
+            return Validation {
+                candidates: iin::detect(&[]).candidates,
+                ..Validation::rejected(Failure::Empty, true)
+            };
+        }
         Err(PanError::NonDigit) => return Validation::rejected(Failure::NonDigit, false),
         Err(PanError::TooLong {
             digit_count,
@@ -173,7 +178,12 @@ mod tests {
         check("4111111111111111", Some(Visa), true, true);
         check("4111-1111-1111-1111", Some(Visa), true, true);
         check("4111 1111 1111 1111", Some(Visa), true, true);
-        check("601 1 1 1  1 1 1 1   1 1 1 1 1 7", Some(Discover), true, true);
+        check(
+            "601 1 1 1  1 1 1 1   1 1 1 1 1 7",
+            Some(Discover),
+            true,
+            true,
+        );
         check("378282246310005", Some(AmericanExpress), true, true);
         check("5555555555554446", Some(Mastercard), false, false);
         check("3530111333300000", Some(Jcb), true, true);

@@ -26,7 +26,10 @@ impl CardLookup {
         Self { index, metrics }
     }
 
-    fn lookup_bin(&self, request: &pb::LookupBinRequest) -> Result<pb::LookupBinResponse, RequestError> {
+    fn lookup_bin(
+        &self,
+        request: &pb::LookupBinRequest,
+    ) -> Result<pb::LookupBinResponse, RequestError> {
         let pan = Pan::parse(&request.number)?;
         if pan.len() < MIN_BIN_DIGITS {
             return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
@@ -37,7 +40,10 @@ impl CardLookup {
         Ok(convert::bin_lookup(hit, iin_network, self.index.version()))
     }
 
-    fn mask_card(&self, request: &pb::MaskCardRequest) -> Result<pb::MaskCardResponse, RequestError> {
+    fn mask_card(
+        &self,
+        request: &pb::MaskCardRequest,
+    ) -> Result<pb::MaskCardResponse, RequestError> {
         let pan = Pan::parse(&request.number)?;
         if pan.len() < MIN_PAN_DIGITS {
             return Err(RequestError::NotACardNumber { digits: pan.len() });

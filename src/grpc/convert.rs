@@ -60,7 +60,11 @@ pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
             .map(|s| s.lengths.iter().map(|&l| u32::from(l)).collect())
             .unwrap_or_default(),
         digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
-        failure_message: v.failure.map(Failure::message).unwrap_or_default().to_owned(),
+        failure_message: v
+            .failure
+            .map(Failure::message)
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -104,7 +108,7 @@ pub(super) fn bin_lookup(
         country: record.country.map(|c| pb::Country {
             alpha2: c.alpha2.to_owned(),
             alpha3: c.alpha3.to_owned(),
-            numeric: c.numeric.to_owned(),
+            numeric: c.numeric_text(),
             name: c.name.to_owned(),
         }),
         dataset_version: dataset_version.to_owned(),

@@ -55,7 +55,11 @@ mod tests {
         for input in ["4111x111111111111", "41111111111111111111111", ""] {
             let status = Status::from(RequestError::from(Pan::parse(input).unwrap_err()));
             assert_eq!(status.code(), Code::InvalidArgument);
-            assert!(status.message().starts_with("number: "), "{}", status.message());
+            assert!(
+                status.message().starts_with("number: "),
+                "{}",
+                status.message()
+            );
             assert!(!status.message().contains("111"), "{}", status.message());
         }
     }

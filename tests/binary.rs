@@ -1,0 +1,206 @@
+//! The `card-lookup` binary as an operator runs it: start-up lines, a clean exit on SIGTERM,
+//! a clear refusal of bad configuration, and no card number in its output at any log level.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{leaked_pans, pb};
+use pb::card_lookup_service_client::CardLookupServiceClient;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
+
+/// Card numbers sent in these tests; none may appear in the output.
+const PANS: [&str; 4] = [
+    "4111111111111111",
+    "5555 5555 5555 4444",
+    "3782-822463-10005",
+    "6212345678900000004",
+];
+
+struct Running {
+    child: Child,
+    grpc: SocketAddr,
+    startup: Vec<String>,
+    /// Drains the rest of standard output and standard error until the process exits.
+    rest: Vec<std::thread::JoinHandle<String>>,
+}
+
+fn drain(stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stream).read_to_string(&mut text);
+        text
+    })
+}
+
+/// Starts the binary on free ports and reads its log until it says where it serves.
+fn start(log_format: &str) -> Running {
+    let mut child = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--log-format", log_format])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let mut output = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let grpc = loop {
+        assert!(Instant::now() < deadline, "no start-up line: {output:#?}");
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).unwrap();
+        assert!(read > 0, "the server exited early: {output:#?}");
+        output.push(line.clone());
+        if let Some(rest) = line.split("serving gRPC on ").nth(1) {
+            let addr = rest.split(',').next().unwrap().trim();
+            break addr.parse().expect("a socket address");
+        }
+    };
+    Running {
+        child,
+        grpc,
+        startup: output,
+        rest: vec![drain(stdout), stderr],
+    }
+}
+
+async fn call_every_rpc(grpc: SocketAddr) {
+    let mut client = CardLookupServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    for pan in PANS {
+        let number = pan.to_owned();
+        let valid = client
+            .validate(pb::ValidateRequest {
+                number: number.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(valid.valid, "{valid:?}");
+        client
+            .lookup_bin(pb::LookupBinRequest {
+                number: number.clone(),
+            })
+            .await
+            .unwrap();
+        client
+            .mask_card(pb::MaskCardRequest {
+                number: number.clone(),
+                style: pb::MaskStyle::BinAndLastFour.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Refused calls too: their errors are logged.
+        let _ = client
+            .mask_card(pb::MaskCardRequest {
+                number: format!("{number}x"),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+    }
+}
+
+/// Sends SIGTERM and returns the exit status and everything the process printed.
+fn terminate(mut running: Running) -> (std::process::ExitStatus, String) {
+    let pid = running.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = running.startup.concat();
+    for rest in running.rest {
+        output.push_str(&rest.join().unwrap());
+    }
+    (status, output)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
+    for format in ["text", "json"] {
+        let running = start(format);
+        let startup = running.startup.concat();
+        assert!(startup.contains("loaded 327012 BINs"), "{startup}");
+        call_every_rpc(running.grpc).await;
+        let (status, output) = terminate(running);
+        assert!(status.success(), "{format}: exit {status:?}\n{output}");
+        let leaked = leaked_pans(&output, &PANS);
+        assert!(
+            leaked.is_empty(),
+            "{format} log shows {} card numbers",
+            leaked.len()
+        );
+    }
+}
+
+#[test]
+fn the_leak_check_finds_a_number_in_any_format() {
+    assert_eq!(
+        leaked_pans("card=5555555555554444 ok", &PANS),
+        ["5555 5555 5555 4444"]
+    );
+    assert!(leaked_pans("card=555555******4444", &PANS).is_empty());
+}
+
+#[test]
+fn bad_configuration_exits_at_once_with_a_clear_message() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--p99-target-ms", "0"], "--p99-target-ms"),
+        (
+            &["--bin-data", "/nonexistent/bins.csv"],
+            "/nonexistent/bins.csv",
+        ),
+        (&["--listen", "not-an-address"], "--listen"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(BINARY).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_data_file_stops_start_up_with_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("card-lookup-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.csv");
+    std::fs::write(
+        &path,
+        "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
+         411111,VISA,DEBIT,,,,,US,USA,X\n\
+         41111A,VISA,DEBIT,,,,,US,USA,X\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--bin-data")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: line 3: BIN must be digits only",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

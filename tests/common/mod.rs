@@ -1,0 +1,116 @@
+//! A real server on ephemeral ports, and real clients for it. Each test binary uses part of
+//! this module, hence the `dead_code` allowance (and `pub` is for the test files, not a crate).
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+
+use card_lookup::bins::{BinIndex, DataSource, load_index};
+use card_lookup::config::Config;
+use card_lookup::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
+use card_lookup::server::{self, Listeners, ServerError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+#[allow(unused_imports)] // not every test file calls the service
+pub use card_lookup::proto::cardlookup::v1 as pb;
+
+/// The embedded default data, loaded once per test binary.
+pub static EMBEDDED: LazyLock<Arc<BinIndex>> =
+    LazyLock::new(|| Arc::new(load_index(&[DataSource::Embedded]).expect("embedded data loads")));
+
+/// A server started in-process on 127.0.0.1 with port 0 for gRPC and metrics.
+pub struct TestServer {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl TestServer {
+    /// Serves the embedded default data.
+    pub async fn start() -> Self {
+        Self::start_with(Arc::clone(&EMBEDDED)).await
+    }
+
+    pub async fn start_with(index: Arc<BinIndex>) -> Self {
+        Self::start_configured(Config::default(), index).await
+    }
+
+    pub async fn start_configured(config: Config, index: Arc<BinIndex>) -> Self {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server::run(&config, index, Listeners { grpc, metrics }, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Self {
+            grpc_addr,
+            metrics_addr,
+            shutdown: Some(shutdown),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("the server accepts connections")
+    }
+
+    pub async fn client(&self) -> CardLookupServiceClient<Channel> {
+        CardLookupServiceClient::new(self.channel().await)
+    }
+
+    /// Signals shutdown and waits for the server to return.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        (&mut self.task)
+            .await
+            .expect("the server task does not panic")
+    }
+
+    /// `GET /metrics`, body only.
+    pub async fn scrape(&self) -> String {
+        http_get(self.metrics_addr, "/metrics").await.1
+    }
+}
+
+/// A minimal HTTP/1.1 GET: returns the status line and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// Every run of 12 to 19 digits in `pans` (the numbers a test sent) found in `text`.
+pub fn leaked_pans<'a>(text: &str, pans: &[&'a str]) -> Vec<&'a str> {
+    pans.iter()
+        .copied()
+        .filter(|pan| {
+            let digits: String = pan.chars().filter(char::is_ascii_digit).collect();
+            digits.len() >= 12 && text.contains(&digits)
+        })
+        .collect()
+}

@@ -1,0 +1,141 @@
+//! LookupBin over gRPC: longest-prefix answers from the BIN data, misses, and bad input.
+
+mod common;
+
+use std::sync::Arc;
+
+use card_lookup::bins::{DataSource, load_index};
+use common::{EMBEDDED, TestServer, pb};
+use tonic::Code;
+
+fn request(number: &str) -> pb::LookupBinRequest {
+    pb::LookupBinRequest {
+        number: number.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_known_bin_gives_issuer_country_type_and_level() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // 622848 is Agricultural Bank of China's UnionPay debit BIN in the embedded data.
+    let answer = client
+        .lookup_bin(request("6228 4800 0000 0000 000"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.found);
+    assert_eq!(answer.bin, "622848");
+    assert_eq!(answer.network(), pb::CardNetwork::Unionpay);
+    assert_eq!(answer.brand, "CHINA UNION PAY");
+    let country = answer.country.expect("country");
+    assert_eq!(
+        (
+            country.alpha2.as_str(),
+            country.alpha3.as_str(),
+            country.numeric.as_str()
+        ),
+        ("CN", "CHN", "156")
+    );
+    let issuer = answer.issuer.expect("issuer");
+    assert!(
+        issuer.name.contains("AGRICULTURAL BANK OF CHINA"),
+        "{issuer:?}"
+    );
+    assert_eq!(answer.dataset_version, EMBEDDED.version());
+}
+
+#[tokio::test]
+async fn card_type_prepaid_and_category_come_from_the_data() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // 002102: PRIVATE LABEL, CREDIT, STANDARD, CHINA MERCHANTS BANK (first row of the data).
+    let answer = client
+        .lookup_bin(request("002102"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.found);
+    assert_eq!(answer.bin, "002102");
+    assert_eq!(answer.card_type(), pb::CardType::Credit);
+    assert_eq!(answer.category, "STANDARD");
+    assert_eq!(answer.prepaid(), pb::PrepaidStatus::NotPrepaid);
+    let issuer = answer.issuer.clone().unwrap();
+    assert_eq!(issuer.name, "CHINA MERCHANTS BANK");
+    assert_eq!(issuer.phone, "95555");
+    assert_eq!(issuer.url, "https://english.cmbchina.com");
+    // PRIVATE LABEL is no network, and 00 matches no IIN range.
+    assert_eq!(answer.network(), pb::CardNetwork::Unspecified);
+}
+
+#[tokio::test]
+async fn an_unknown_bin_is_an_answer_with_the_iin_network() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let answer = client.lookup_bin(request("9792999999")).await;
+    let answer = answer.unwrap().into_inner();
+    assert!(!answer.found);
+    assert_eq!(answer.bin, "");
+    assert_eq!(answer.network(), pb::CardNetwork::Troy);
+    assert!(answer.issuer.is_none());
+    assert!(!answer.dataset_version.is_empty());
+}
+
+#[tokio::test]
+async fn files_on_top_of_the_embedded_data_win_with_eight_digit_bins() {
+    let dir = std::env::temp_dir().join(format!("card-lookup-lookup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("overlay.csv");
+    std::fs::write(
+        &path,
+        "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
+         41111122,VISA,DEBIT,PREPAID,OVERLAY BANK,+44 20 0000 0000,https://overlay.example,GB,GBR,UNITED KINGDOM\n",
+    )
+    .unwrap();
+    let index = load_index(&[DataSource::Embedded, DataSource::File(path)]).unwrap();
+    let server = TestServer::start_with(Arc::new(index)).await;
+    let mut client = server.client().await;
+
+    let eight = client
+        .lookup_bin(request("4111112233334444"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(eight.bin, "41111122");
+    assert_eq!(eight.prepaid(), pb::PrepaidStatus::Prepaid);
+    assert_eq!(eight.issuer.unwrap().name, "OVERLAY BANK");
+    assert_eq!(
+        eight.country.unwrap().name,
+        "United Kingdom of Great Britain and Northern Ireland"
+    );
+    assert_ne!(eight.dataset_version, EMBEDDED.version());
+
+    let six = client
+        .lookup_bin(request("4111119933334444"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(six.bin, "411111");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_invalid_argument_without_the_number() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for (number, expected) in [
+        ("41111", "LookupBin needs at least 6"),
+        ("", "no digits"),
+        ("411111x", "other than digits"),
+        ("41111111111111111111", "20 digits"),
+    ] {
+        let status = client.lookup_bin(request(number)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{number:?}");
+        assert!(
+            status.message().contains(expected),
+            "{number:?}: {}",
+            status.message()
+        );
+        assert!(!status.message().contains("41111"), "{}", status.message());
+    }
+}

@@ -1,0 +1,111 @@
+//! The Prometheus endpoint: gRPC metrics under the names dashboards expect, the P99 target,
+//! and the BIN data being served. All servers in this binary share one recorder, so the
+//! assertions compare before and after.
+
+// Prometheus samples are floats; the values compared are small integers and literals, exact in f64.
+#![allow(clippy::float_cmp, clippy::cast_precision_loss)]
+
+mod common;
+
+use common::{EMBEDDED, TestServer, http_get, pb};
+
+/// The value of the sample whose line starts with `series` (name and labels), if any.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+const VALIDATE_OK: &str = r#"grpc_server_handled_total{grpc_type="unary",grpc_service="cardlookup.v1.CardLookupService",grpc_method="Validate",grpc_code="OK"}"#;
+const LOOKUP_INVALID: &str = r#"grpc_server_handled_total{grpc_type="unary",grpc_service="cardlookup.v1.CardLookupService",grpc_method="LookupBin",grpc_code="InvalidArgument"}"#;
+const VALIDATE_STARTED: &str = r#"grpc_server_started_total{grpc_type="unary",grpc_service="cardlookup.v1.CardLookupService",grpc_method="Validate"}"#;
+
+#[tokio::test]
+async fn calls_are_counted_by_method_and_code_with_latency_buckets() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let before = server.scrape().await;
+    for _ in 0..3 {
+        client
+            .validate(pb::ValidateRequest {
+                number: "4111111111111111".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let _ = client
+        .lookup_bin(pb::LookupBinRequest { number: "4".into() })
+        .await
+        .unwrap_err();
+    let after = server.scrape().await;
+
+    let delta = |series: &str| {
+        sample(&after, series).unwrap_or(0.0) - sample(&before, series).unwrap_or(0.0)
+    };
+    assert_eq!(delta(VALIDATE_OK), 3.0, "{after}");
+    assert_eq!(delta(VALIDATE_STARTED), 3.0);
+    assert_eq!(delta(LOOKUP_INVALID), 1.0);
+
+    // The histogram has the P99 target (5 ms by default) as a boundary and buckets from 50 µs.
+    let bucket = |le: &str| {
+        format!(
+            r#"grpc_server_handling_seconds_bucket{{grpc_type="unary",grpc_service="cardlookup.v1.CardLookupService",grpc_method="Validate",grpc_code="OK",le="{le}"}}"#
+        )
+    };
+    assert!(sample(&after, &bucket("0.00005")).is_some(), "{after}");
+    assert!(sample(&after, &bucket("0.005")).is_some(), "{after}");
+    assert!(sample(&after, &bucket("+Inf")).unwrap() >= 3.0);
+    assert!(after.contains("# TYPE grpc_server_handling_seconds histogram"));
+}
+
+#[tokio::test]
+async fn target_and_data_are_exported() {
+    let server = TestServer::start().await;
+    let scrape = server.scrape().await;
+    assert_eq!(
+        sample(&scrape, "cardlookup_latency_p99_target_seconds"),
+        Some(0.005)
+    );
+    assert_eq!(
+        sample(&scrape, "cardlookup_bin_index_entries"),
+        Some(EMBEDDED.len() as f64)
+    );
+    let info = format!(
+        r#"cardlookup_data_info{{version="{}"}}"#,
+        EMBEDDED.version()
+    );
+    assert_eq!(sample(&scrape, &info), Some(1.0), "{scrape}");
+}
+
+#[tokio::test]
+async fn lookups_are_counted_found_or_not() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let found = r#"cardlookup_bin_lookups_total{result="found"}"#;
+    let not_found = r#"cardlookup_bin_lookups_total{result="not_found"}"#;
+    let before = server.scrape().await;
+    for number in ["411111", "979299", "979298"] {
+        client
+            .lookup_bin(pb::LookupBinRequest {
+                number: number.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let after = server.scrape().await;
+    let delta = |series: &str| {
+        sample(&after, series).unwrap_or(0.0) - sample(&before, series).unwrap_or(0.0)
+    };
+    assert_eq!(delta(found), 1.0);
+    assert_eq!(delta(not_found), 2.0);
+}
+
+#[tokio::test]
+async fn only_metrics_is_served() {
+    let server = TestServer::start().await;
+    let (status, _) = http_get(server.metrics_addr, "/").await;
+    assert!(status.contains("404"), "{status}");
+    let (status, body) = http_get(server.metrics_addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("grpc_server_started_total"));
+}

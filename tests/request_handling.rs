@@ -1,0 +1,65 @@
+//! What every call gets: a request id, a refusal of oversized requests, and no card number in
+//! any error.
+
+mod common;
+
+use common::{TestServer, pb};
+use tonic::{Code, Request};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let answer = client
+        .validate(pb::ValidateRequest {
+            number: "4111111111111111".into(),
+        })
+        .await
+        .unwrap();
+    let generated = answer.metadata().get("x-request-id").expect("x-request-id");
+    assert!(!generated.is_empty());
+
+    let mut request = Request::new(pb::MaskCardRequest {
+        number: "4111111111111111".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "checkout-7f3a".parse().unwrap());
+    let answer = client.mask_card(request).await.unwrap();
+    assert_eq!(
+        answer.metadata().get("x-request-id").unwrap(),
+        "checkout-7f3a"
+    );
+
+    // Errors carry it too, so a refused call can be found in the logs.
+    let mut request = Request::new(pb::LookupBinRequest { number: "4".into() });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "retry-2".parse().unwrap());
+    let status = client.lookup_bin(request).await.unwrap_err();
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), "retry-2");
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let status = client
+        .validate(pb::ValidateRequest {
+            number: "4".repeat(card_lookup::server::MAX_REQUEST_BYTES + 1),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(!status.message().contains("4444"), "{}", status.message());
+
+    // The connection is still good afterwards.
+    let answer = client
+        .validate(pb::ValidateRequest {
+            number: "4111111111111111".into(),
+        })
+        .await
+        .unwrap();
+    assert!(answer.into_inner().valid);
+}
