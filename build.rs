@@ -5,7 +5,10 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["proto/cardlookup/v1/card_lookup.proto"];
+const PROTOS: &[&str] = &[
+    "proto/cardlookup/v1/card_lookup.proto",
+    "proto/cardlookup/admin/v1/admin.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::bins::DataSource;
+use crate::bins::{DataSource, Format, LoadOptions};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -18,8 +18,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The command line. Every flag can also be set by the environment variable shown in `--help`.
-#[derive(Debug, Parser)]
+/// The server's flags. Every flag can also be set by the environment variable shown in `--help`.
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "card-lookup",
     version,
@@ -38,11 +38,35 @@ pub struct Args {
     )]
     pub metrics_listen: SocketAddr,
 
-    /// BIN table in the bin-list-data CSV format (optionally gzip-compressed), loaded on top of
-    /// the embedded data: its entries win for the same BIN. Repeat the flag (or separate paths
-    /// with commas in the variable) for several files; later files win over earlier ones.
+    /// BIN table file (CSV, optionally gzip-compressed, in any supported format), loaded on top
+    /// of the embedded data: its entries win for the same BIN. Repeat the flag (or separate
+    /// paths with commas in the variable) for several files; later files win over earlier
+    /// ones. The files are watched and reloaded when they change, and on SIGHUP.
     #[arg(long, env = "CARD_LOOKUP_BIN_DATA", value_delimiter = ',')]
     pub bin_data: Vec<PathBuf>,
+
+    /// The format of the --bin-data files: cardlookup, bin-list-data, cn-four-column or
+    /// binlist-ranges. Detected from each file's header when not given.
+    #[arg(long, env = "CARD_LOOKUP_BIN_DATA_FORMAT")]
+    pub bin_data_format: Option<Format>,
+
+    /// Serve only the --bin-data files, without the embedded data underneath.
+    #[arg(long, env = "CARD_LOOKUP_NO_DEFAULT_DATA")]
+    pub no_default_data: bool,
+
+    /// Load the good rows of a file with bad ones (counting what was skipped) instead of
+    /// refusing the whole file.
+    #[arg(long, env = "CARD_LOOKUP_SKIP_INVALID_ROWS")]
+    pub skip_invalid_rows: bool,
+
+    /// Do not watch the --bin-data files (SIGHUP and the admin service still reload).
+    #[arg(long, env = "CARD_LOOKUP_NO_WATCH")]
+    pub no_watch: bool,
+
+    /// Address of the admin service (cardlookup.admin.v1.AdminService: index info, reload).
+    /// Off unless given; keep it where payment clients cannot reach it.
+    #[arg(long, env = "CARD_LOOKUP_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 
     /// Latency objective for the 99th percentile, in milliseconds. Exported as a gauge and used
     /// as a histogram bucket boundary, so dashboards and alerts can compare against it.
@@ -64,8 +88,11 @@ pub struct Args {
 pub struct Config {
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
-    /// The BIN tables to load, in order: the embedded default first.
+    /// The BIN tables to load, in order: the embedded default first (unless left out).
     pub data_sources: Vec<DataSource>,
+    pub load_options: LoadOptions,
+    pub watch_data_files: bool,
+    pub admin_listen: Option<SocketAddr>,
     pub p99_target: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
@@ -80,6 +107,10 @@ pub enum ConfigError {
     SameAddress(SocketAddr),
     #[error("--bin-data {0}: no such file")]
     MissingDataFile(PathBuf),
+    #[error("--no-default-data leaves nothing to serve: give at least one --bin-data file")]
+    NoData,
+    #[error("--admin-listen must differ from --listen and --metrics-listen ({0})")]
+    AdminAddress(SocketAddr),
 }
 
 impl TryFrom<Args> for Config {
@@ -95,13 +126,30 @@ impl TryFrom<Args> for Config {
         if let Some(missing) = args.bin_data.iter().find(|path| !path.is_file()) {
             return Err(ConfigError::MissingDataFile(missing.clone()));
         }
-        let data_sources = std::iter::once(DataSource::Embedded)
+        if args.no_default_data && args.bin_data.is_empty() {
+            return Err(ConfigError::NoData);
+        }
+        if let Some(admin) = args.admin_listen
+            && admin.port() != 0
+            && (admin == args.listen || admin == args.metrics_listen)
+        {
+            return Err(ConfigError::AdminAddress(admin));
+        }
+        let data_sources = (!args.no_default_data)
+            .then_some(DataSource::Embedded)
+            .into_iter()
             .chain(args.bin_data.into_iter().map(DataSource::File))
             .collect();
         Ok(Self {
             listen: args.listen,
             metrics_listen: args.metrics_listen,
             data_sources,
+            load_options: LoadOptions {
+                format: args.bin_data_format,
+                skip_invalid_rows: args.skip_invalid_rows,
+            },
+            watch_data_files: !args.no_watch,
+            admin_listen: args.admin_listen,
             p99_target: Duration::from_secs_f64(args.p99_target_ms / 1000.0),
             log_format: args.log_format,
             shutdown_grace: args.shutdown_grace,
@@ -160,6 +208,39 @@ mod tests {
         assert!(matches!(err, Err(ConfigError::SameAddress(_))));
         let err = config(&["--bin-data", "/nonexistent.csv"]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.csv"), "{err}");
+    }
+
+    #[test]
+    fn data_flags() {
+        let path =
+            std::env::temp_dir().join(format!("card-lookup-config-{}.csv", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let file = path.to_str().unwrap();
+        let parsed = config(&[
+            "--bin-data",
+            file,
+            "--no-default-data",
+            "--skip-invalid-rows",
+            "--bin-data-format",
+            "cn-four-column",
+            "--no-watch",
+        ])
+        .unwrap();
+        assert_eq!(parsed.data_sources, [DataSource::File(path.clone())]);
+        assert_eq!(parsed.load_options.format, Some(Format::CnFourColumn));
+        assert!(parsed.load_options.skip_invalid_rows);
+        assert!(!parsed.watch_data_files);
+        assert_eq!(
+            config(&["--no-default-data"]).unwrap_err(),
+            ConfigError::NoData
+        );
+        assert!(Args::try_parse_from(["card-lookup", "--bin-data-format", "xls"]).is_err());
+        let err = config(&["--admin-listen", "127.0.0.1:50051"]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::AdminAddress("127.0.0.1:50051".parse().unwrap())
+        );
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod bins;
 pub mod card;
+pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod proto;

@@ -1,4 +1,5 @@
-//! `card-lookup`: parse the configuration, load the BIN data, bind, serve until SIGINT/SIGTERM.
+//! `card-lookup`: serve (parse the configuration, load the BIN data, bind, serve until
+//! SIGINT/SIGTERM), or run a `data` command.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -6,13 +7,37 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use card_lookup::bins::load_index;
+use card_lookup::bins::BinStore;
+use card_lookup::cli::{self, Cli, Command, DataCommand};
 use card_lookup::config::{Args, Config};
 use card_lookup::server::{self, Listeners};
 use card_lookup::telemetry;
 
 fn main() -> ExitCode {
-    let config = match Config::try_from(Args::parse()) {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve_command(cli.serve),
+        Some(Command::Serve(args)) => serve_command(args),
+        Some(Command::Data(DataCommand::Check(files))) => {
+            cli::check(&files, &mut std::io::stdout().lock()).unwrap_or_else(|error| {
+                eprintln!("card-lookup: {error}");
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Data(DataCommand::Convert { files, output })) => {
+            match cli::convert(&files, output.as_ref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("card-lookup: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve_command(args: Args) -> ExitCode {
+    let config = match Config::try_from(args) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("card-lookup: {error}");
@@ -39,23 +64,38 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let index =
-        load_index(&config.data_sources).map_err(|e| format!("cannot load BIN data: {e}"))?;
+    let store = BinStore::load(config.data_sources.clone(), config.load_options)
+        .map_err(|e| format!("cannot load BIN data: {e}"))?;
+    let info = store.info();
+    for source in &info.sources {
+        tracing::info!(
+            source = source.name,
+            format = source.format.slug(),
+            rows = source.rows,
+            skipped_rows = source.skipped_rows,
+            "read BIN data"
+        );
+    }
     tracing::info!(
-        bins = index.len(),
-        version = index.version(),
+        bins = info.index.len(),
+        version = info.index.version(),
         elapsed_ms = started.elapsed().as_millis(),
         "loaded {} BINs",
-        index.len()
+        info.index.len()
     );
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
+    let admin = match config.admin_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let listeners = Listeners {
         grpc: bind(config.listen).await?,
         metrics: bind(config.metrics_listen).await?,
+        admin,
     };
     let local = |listener: &TcpListener| {
         listener
@@ -68,12 +108,16 @@ async fn serve(config: Config) -> Result<(), String> {
         local(&listeners.grpc)?,
         local(&listeners.metrics)?
     );
-    server::run(
+    if let Some(admin) = &listeners.admin {
+        tracing::info!("serving the admin service on {}", local(admin)?);
+    }
+    // Boxed: the server future is large, and lives for the whole process anyway.
+    Box::pin(server::run(
         &config,
-        Arc::new(index),
+        Arc::new(store),
         listeners,
         server::shutdown_signal(),
-    )
+    ))
     .await
     .map_err(|e| e.to_string())
 }

@@ -6,6 +6,12 @@
 #![allow(clippy::pedantic, unreachable_pub, missing_docs)]
 
 pub mod cardlookup {
+    pub mod admin {
+        pub mod v1 {
+            tonic::include_proto!("cardlookup.admin.v1");
+        }
+    }
+
     pub mod v1 {
         tonic::include_proto!("cardlookup.v1");
 

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::bins::BinIndex;
+use crate::bins::{BinStore, ReloadTrigger, watch};
 use crate::config::Config;
-use crate::grpc::CardLookup;
+use crate::grpc::{Admin, CardLookup};
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
 use crate::telemetry::{self, RpcMetrics};
 
@@ -40,6 +41,8 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Listeners {
     pub grpc: TcpListener,
     pub metrics: TcpListener,
+    /// The admin service's socket; no admin service without one.
+    pub admin: Option<TcpListener>,
 }
 
 /// Why the server stopped with an error.
@@ -47,6 +50,8 @@ pub struct Listeners {
 pub enum ServerError {
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("cannot watch the BIN data files: {0}")]
+    Watch(#[from] notify::Error),
     #[error("metrics server failed: {0}")]
     Metrics(#[source] std::io::Error),
 }
@@ -64,12 +69,12 @@ pub enum ServerError {
 /// If another metrics recorder was installed first (see [`telemetry::install_metrics`]).
 pub async fn run(
     config: &Config,
-    index: Arc<BinIndex>,
+    store: Arc<BinStore>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
-    telemetry::record_index(&index);
+    telemetry::record_loaded(&store.current());
     let metrics = Arc::new(RpcMetrics::new());
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -86,37 +91,25 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the compiled descriptor set is valid");
-    let card_lookup = CardLookupServiceServer::new(CardLookup::new(index, metrics))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let card_lookup =
+        CardLookupServiceServer::new(CardLookup::new(Arc::clone(&store), Arc::clone(&metrics)))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let stop = CancellationToken::new();
-    let stopping = {
-        let stop = stop.clone();
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
-            health
-                .set_not_serving::<CardLookupServiceServer<CardLookup>>()
-                .await;
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            stop.cancel();
-        }
-    };
-    tokio::spawn(stopping);
-    let upkeep = {
-        let prometheus = prometheus.clone();
-        let stop = stop.clone();
-        async move {
-            let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
-            while stop.run_until_cancelled(interval.tick()).await.is_some() {
-                prometheus.run_upkeep();
-            }
-        }
-    };
-    tokio::spawn(upkeep);
+    if config.watch_data_files && watch::watch_files(Arc::clone(&store), stop.clone())? {
+        tracing::info!("watching the BIN data files for changes");
+    }
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(Arc::clone(&store), stop.clone()));
+    let admin = listeners.admin.map(|listener| {
+        serve_admin(
+            listener,
+            Admin::new(Arc::clone(&store), metrics),
+            stop.clone(),
+        )
+    });
+    tokio::spawn(stop_on(shutdown, health, stop.clone()));
+    tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
     // Our own listener is used, so TCP_NODELAY must be set here: without it small responses
     // wait for Nagle's algorithm and latency jumps by tens of milliseconds.
@@ -135,11 +128,20 @@ pub async fn run(
     let metrics_http = axum::serve(listeners.metrics, telemetry::metrics_app(prometheus))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
 
+    let admin = async {
+        match admin {
+            Some(admin) => admin.await,
+            None => Ok(()),
+        }
+    };
     let servers = async {
-        let (grpc, metrics_http) = tokio::join!(grpc, async {
-            metrics_http.await.map_err(ServerError::Metrics)
-        });
+        let (grpc, metrics_http, admin) = tokio::join!(
+            grpc,
+            async { metrics_http.await.map_err(ServerError::Metrics) },
+            admin
+        );
         grpc?;
+        admin?;
         metrics_http
     };
     let grace_elapsed = async {
@@ -158,6 +160,76 @@ pub async fn run(
             );
             Ok(())
         }
+    }
+}
+
+/// Waits for the shutdown signal, turns health NOT_SERVING (so load balancers stop sending
+/// calls), then stops the servers.
+async fn stop_on(
+    shutdown: impl Future<Output = ()>,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    shutdown.await;
+    tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
+    health
+        .set_not_serving::<CardLookupServiceServer<CardLookup>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    stop.cancel();
+}
+
+/// Compacts histogram storage now and then (the exporter leaves this to its user).
+async fn metrics_upkeep(
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    stop: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    while stop.run_until_cancelled(interval.tick()).await.is_some() {
+        prometheus.run_upkeep();
+    }
+}
+
+/// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
+/// and payment clients do not.
+async fn serve_admin(
+    listener: TcpListener,
+    admin: Admin,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptor set is valid");
+    Server::builder()
+        .add_service(reflection)
+        .add_service(AdminServiceServer::new(admin).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reloads the BIN data on every SIGHUP, the Unix way to ask a daemon to re-read its files.
+#[cfg(unix)]
+async fn reload_on_sighup(store: Arc<BinStore>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload the data with the admin service");
+        return;
+    };
+    while stop
+        .run_until_cancelled(hangups.recv())
+        .await
+        .flatten()
+        .is_some()
+    {
+        // The result is logged and exported by the store.
+        let _ = store.reload(ReloadTrigger::Signal).await;
     }
 }
 

@@ -101,31 +101,99 @@ fn describe() {
     );
     describe_gauge!(
         "cardlookup_data_info",
-        "Always 1; the version label is the content hash of the BIN data being served."
+        "1 for the version (content hash) of the BIN data being served; 0 for versions served before."
     );
     describe_counter!(
         "cardlookup_bin_lookups_total",
         "LookupBin answers, by whether the BIN data had the BIN."
     );
+    describe_gauge!(
+        "cardlookup_data_last_reload_successful",
+        "1 if the last load or reload of the BIN data succeeded, 0 if it failed."
+    );
+    describe_gauge!(
+        "cardlookup_data_last_reload_success_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "When the BIN data was last loaded or reloaded successfully (Unix time)."
+    );
+    describe_counter!(
+        "cardlookup_data_reloads_total",
+        "BIN data reloads, by result: success, unchanged or failure."
+    );
 }
 
-/// Publishes the size and version of the index being served.
+/// Publishes the size and version of the index first loaded, as a successful load.
+pub fn record_loaded(index: &BinIndex) {
+    record_index(index);
+    gauge!("cardlookup_data_last_reload_successful").set(1.0);
+    gauge!("cardlookup_data_last_reload_success_timestamp_seconds").set(unix_now());
+}
+
+/// Publishes a new index in place of `previous`: the old version's info series drops to 0.
+pub fn record_index_replaced(previous: &BinIndex, current: &BinIndex) {
+    if previous.version() != current.version() {
+        gauge!("cardlookup_data_info", "version" => previous.version().to_owned()).set(0.0);
+    }
+    record_index(current);
+}
+
 #[allow(clippy::cast_precision_loss)] // exact below 2^52 entries
-pub fn record_index(index: &BinIndex) {
+fn record_index(index: &BinIndex) {
     gauge!("cardlookup_bin_index_entries").set(index.len() as f64);
     gauge!("cardlookup_data_info", "version" => index.version().to_owned()).set(1.0);
 }
 
-/// The RPCs of the service, as metrics and logs name them.
+/// How a data reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Success,
+    /// The files had not changed.
+    Unchanged,
+    Failure,
+}
+
+/// Counts a reload and sets the last-reload gauges, as Prometheus does for its own config.
+pub fn record_reload(result: ReloadResult) {
+    let label = match result {
+        ReloadResult::Success => "success",
+        ReloadResult::Unchanged => "unchanged",
+        ReloadResult::Failure => "failure",
+    };
+    counter!("cardlookup_data_reloads_total", "result" => label).increment(1);
+    let failed = result == ReloadResult::Failure;
+    gauge!("cardlookup_data_last_reload_successful").set(if failed { 0.0 } else { 1.0 });
+    if !failed {
+        gauge!("cardlookup_data_last_reload_success_timestamp_seconds").set(unix_now());
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The admin gRPC service name, as metrics label it.
+pub const ADMIN_SERVICE_NAME: &str = "cardlookup.admin.v1.AdminService";
+
+/// The RPCs served, as metrics and logs name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Validate,
     LookupBin,
     MaskCard,
+    GetIndexInfo,
+    Reload,
 }
 
 impl Method {
-    const ALL: [Self; 3] = [Self::Validate, Self::LookupBin, Self::MaskCard];
+    const ALL: [Self; 5] = [
+        Self::Validate,
+        Self::LookupBin,
+        Self::MaskCard,
+        Self::GetIndexInfo,
+        Self::Reload,
+    ];
 
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -133,6 +201,16 @@ impl Method {
             Self::Validate => "Validate",
             Self::LookupBin => "LookupBin",
             Self::MaskCard => "MaskCard",
+            Self::GetIndexInfo => "GetIndexInfo",
+            Self::Reload => "Reload",
+        }
+    }
+
+    #[must_use]
+    pub const fn service(self) -> &'static str {
+        match self {
+            Self::Validate | Self::LookupBin | Self::MaskCard => SERVICE_NAME,
+            Self::GetIndexInfo | Self::Reload => ADMIN_SERVICE_NAME,
         }
     }
 }
@@ -150,7 +228,7 @@ struct MethodMetrics {
 /// Cached metric handles for the service's RPCs.
 #[derive(Debug)]
 pub struct RpcMetrics {
-    methods: [MethodMetrics; 3],
+    methods: [MethodMetrics; Method::ALL.len()],
     bin_found: Counter,
     bin_not_found: Counter,
 }
@@ -205,7 +283,7 @@ impl RpcMetrics {
 fn labels(method: Method) -> [(&'static str, &'static str); 3] {
     [
         ("grpc_type", "unary"),
-        ("grpc_service", SERVICE_NAME),
+        ("grpc_service", method.service()),
         ("grpc_method", method.name()),
     ]
 }

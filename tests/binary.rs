@@ -39,9 +39,14 @@ fn drain(stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
 
 /// Starts the binary on free ports and reads its log until it says where it serves.
 fn start(log_format: &str) -> Running {
+    start_with(log_format, &[])
+}
+
+fn start_with(log_format: &str, extra: &[&str]) -> Running {
     let mut child = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(["--log-format", log_format])
+        .args(extra)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -146,6 +151,69 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
             leaked.len()
         );
     }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_data_files() {
+    let dir = common::TempDir::new("sighup");
+    let path = dir.write(
+        "bins.csv",
+        "BIN,BankName,CardType,CardOrg\n622848,BEFORE BANK,借记卡,银联\n",
+    );
+    let running = start_with(
+        "text",
+        &[
+            "--bin-data",
+            path.to_str().unwrap(),
+            "--no-default-data",
+            "--no-watch",
+        ],
+    );
+    let mut client = CardLookupServiceClient::connect(format!("http://{}", running.grpc))
+        .await
+        .unwrap();
+    let issuer = |answer: pb::LookupBinResponse| answer.issuer.unwrap().name;
+    let request = || pb::LookupBinRequest {
+        number: "622848".into(),
+    };
+    assert_eq!(
+        issuer(client.lookup_bin(request()).await.unwrap().into_inner()),
+        "BEFORE BANK"
+    );
+
+    std::fs::write(
+        &path,
+        "BIN,BankName,CardType,CardOrg\n622848,AFTER BANK,借记卡,银联\n",
+    )
+    .unwrap();
+    // Not watched: the old data serves until the signal.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        issuer(client.lookup_bin(request()).await.unwrap().into_inner()),
+        "BEFORE BANK"
+    );
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = issuer(client.lookup_bin(request()).await.unwrap().into_inner());
+        if answer == "AFTER BANK" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    let (status, output) = terminate(running);
+    assert!(status.success(), "{output}");
+    assert!(output.contains("trigger=\"signal\""), "{output}");
 }
 
 #[test]

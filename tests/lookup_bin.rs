@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use card_lookup::bins::{DataSource, load_index};
-use common::{EMBEDDED, TestServer, pb};
+use card_lookup::bins::LoadOptions;
+use common::{EMBEDDED, TempDir, TestServer, pb, store_with_files};
 use tonic::Code;
 
 fn request(number: &str) -> pb::LookupBinRequest {
@@ -42,7 +40,7 @@ async fn a_known_bin_gives_issuer_country_type_and_level() {
         issuer.name.contains("AGRICULTURAL BANK OF CHINA"),
         "{issuer:?}"
     );
-    assert_eq!(answer.dataset_version, EMBEDDED.version());
+    assert_eq!(answer.dataset_version, EMBEDDED.current().version());
 }
 
 #[tokio::test]
@@ -83,17 +81,13 @@ async fn an_unknown_bin_is_an_answer_with_the_iin_network() {
 
 #[tokio::test]
 async fn files_on_top_of_the_embedded_data_win_with_eight_digit_bins() {
-    let dir = std::env::temp_dir().join(format!("card-lookup-lookup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("overlay.csv");
-    std::fs::write(
-        &path,
+    let dir = TempDir::new("lookup");
+    let path = dir.write(
+        "overlay.csv",
         "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
          41111122,VISA,DEBIT,PREPAID,OVERLAY BANK,+44 20 0000 0000,https://overlay.example,GB,GBR,UNITED KINGDOM\n",
-    )
-    .unwrap();
-    let index = load_index(&[DataSource::Embedded, DataSource::File(path)]).unwrap();
-    let server = TestServer::start_with(Arc::new(index)).await;
+    );
+    let server = TestServer::start_with(store_with_files(&[&path], LoadOptions::default())).await;
     let mut client = server.client().await;
 
     let eight = client
@@ -108,7 +102,7 @@ async fn files_on_top_of_the_embedded_data_win_with_eight_digit_bins() {
         eight.country.unwrap().name,
         "United Kingdom of Great Britain and Northern Ireland"
     );
-    assert_ne!(eight.dataset_version, EMBEDDED.version());
+    assert_ne!(eight.dataset_version, EMBEDDED.current().version());
 
     let six = client
         .lookup_bin(request("4111119933334444"))
@@ -116,7 +110,6 @@ async fn files_on_top_of_the_embedded_data_win_with_eight_digit_bins() {
         .unwrap()
         .into_inner();
     assert_eq!(six.bin, "411111");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

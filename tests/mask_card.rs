@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use card_lookup::bins::{DataSource, load_index};
-use common::{TestServer, pb};
+use card_lookup::bins::LoadOptions;
+use common::{TempDir, TestServer, pb, store_with_files};
 use pb::MaskStyle as S;
 use tonic::Code;
 
@@ -42,17 +40,13 @@ async fn styles_show_at_most_the_bin_and_last_four() {
 
 #[tokio::test]
 async fn eight_digits_show_only_under_an_eight_digit_bin() {
-    let dir = std::env::temp_dir().join(format!("card-lookup-mask-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("eight.csv");
-    std::fs::write(
-        &path,
+    let dir = TempDir::new("mask");
+    let path = dir.write(
+        "eight.csv",
         "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
          41111122,VISA,DEBIT,,EIGHT BANK,,,GB,GBR,UNITED KINGDOM\n",
-    )
-    .unwrap();
-    let index = load_index(&[DataSource::Embedded, DataSource::File(path)]).unwrap();
-    let server = TestServer::start_with(Arc::new(index)).await;
+    );
+    let server = TestServer::start_with(store_with_files(&[&path], LoadOptions::default())).await;
     let mut client = server.client().await;
     let mask = |number: &str| request(number, S::BinAndLastFour);
     let eight = client
@@ -74,7 +68,6 @@ async fn eight_digits_show_only_under_an_eight_digit_bin() {
         .unwrap()
         .into_inner();
     assert_eq!(short.masked, "411111***3334");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

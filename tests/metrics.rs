@@ -68,11 +68,11 @@ async fn target_and_data_are_exported() {
     );
     assert_eq!(
         sample(&scrape, "cardlookup_bin_index_entries"),
-        Some(EMBEDDED.len() as f64)
+        Some(EMBEDDED.current().len() as f64)
     );
     let info = format!(
         r#"cardlookup_data_info{{version="{}"}}"#,
-        EMBEDDED.version()
+        EMBEDDED.current().version()
     );
     assert_eq!(sample(&scrape, &info), Some(1.0), "{scrape}");
 }

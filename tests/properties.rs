@@ -20,7 +20,7 @@ fn reference_luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn styles() -> impl Strategy<Value = MaskStyle> {

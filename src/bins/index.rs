@@ -1,22 +1,28 @@
 //! The BIN index: prefix to record, answered by longest match.
 //!
-//! Entries live in a `DashMap` keyed by (prefix length, prefix value), so 8-digit BINs sit
-//! beside 6-digit ones and a lookup tries the lengths present, longest first. A built index is
-//! never written again: new data builds a new index, so lookups never wait for a writer.
+//! Single prefixes live in a `DashMap` keyed by (length, value), so 8-digit BINs sit beside
+//! 6-digit ones. Ranges of prefixes (45710040-45710045) live in a sorted table per length and
+//! are found by binary search, so a range costs one entry however many prefixes it spans. A
+//! lookup tries the lengths present, longest first; at one length a single prefix and a range
+//! never both answer, because the builder resolves overlaps (the later source wins).
+//!
+//! A built index is never written again: new data builds a new index beside it, which is then
+//! swapped in whole, so lookups never wait for a writer.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use super::record::{BinRecord, Interner};
+use super::record::BinRecord;
 
 /// The shortest and longest BIN prefixes the index holds.
 pub const MIN_PREFIX_DIGITS: usize = 4;
 pub const MAX_PREFIX_DIGITS: usize = 11;
 
 /// A BIN prefix of 4 to 11 digits, leading zeros kept by its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
     len: u8,
     value: u64,
@@ -37,22 +43,25 @@ impl Prefix {
     /// # Errors
     /// [`PrefixError`] for anything else.
     pub fn parse(text: &str) -> Result<Self, PrefixError> {
-        if !text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PrefixError::NotDigits);
         }
         if !(MIN_PREFIX_DIGITS..=MAX_PREFIX_DIGITS).contains(&text.len()) {
             return Err(PrefixError::Length(text.len()));
         }
-        Ok(Self::from_digits(
-            &text.bytes().map(|b| b - b'0').collect::<Vec<_>>(),
-        ))
+        Ok(Self {
+            len: text.len() as u8,
+            value: text.parse().map_err(|_| PrefixError::NotDigits)?,
+        })
     }
 
-    fn from_digits(digits: &[u8]) -> Self {
+    /// The first `len` digits of `digits` (values 0 to 9); `len` is at most 11.
+    fn of_digits(digits: &[u8], len: usize) -> Self {
         Self {
-            // At most MAX_PREFIX_DIGITS, so it fits in a u8.
-            len: digits.len() as u8,
-            value: digits.iter().fold(0, |value, &d| value * 10 + u64::from(d)),
+            len: len as u8,
+            value: digits[..len]
+                .iter()
+                .fold(0, |value, &d| value * 10 + u64::from(d)),
         }
     }
 
@@ -73,19 +82,42 @@ impl Prefix {
     pub fn to_text(self) -> String {
         format!("{:0width$}", self.value, width = self.len())
     }
+
+    /// The map key: length and value in one word.
+    fn key(self) -> u64 {
+        (u64::from(self.len) << 56) | self.value
+    }
 }
 
-/// A LookupBin hit: the prefix that matched and what the data says about it.
+/// A LookupBin hit: the prefix of the number that matched and what the data says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinMatch {
     pub prefix: Prefix,
     pub record: Arc<BinRecord>,
 }
 
+/// The ranges of one prefix length: sorted, disjoint.
+#[derive(Debug, Default)]
+struct RangeTable {
+    firsts: Vec<u64>,
+    lasts: Vec<u64>,
+    records: Vec<Arc<BinRecord>>,
+}
+
+impl RangeTable {
+    fn find(&self, value: u64) -> Option<&Arc<BinRecord>> {
+        let after = self.firsts.partition_point(|&first| first <= value);
+        let i = after.checked_sub(1)?;
+        (self.lasts[i] >= value).then(|| &self.records[i])
+    }
+}
+
 /// An immutable, shareable BIN index.
 #[derive(Debug)]
 pub struct BinIndex {
-    entries: DashMap<Prefix, Arc<BinRecord>, FxBuildHasher>,
+    singles: DashMap<u64, Arc<BinRecord>, FxBuildHasher>,
+    /// Indexed by prefix length.
+    ranges: [RangeTable; MAX_PREFIX_DIGITS + 1],
     /// The prefix lengths present, longest first: a lookup tries only these.
     lengths: Vec<usize>,
     version: String,
@@ -99,23 +131,80 @@ impl BinIndex {
             .iter()
             .filter(|&&len| len <= digits.len())
             .find_map(|&len| {
-                let prefix = Prefix::from_digits(&digits[..len]);
-                self.entries.get(&prefix).map(|record| BinMatch {
-                    prefix,
-                    record: Arc::clone(record.value()),
-                })
+                let prefix = Prefix::of_digits(digits, len);
+                let record = match self.singles.get(&prefix.key()) {
+                    Some(record) => Arc::clone(record.value()),
+                    None => Arc::clone(self.ranges[len].find(prefix.value)?),
+                };
+                Some(BinMatch { prefix, record })
             })
     }
 
-    /// How many prefixes the index holds.
+    /// How many single prefixes and ranges the index holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.singles.len() + self.range_count()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// How many ranges (entries spanning more than one prefix) the index holds.
+    #[must_use]
+    pub fn range_count(&self) -> usize {
+        self.ranges.iter().map(|t| t.firsts.len()).sum()
+    }
+
+    /// Entries (single prefixes and ranges) by prefix length: `(length, count)`, shortest first.
+    #[must_use]
+    pub fn entries_by_length(&self) -> Vec<(usize, usize)> {
+        let mut counts = [0usize; MAX_PREFIX_DIGITS + 1];
+        for entry in &self.singles {
+            counts[(*entry.key() >> 56) as usize] += 1;
+        }
+        for (len, table) in self.ranges.iter().enumerate() {
+            counts[len] += table.firsts.len();
+        }
+        counts
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+
+    /// Every entry as `(first, last, record)` in prefix order (length, then value): what
+    /// `data convert` writes.
+    #[must_use]
+    pub fn entries(&self) -> Vec<(Prefix, Prefix, Arc<BinRecord>)> {
+        let mut entries: Vec<_> = self
+            .singles
+            .iter()
+            .map(|entry| {
+                let key = *entry.key();
+                let prefix = Prefix {
+                    len: (key >> 56) as u8,
+                    value: key & ((1 << 56) - 1),
+                };
+                (prefix, prefix, Arc::clone(entry.value()))
+            })
+            .collect();
+        for (len, table) in self.ranges.iter().enumerate() {
+            for i in 0..table.firsts.len() {
+                let at = |value| Prefix {
+                    len: len as u8,
+                    value,
+                };
+                entries.push((
+                    at(table.firsts[i]),
+                    at(table.lasts[i]),
+                    Arc::clone(&table.records[i]),
+                ));
+            }
+        }
+        entries.sort_unstable_by_key(|(first, _, _)| *first);
+        entries
     }
 
     /// The content hash of the data the index was built from.
@@ -125,46 +214,126 @@ impl BinIndex {
     }
 }
 
-/// Collects entries (later ones replacing earlier ones for the same prefix) into a [`BinIndex`].
+/// A range as added, with the order it came in.
+#[derive(Debug)]
+struct PendingRange {
+    order: u64,
+    first: Prefix,
+    last: Prefix,
+    record: Arc<BinRecord>,
+}
+
+/// Collects entries into a [`BinIndex`]. Where entries overlap at the same prefix length, the
+/// one added later wins (for the prefixes it covers).
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
-    entries: std::collections::HashMap<Prefix, Arc<BinRecord>, FxBuildHasher>,
-    interner: Interner,
+    singles: HashMap<u64, (u64, Arc<BinRecord>), FxBuildHasher>,
+    ranges: Vec<PendingRange>,
+    added: u64,
+    /// Equal records are stored once: many prefixes share an issuer's record.
+    records: HashSet<Arc<BinRecord>>,
 }
 
 impl IndexBuilder {
-    /// The interner that records for this builder should share strings through.
-    pub fn interner(&mut self) -> &mut Interner {
-        &mut self.interner
+    /// Adds the prefixes `first..=last` (of equal length; equal for a single prefix).
+    pub fn insert(&mut self, first: Prefix, last: Prefix, record: BinRecord) {
+        debug_assert!(first.len == last.len && first.value <= last.value);
+        let record = if let Some(shared) = self.records.get(&record) {
+            Arc::clone(shared)
+        } else {
+            let shared = Arc::new(record);
+            self.records.insert(Arc::clone(&shared));
+            shared
+        };
+        self.added += 1;
+        if first == last {
+            self.singles.insert(first.key(), (self.added, record));
+        } else {
+            self.ranges.push(PendingRange {
+                order: self.added,
+                first,
+                last,
+                record,
+            });
+        }
     }
 
-    /// Adds or replaces the entry for `prefix`.
-    pub fn insert(&mut self, prefix: Prefix, record: BinRecord) {
-        let record = self.interner.record(record);
-        self.entries.insert(prefix, record);
-    }
-
-    /// Freezes the entries into an index labelled with `version`.
+    /// Resolves overlaps and freezes the entries into an index labelled with `version`.
     #[must_use]
     pub fn build(self, version: String) -> BinIndex {
-        let mut lengths: Vec<usize> = self.entries.keys().map(|p| p.len()).collect();
+        let mut painted: [PaintedRanges; MAX_PREFIX_DIGITS + 1] =
+            std::array::from_fn(|_| BTreeMap::new());
+        for range in self.ranges {
+            paint(&mut painted[range.first.len()], range);
+        }
+
+        let singles = DashMap::with_capacity_and_hasher(self.singles.len(), FxBuildHasher);
+        for (key, (order, record)) in self.singles {
+            let len = (key >> 56) as usize;
+            let value = key & ((1 << 56) - 1);
+            let newer_range = painted[len]
+                .range(..=value)
+                .next_back()
+                .is_some_and(|(_, &(last, range_order, _))| last >= value && range_order > order);
+            if !newer_range {
+                singles.insert(key, record);
+            }
+        }
+        let ranges = painted.map(|table| {
+            let mut ranges = RangeTable::default();
+            for (first, (last, _, record)) in table {
+                ranges.firsts.push(first);
+                ranges.lasts.push(last);
+                ranges.records.push(record);
+            }
+            ranges
+        });
+
+        let mut lengths: Vec<usize> = (0..=MAX_PREFIX_DIGITS)
+            .filter(|&len| !ranges[len].firsts.is_empty())
+            .collect();
+        lengths.extend(singles.iter().map(|e| (*e.key() >> 56) as usize));
         lengths.sort_unstable_by(|a, b| b.cmp(a));
         lengths.dedup();
-        let entries = DashMap::with_capacity_and_hasher(self.entries.len(), FxBuildHasher);
-        for (prefix, record) in self.entries {
-            entries.insert(prefix, record);
-        }
         BinIndex {
-            entries,
+            singles,
+            ranges,
             lengths,
             version,
         }
     }
 }
 
+/// Disjoint ranges of one prefix length: first → (last, order added, record).
+type PaintedRanges = BTreeMap<u64, (u64, u64, Arc<BinRecord>)>;
+
+/// Adds `range` on top of the disjoint ranges in `table`, trimming or splitting what it
+/// overlaps.
+fn paint(table: &mut PaintedRanges, range: PendingRange) {
+    let (first, last) = (range.first.value, range.last.value);
+    let overlapping: Vec<u64> = table
+        .range(..=last)
+        .rev()
+        .take_while(|(_, (end, _, _))| *end >= first)
+        .map(|(&start, _)| start)
+        .collect();
+    for start in overlapping {
+        let (end, order, record) = table.remove(&start).expect("key was just listed");
+        if start < first {
+            table.insert(start, (first - 1, order, Arc::clone(&record)));
+        }
+        if end > last {
+            table.insert(last + 1, (end, order, record));
+        }
+    }
+    table.insert(first, (last, range.order, range.record));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bins::record::Issuer;
+    use crate::card::IssuerRules;
 
     fn record(brand: &str) -> BinRecord {
         BinRecord {
@@ -173,8 +342,9 @@ mod tests {
             card_type: None,
             prepaid: None,
             category: Arc::from(""),
-            issuer: super::super::record::Issuer::default(),
+            issuer: Issuer::default(),
             country: None,
+            rules: IssuerRules::default(),
         }
     }
 
@@ -182,17 +352,28 @@ mod tests {
         s.bytes().map(|b| b - b'0').collect()
     }
 
-    fn index(entries: &[(&str, &str)]) -> BinIndex {
+    fn p(text: &str) -> Prefix {
+        Prefix::parse(text).unwrap()
+    }
+
+    fn index(entries: &[(&str, &str, &str)]) -> BinIndex {
         let mut builder = IndexBuilder::default();
-        for (prefix, brand) in entries {
-            builder.insert(Prefix::parse(prefix).unwrap(), record(brand));
+        for (first, last, brand) in entries {
+            let last = if last.is_empty() { first } else { last };
+            builder.insert(p(first), p(last), record(brand));
         }
         builder.build("test".into())
     }
 
+    fn brand(index: &BinIndex, number: &str) -> Option<String> {
+        index
+            .longest_match(&digits(number))
+            .map(|hit| hit.record.brand.to_string())
+    }
+
     #[test]
     fn eight_digit_bins_win_over_the_six_digit_bin_under_them() {
-        let index = index(&[("411111", "SIX"), ("41111122", "EIGHT")]);
+        let index = index(&[("411111", "", "SIX"), ("41111122", "", "EIGHT")]);
         let hit = index.longest_match(&digits("4111112233334444")).unwrap();
         assert_eq!(&*hit.record.brand, "EIGHT");
         assert_eq!(hit.prefix.to_text(), "41111122");
@@ -203,36 +384,101 @@ mod tests {
 
     #[test]
     fn misses_and_short_input() {
-        let index = index(&[("411111", "SIX")]);
+        let index = index(&[("411111", "", "SIX")]);
         assert_eq!(index.longest_match(&digits("5111111111111111")), None);
         assert_eq!(index.longest_match(&digits("41111")), None);
     }
 
     #[test]
     fn leading_zeros_are_part_of_the_prefix() {
-        let index = index(&[("002102", "ZERO")]);
+        let index = index(&[("002102", "", "ZERO")]);
         assert!(index.longest_match(&digits("0021020000")).is_some());
         assert!(index.longest_match(&digits("2102000000")).is_none());
-        assert_eq!(Prefix::parse("002102").unwrap().to_text(), "002102");
+        assert_eq!(p("002102").to_text(), "002102");
     }
 
     #[test]
-    fn later_entries_replace_earlier_ones_and_records_are_shared() {
-        let mut builder = IndexBuilder::default();
-        builder.insert(Prefix::parse("411111").unwrap(), record("OLD"));
-        builder.insert(Prefix::parse("411111").unwrap(), record("NEW"));
-        builder.insert(Prefix::parse("422222").unwrap(), record("NEW"));
-        let index = builder.build("v".into());
+    fn ranges_answer_every_prefix_they_span_with_one_entry() {
+        let index = index(&[("45710040", "45710045", "RANGE"), ("457100", "", "SIX")]);
         assert_eq!(index.len(), 2);
+        assert_eq!(index.range_count(), 1);
+        for inside in ["4571004000000000", "4571004299999999", "4571004512345678"] {
+            assert_eq!(brand(&index, inside).as_deref(), Some("RANGE"), "{inside}");
+        }
+        let hit = index.longest_match(&digits("4571004312345678")).unwrap();
+        assert_eq!(hit.prefix.to_text(), "45710043");
+        assert_eq!(brand(&index, "4571004612345678").as_deref(), Some("SIX"));
+        assert_eq!(brand(&index, "4571003912345678").as_deref(), Some("SIX"));
+        assert_eq!(index.entries_by_length(), [(6, 1), (8, 1)]);
+    }
+
+    #[test]
+    fn a_huge_range_is_still_one_entry() {
+        let index = index(&[("40000000000", "49999999999", "ALL VISA")]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            brand(&index, "4111111111111111").as_deref(),
+            Some("ALL VISA")
+        );
+    }
+
+    #[test]
+    fn later_entries_win_where_they_overlap() {
+        // A later range splits an earlier one...
+        let split = index(&[("400000", "400099", "OLD"), ("400010", "400019", "NEW")]);
+        assert_eq!(brand(&split, "4000050000").as_deref(), Some("OLD"));
+        assert_eq!(brand(&split, "4000150000").as_deref(), Some("NEW"));
+        assert_eq!(brand(&split, "4000950000").as_deref(), Some("OLD"));
+        // ...replaces an earlier single inside it, and gives way to a later single.
+        let mixed = index(&[
+            ("400015", "", "SINGLE BEFORE"),
+            ("400010", "400019", "RANGE"),
+            ("400017", "", "SINGLE AFTER"),
+        ]);
+        assert_eq!(brand(&mixed, "4000150000").as_deref(), Some("RANGE"));
+        assert_eq!(brand(&mixed, "4000170000").as_deref(), Some("SINGLE AFTER"));
+        // A later single replaces an earlier single.
+        let singles = index(&[("411111", "", "OLD"), ("411111", "", "NEW")]);
+        assert_eq!(brand(&singles, "411111").as_deref(), Some("NEW"));
+        assert_eq!(singles.len(), 1);
+    }
+
+    #[test]
+    fn equal_records_are_shared() {
+        let index = index(&[("411111", "", "SAME"), ("422222", "", "SAME")]);
         let a = index.longest_match(&digits("411111")).unwrap().record;
         let b = index.longest_match(&digits("422222")).unwrap().record;
-        assert_eq!(&*a.brand, "NEW");
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn entries_list_singles_and_ranges_in_prefix_order() {
+        let index = index(&[
+            ("422222", "", "B"),
+            ("41111100", "41111199", "C"),
+            ("411111", "", "A"),
+        ]);
+        let listed: Vec<_> = index
+            .entries()
+            .into_iter()
+            .map(|(first, last, record)| {
+                (first.to_text(), last.to_text(), record.brand.to_string())
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("411111".into(), "411111".into(), "A".into()),
+                ("422222".into(), "422222".into(), "B".into()),
+                ("41111100".into(), "41111199".into(), "C".into()),
+            ]
+        );
     }
 
     #[test]
     fn prefixes_are_validated_without_echoing_them() {
         assert_eq!(Prefix::parse("12a456"), Err(PrefixError::NotDigits));
+        assert_eq!(Prefix::parse(""), Err(PrefixError::NotDigits));
         assert_eq!(Prefix::parse("123"), Err(PrefixError::Length(3)));
         let err = Prefix::parse("4111111111111111").unwrap_err().to_string();
         assert!(!err.contains("4111"), "{err}");

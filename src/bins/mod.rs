@@ -1,11 +1,15 @@
-//! BIN data: records, the file formats they come in, and the in-memory index that answers
-//! LookupBin by longest prefix.
+//! BIN data: records, the table formats they are read from, the in-memory index that answers
+//! LookupBin by longest prefix, and loading tables into it.
 
-pub mod bin_list_data;
+pub mod format;
 pub mod index;
+pub mod load;
 pub mod record;
-pub mod source;
+pub mod store;
+pub mod watch;
 
-pub use index::{BinIndex, BinMatch, IndexBuilder};
+pub use format::Format;
+pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
+pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};
 pub use record::{BinRecord, CardType, Country, Issuer};
-pub use source::{DataSource, LoadError, load_index};
+pub use store::{BinStore, ReloadOutcome, ReloadTrigger};

@@ -11,6 +11,6 @@ pub mod pan;
 pub mod validate;
 
 pub use mask::{MaskOptions, MaskStyle, MaskStyleError, mask};
-pub use network::{CardNetwork, NetworkSet};
+pub use network::{CardNetwork, LengthSet, LengthSetError, NetworkSet};
 pub use pan::{Pan, PanError};
-pub use validate::{Failure, Validation, validate};
+pub use validate::{Failure, IssuerRules, Validation, validate, validate_with};

@@ -105,14 +105,41 @@ impl CardNetwork {
         }
     }
 
-    /// The shortest and longest number the network issues.
+    /// The lengths the network issues.
     #[must_use]
-    pub fn length_bounds(self) -> (usize, usize) {
-        let lengths = self.spec().lengths;
-        (
-            usize::from(lengths[0]),
-            usize::from(lengths[lengths.len() - 1]),
-        )
+    pub fn lengths(self) -> LengthSet {
+        LengthSet::from_lengths(self.spec().lengths)
+    }
+
+    /// The name used in data files and on the command line: `visa`, `american-express`, ...
+    #[must_use]
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Self::Visa => "visa",
+            Self::Mastercard => "mastercard",
+            Self::AmericanExpress => "american-express",
+            Self::Discover => "discover",
+            Self::DinersClub => "diners-club",
+            Self::Jcb => "jcb",
+            Self::UnionPay => "unionpay",
+            Self::Maestro => "maestro",
+            Self::Mir => "mir",
+            Self::Elo => "elo",
+            Self::Hipercard => "hipercard",
+            Self::Hiper => "hiper",
+            Self::Troy => "troy",
+            Self::Verve => "verve",
+            Self::RuPay => "rupay",
+            Self::Naranja => "naranja",
+        }
+    }
+
+    /// The network named by its [`slug`](Self::slug), in any case.
+    #[must_use]
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|network| network.slug().eq_ignore_ascii_case(slug.trim()))
     }
 
     /// The network a BIN table's brand or scheme names, if it names one.
@@ -127,11 +154,15 @@ impl CardNetwork {
         Some(match first {
             "VISA" | "VISA ELECTRON" | "ELECTRON" | "VPAY" | "V PAY" => Self::Visa,
             "MASTERCARD" | "MASTER CARD" | "MC" => Self::Mastercard,
-            "AMERICAN EXPRESS" | "AMEX" => Self::AmericanExpress,
+            "AMERICAN EXPRESS" | "AMEX" | "AMERICAN-EXPRESS" => Self::AmericanExpress,
             "DISCOVER" => Self::Discover,
-            "DINERS CLUB INTERNATIONAL" | "DINERS CLUB" | "DINERS" => Self::DinersClub,
+            "DINERS CLUB INTERNATIONAL" | "DINERS CLUB" | "DINERS" | "DINERS-CLUB" => {
+                Self::DinersClub
+            }
             "JCB" => Self::Jcb,
-            "CHINA UNION PAY" | "UNIONPAY" | "UNION PAY" | "CUP" => Self::UnionPay,
+            "CHINA UNION PAY" | "UNIONPAY" | "UNION PAY" | "CUP" | "CHINAUNIONPAY" => {
+                Self::UnionPay
+            }
             "MAESTRO" => Self::Maestro,
             "NSPK MIR" | "MIR" => Self::Mir,
             "ELO" => Self::Elo,
@@ -149,6 +180,74 @@ impl CardNetwork {
 impl fmt::Display for CardNetwork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.spec().name)
+    }
+}
+
+/// A set of card number lengths (1 to 19 digits), without allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct LengthSet(u32);
+
+/// A length outside 12 to 19 digits, or text that is not a list of lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("lengths must be numbers from 12 to 19, separated by `;` or given as a range like 12-19")]
+pub struct LengthSetError;
+
+impl LengthSet {
+    /// The lengths a card number can have.
+    pub const VALID: std::ops::RangeInclusive<usize> = 12..=19;
+
+    #[must_use]
+    pub fn from_lengths(lengths: &[u8]) -> Self {
+        Self(lengths.iter().fold(0, |set, &l| set | (1 << l)))
+    }
+
+    /// Parses `16`, `16;19` or `12-19`.
+    ///
+    /// # Errors
+    /// [`LengthSetError`] for anything else, or a length outside 12 to 19.
+    pub fn parse(text: &str) -> Result<Self, LengthSetError> {
+        let mut set = 0u32;
+        for part in text.split(';').map(str::trim) {
+            let (low, high) = part.split_once('-').unwrap_or((part, part));
+            let low: usize = low.trim().parse().map_err(|_| LengthSetError)?;
+            let high: usize = high.trim().parse().map_err(|_| LengthSetError)?;
+            if !Self::VALID.contains(&low) || !Self::VALID.contains(&high) || low > high {
+                return Err(LengthSetError);
+            }
+            for length in low..=high {
+                set |= 1 << length;
+            }
+        }
+        Ok(Self(set))
+    }
+
+    #[must_use]
+    pub const fn contains(self, length: usize) -> bool {
+        length < 32 && self.0 & (1 << length) != 0
+    }
+
+    /// The lengths, shortest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..32).filter(move |&l| self.contains(l))
+    }
+
+    /// The shortest and longest length; `None` for the empty set.
+    #[must_use]
+    pub fn bounds(self) -> Option<(usize, usize)> {
+        Some((self.iter().next()?, self.iter().last()?))
+    }
+}
+
+impl fmt::Display for LengthSet {
+    /// `16;19`: the form [`LengthSet::parse`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, length) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            write!(f, "{length}")?;
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +337,27 @@ mod tests {
         );
         assert_eq!(CardNetwork::from_brand("PRIVATE LABEL"), None);
         assert_eq!(CardNetwork::from_brand(""), None);
+    }
+
+    #[test]
+    fn length_sets_parse_lists_and_ranges() {
+        let set = LengthSet::parse("16;19").unwrap();
+        assert!(set.contains(16) && set.contains(19) && !set.contains(17));
+        assert_eq!(set.to_string(), "16;19");
+        assert_eq!(LengthSet::parse("12-14").unwrap().to_string(), "12;13;14");
+        assert_eq!(LengthSet::parse(" 16 ").unwrap().bounds(), Some((16, 16)));
+        for bad in ["", "11", "20", "16;x", "19-12", "16,19"] {
+            assert_eq!(LengthSet::parse(bad), Err(LengthSetError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn slugs_round_trip() {
+        for network in CardNetwork::ALL {
+            assert_eq!(CardNetwork::from_slug(network.slug()), Some(network));
+        }
+        assert_eq!(CardNetwork::from_slug("VISA"), Some(CardNetwork::Visa));
+        assert_eq!(CardNetwork::from_slug("private label"), None);
     }
 
     #[test]

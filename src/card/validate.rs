@@ -3,7 +3,7 @@
 use super::iin::{self, Detection};
 use super::luhn;
 use super::mask::mask_for_display;
-use super::network::{CardNetwork, NetworkSet};
+use super::network::{CardNetwork, LengthSet, NetworkSet};
 use super::pan::{Pan, PanError};
 
 /// Why a number is not valid, in the order the checks run.
@@ -46,6 +46,10 @@ pub struct Validation {
     pub failure: Option<Failure>,
     pub potentially_valid: bool,
     pub digit_count: usize,
+    /// The lengths that are valid for this number: the network's, or the issuer's own.
+    pub lengths: LengthSet,
+    /// Whether the Luhn check applies: the network's rule, or the issuer's own.
+    pub luhn_required: bool,
     /// The number masked to its last four digits; empty when the input is not digits.
     pub masked: String,
 }
@@ -61,9 +65,19 @@ impl Validation {
             failure: Some(failure),
             potentially_valid,
             digit_count: 0,
+            lengths: LengthSet::default(),
+            luhn_required: false,
             masked: String::new(),
         }
     }
+}
+
+/// What an issuer's BIN data says about its numbers, where it differs from the network's rules
+/// (binlist's `number_length` and `number_luhn`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct IssuerRules {
+    pub lengths: Option<LengthSet>,
+    pub luhn: Option<bool>,
 }
 
 /// Validates a whole or partial card number; spaces and dashes are ignored.
@@ -73,6 +87,15 @@ impl Validation {
 /// typing more digits could still make it valid.
 #[must_use]
 pub fn validate(input: &str) -> Validation {
+    validate_with(input, |_| None)
+}
+
+/// [`validate`], with the issuer's own rules where `issuer_rules` knows them for the number.
+#[must_use]
+pub fn validate_with(
+    input: &str,
+    issuer_rules: impl FnOnce(&Pan) -> Option<IssuerRules>,
+) -> Validation {
     let pan = match Pan::parse(input) {
         Ok(pan) => pan,
         // Nothing typed yet can still become a card number of any network.
@@ -97,12 +120,13 @@ pub fn validate(input: &str) -> Validation {
             };
         }
     };
-    validate_pan(&pan)
+    let rules = issuer_rules(&pan);
+    validate_pan(&pan, rules.unwrap_or_default())
 }
 
-/// Validates digits already parsed into a [`Pan`].
+/// Validates digits already parsed into a [`Pan`], with the issuer's rules where known.
 #[must_use]
-pub fn validate_pan(pan: &Pan) -> Validation {
+pub fn validate_pan(pan: &Pan, rules: IssuerRules) -> Validation {
     let digits = pan.digits();
     let luhn_valid = luhn::is_valid(digits);
     let Detection {
@@ -128,11 +152,12 @@ pub fn validate_pan(pan: &Pan) -> Validation {
         };
     };
 
-    let spec = network.spec();
-    let (shortest, longest) = network.length_bounds();
+    let lengths = rules.lengths.unwrap_or_else(|| network.lengths());
+    let luhn_required = rules.luhn.unwrap_or(network.spec().luhn);
+    let (shortest, longest) = lengths.bounds().unwrap_or((0, 0));
     let length = digits.len();
-    let length_valid = spec.lengths.iter().any(|&l| usize::from(l) == length);
-    let check_digit_ok = luhn_valid || !spec.luhn;
+    let length_valid = lengths.contains(length);
+    let check_digit_ok = luhn_valid || !luhn_required;
     let valid = length_valid && check_digit_ok;
     let failure = if valid {
         None
@@ -148,6 +173,8 @@ pub fn validate_pan(pan: &Pan) -> Validation {
     Validation {
         valid,
         length_valid,
+        lengths,
+        luhn_required,
         network: Some(network),
         candidates: std::iter::once(network).collect(),
         failure,
@@ -216,6 +243,22 @@ mod tests {
         assert!(v.valid, "{v:?}");
         assert!(!v.luhn_valid);
         assert_eq!(v.network, Some(UnionPay));
+    }
+
+    #[test]
+    fn issuer_rules_override_the_network() {
+        let rules = IssuerRules {
+            lengths: Some(LengthSet::parse("19").unwrap()),
+            luhn: Some(false),
+        };
+        // A 16-digit Visa that passes Luhn is not valid for an issuer of 19-digit numbers...
+        let v = validate_with("4111111111111111", |_| Some(rules));
+        assert_eq!(v.failure, Some(Failure::TooShort));
+        assert!(v.potentially_valid);
+        // ...and a 19-digit one that fails Luhn is, when the issuer does not use Luhn.
+        let v = validate_with("4111111111111111112", |_| Some(rules));
+        assert!(v.valid, "{v:?}");
+        assert!(!v.luhn_required);
     }
 
     #[test]

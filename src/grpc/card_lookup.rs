@@ -7,23 +7,23 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
 use super::observe::observe;
-use crate::bins::BinIndex;
+use crate::bins::BinStore;
 use crate::card::mask::MIN_PAN_DIGITS;
 use crate::card::{self, MaskOptions, Pan, iin};
 use crate::proto::cardlookup::v1 as pb;
 use crate::telemetry::{Method, RpcMetrics};
 
-/// The service: the live BIN index and the metric handles.
+/// The service: the live BIN data and the metric handles.
 #[derive(Debug, Clone)]
 pub struct CardLookup {
-    index: Arc<BinIndex>,
+    store: Arc<BinStore>,
     metrics: Arc<RpcMetrics>,
 }
 
 impl CardLookup {
     #[must_use]
-    pub fn new(index: Arc<BinIndex>, metrics: Arc<RpcMetrics>) -> Self {
-        Self { index, metrics }
+    pub fn new(store: Arc<BinStore>, metrics: Arc<RpcMetrics>) -> Self {
+        Self { store, metrics }
     }
 
     fn lookup_bin(
@@ -34,10 +34,12 @@ impl CardLookup {
         if pan.len() < MIN_BIN_DIGITS {
             return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
         }
-        let hit = self.index.longest_match(pan.digits());
+        // One snapshot for the whole answer: a reload in between cannot mix two tables.
+        let index = self.store.current();
+        let hit = index.longest_match(pan.digits());
         self.metrics.bin_lookup(hit.is_some());
         let iin_network = iin::detect(pan.digits()).network;
-        Ok(convert::bin_lookup(hit, iin_network, self.index.version()))
+        Ok(convert::bin_lookup(hit, iin_network, index.version()))
     }
 
     fn mask_card(
@@ -58,7 +60,8 @@ impl CardLookup {
             .unwrap_or('*');
         let network = iin::detect(pan.digits()).network;
         let bin_len = self
-            .index
+            .store
+            .current()
             .longest_match(pan.digits())
             .map_or(0, |hit| hit.prefix.len());
         let options = MaskOptions {
@@ -79,26 +82,48 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        observe(&self.metrics, Method::Validate, request, |request| {
-            Ok(convert::validation(card::validate(&request.number)))
-        })
+        observe(
+            &self.metrics,
+            Method::Validate,
+            request,
+            |request| async move {
+                let index = self.store.current();
+                let issuer_rules = |pan: &Pan| {
+                    let hit = index.longest_match(pan.digits())?;
+                    Some(hit.record.rules)
+                };
+                Ok(convert::validation(card::validate_with(
+                    &request.number,
+                    issuer_rules,
+                )))
+            },
+        )
+        .await
     }
 
     async fn lookup_bin(
         &self,
         request: Request<pb::LookupBinRequest>,
     ) -> Result<Response<pb::LookupBinResponse>, Status> {
-        observe(&self.metrics, Method::LookupBin, request, |request| {
-            self.lookup_bin(&request)
-        })
+        observe(
+            &self.metrics,
+            Method::LookupBin,
+            request,
+            |request| async move { self.lookup_bin(&request) },
+        )
+        .await
     }
 
     async fn mask_card(
         &self,
         request: Request<pb::MaskCardRequest>,
     ) -> Result<Response<pb::MaskCardResponse>, Status> {
-        observe(&self.metrics, Method::MaskCard, request, |request| {
-            self.mask_card(&request)
-        })
+        observe(
+            &self.metrics,
+            Method::MaskCard,
+            request,
+            |request| async move { self.mask_card(&request) },
+        )
+        .await
     }
 }

@@ -41,7 +41,6 @@ fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
 }
 
 pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
-    let spec = v.network.map(card::CardNetwork::spec);
     pb::ValidateResponse {
         valid: v.valid,
         luhn_valid: v.luhn_valid,
@@ -55,10 +54,8 @@ pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
             .iter()
             .map(|n| network(Some(n)).into())
             .collect(),
-        luhn_required: spec.is_some_and(|s| s.luhn),
-        network_lengths: spec
-            .map(|s| s.lengths.iter().map(|&l| u32::from(l)).collect())
-            .unwrap_or_default(),
+        luhn_required: v.luhn_required,
+        network_lengths: v.lengths.iter().map(|l| l as u32).collect(),
         digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
         failure_message: v
             .failure

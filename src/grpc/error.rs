@@ -23,6 +23,9 @@ pub enum RequestError {
     MaskCharacter(#[from] MaskStyleError),
     #[error("style: {0} is not a MaskStyle value")]
     UnknownMaskStyle(i32),
+    /// A data reload failed; the message names the file, line and reason.
+    #[error("reload failed, still serving the previous data: {0}")]
+    Reload(String),
 }
 
 impl RequestError {
@@ -35,6 +38,7 @@ impl RequestError {
             | Self::NotACardNumber { .. }
             | Self::MaskCharacter(_)
             | Self::UnknownMaskStyle(_) => Code::InvalidArgument,
+            Self::Reload(_) => Code::FailedPrecondition,
         }
     }
 }

@@ -3,9 +3,11 @@
 //! [`error`] is the one place where errors become `tonic::Status`; [`observe`] wraps every call
 //! with its request id, metrics and log line.
 
+pub mod admin;
 pub mod card_lookup;
 mod convert;
 pub mod error;
 pub mod observe;
 
+pub use admin::Admin;
 pub use card_lookup::CardLookup;

@@ -1,5 +1,6 @@
 //! What happens around every call: a request id, metrics, and a log line.
 
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,16 +22,19 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 ///
 /// The caller's `x-request-id` is kept when it is a short token of letters, digits, `.`, `_`
 /// and `-` (safe to log); otherwise a new one is made.
-pub fn observe<Req, Res>(
+pub async fn observe<Req, Res, Handled>(
     metrics: &RpcMetrics,
     method: Method,
     request: Request<Req>,
-    handler: impl FnOnce(Req) -> Result<Res, RequestError>,
-) -> Result<Response<Res>, Status> {
+    handler: impl FnOnce(Req) -> Handled,
+) -> Result<Response<Res>, Status>
+where
+    Handled: Future<Output = Result<Res, RequestError>>,
+{
     let started = Instant::now();
     metrics.started(method);
     let request_id = request_id(request.metadata());
-    let result = handler(request.into_inner());
+    let result = handler(request.into_inner()).await;
     let elapsed = started.elapsed();
     let id_value = MetadataValue::try_from(request_id.as_str()).ok();
     match result {

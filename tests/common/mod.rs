@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
-use card_lookup::bins::{BinIndex, DataSource, load_index};
+use card_lookup::bins::{BinStore, DataSource, LoadOptions};
 use card_lookup::config::Config;
+use card_lookup::proto::cardlookup::admin::v1::admin_service_client::AdminServiceClient;
 use card_lookup::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 use card_lookup::server::{self, Listeners, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,17 +16,60 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-#[allow(unused_imports)] // not every test file calls the service
-pub use card_lookup::proto::cardlookup::v1 as pb;
+#[allow(unused_imports)] // not every test file calls the services
+pub use card_lookup::proto::cardlookup::{admin::v1 as admin_pb, v1 as pb};
 
 /// The embedded default data, loaded once per test binary.
-pub static EMBEDDED: LazyLock<Arc<BinIndex>> =
-    LazyLock::new(|| Arc::new(load_index(&[DataSource::Embedded]).expect("embedded data loads")));
+pub static EMBEDDED: LazyLock<Arc<BinStore>> = LazyLock::new(|| {
+    Arc::new(
+        BinStore::load(vec![DataSource::Embedded], LoadOptions::default())
+            .expect("embedded data loads"),
+    )
+});
+
+/// A store of the embedded data with `files` on top, as `--bin-data` gives.
+pub fn store_with_files(files: &[&std::path::Path], options: LoadOptions) -> Arc<BinStore> {
+    let sources = std::iter::once(DataSource::Embedded)
+        .chain(files.iter().map(|f| DataSource::File(f.to_path_buf())))
+        .collect();
+    Arc::new(BinStore::load(sources, options).expect("the data loads"))
+}
+
+/// A fresh directory for one test's files, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "card-lookup-{name}-{}-{unique}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    /// Writes `contents` to `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A server started in-process on 127.0.0.1 with port 0 for gRPC and metrics.
 pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -36,18 +80,25 @@ impl TestServer {
         Self::start_with(Arc::clone(&EMBEDDED)).await
     }
 
-    pub async fn start_with(index: Arc<BinIndex>) -> Self {
-        Self::start_configured(Config::default(), index).await
+    pub async fn start_with(store: Arc<BinStore>) -> Self {
+        Self::start_configured(Config::default(), store).await
     }
 
-    pub async fn start_configured(config: Config, index: Arc<BinIndex>) -> Self {
+    pub async fn start_configured(config: Config, store: Arc<BinStore>) -> Self {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            server::run(&config, index, Listeners { grpc, metrics }, async {
+            let listeners = Listeners {
+                grpc,
+                metrics,
+                admin: Some(admin),
+            };
+            server::run(&config, store, listeners, async {
                 let _ = stopped.await;
             })
             .await
@@ -55,6 +106,7 @@ impl TestServer {
         Self {
             grpc_addr,
             metrics_addr,
+            admin_addr,
             shutdown: Some(shutdown),
             task,
         }
@@ -74,6 +126,15 @@ impl TestServer {
 
     pub async fn client(&self) -> CardLookupServiceClient<Channel> {
         CardLookupServiceClient::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.admin_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("the admin service accepts connections");
+        AdminServiceClient::new(channel)
     }
 
     /// Signals shutdown and waits for the server to return.

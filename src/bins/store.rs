@@ -1,0 +1,218 @@
+//! The live BIN index, replaced whole when the data changes.
+//!
+//! A reload builds the new index beside the old one (on a blocking thread) and swaps it in
+//! with one atomic pointer store: a lookup sees the old table or the new one, never a mix, and
+//! never waits. A reload that fails leaves the old index serving and says why.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use super::index::BinIndex;
+use super::load::{self, DataSource, LoadError, LoadOptions, SourceReport};
+use crate::telemetry;
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadTrigger {
+    /// A watched data file changed.
+    FileChange,
+    /// SIGHUP.
+    Signal,
+    /// The admin service's Reload.
+    Admin,
+}
+
+impl ReloadTrigger {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::FileChange => "file_change",
+            Self::Signal => "signal",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// What a successful reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// New data is being served.
+    Replaced { version: String },
+    /// The data had not changed; the index was left as it was.
+    Unchanged { version: String },
+}
+
+/// The last reload, for the admin service.
+#[derive(Debug, Clone)]
+pub struct ReloadRecord {
+    pub at: SystemTime,
+    pub trigger: ReloadTrigger,
+    /// The outcome, or why it failed.
+    pub result: Result<ReloadOutcome, String>,
+}
+
+/// What the store is serving and how it got there.
+#[derive(Debug, Clone)]
+pub struct StoreInfo {
+    pub index: Arc<BinIndex>,
+    pub sources: Vec<SourceReport>,
+    pub loaded_at: SystemTime,
+    pub last_reload: Option<ReloadRecord>,
+}
+
+#[derive(Debug)]
+struct State {
+    sources: Vec<SourceReport>,
+    loaded_at: SystemTime,
+    last_reload: Option<ReloadRecord>,
+}
+
+/// The index being served, and the sources to reload it from.
+#[derive(Debug)]
+pub struct BinStore {
+    current: ArcSwap<BinIndex>,
+    sources: Vec<DataSource>,
+    options: LoadOptions,
+    state: Mutex<State>,
+    /// One reload at a time: they would only repeat each other's work.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl BinStore {
+    /// Loads the sources for the first time.
+    ///
+    /// # Errors
+    /// [`LoadError`] when any source cannot be loaded.
+    pub fn load(sources: Vec<DataSource>, options: LoadOptions) -> Result<Self, LoadError> {
+        let loaded = load::load(&sources, options)?;
+        Ok(Self::from_loaded(loaded, sources, options))
+    }
+
+    /// A store serving an index that is already loaded.
+    #[must_use]
+    pub fn from_loaded(
+        loaded: load::Loaded,
+        sources: Vec<DataSource>,
+        options: LoadOptions,
+    ) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(loaded.index),
+            sources,
+            options,
+            state: Mutex::new(State {
+                sources: loaded.sources,
+                loaded_at: SystemTime::now(),
+                last_reload: None,
+            }),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The index to answer one request from. Cheap; never blocks.
+    #[must_use]
+    pub fn current(&self) -> arc_swap::Guard<Arc<BinIndex>> {
+        self.current.load()
+    }
+
+    /// The files this store reloads from.
+    pub fn files(&self) -> impl Iterator<Item = &std::path::Path> {
+        self.sources.iter().filter_map(|source| match source {
+            DataSource::File(path) => Some(path.as_path()),
+            DataSource::Embedded => None,
+        })
+    }
+
+    /// What is served, from which sources, and the last reload.
+    ///
+    /// # Panics
+    /// If a thread panicked while holding the state lock.
+    #[must_use]
+    pub fn info(&self) -> StoreInfo {
+        let state = self.state.lock().expect("store state lock");
+        StoreInfo {
+            index: self.current.load_full(),
+            sources: state.sources.clone(),
+            loaded_at: state.loaded_at,
+            last_reload: state.last_reload.clone(),
+        }
+    }
+
+    /// Reloads every source and swaps the new index in; unchanged data is not rebuilt.
+    /// The work runs on a blocking thread; concurrent calls run one after another.
+    ///
+    /// # Errors
+    /// [`LoadError`] when a source cannot be loaded; the current index keeps serving.
+    ///
+    /// # Panics
+    /// If the blocking thread panics.
+    pub async fn reload(
+        self: &Arc<Self>,
+        trigger: ReloadTrigger,
+    ) -> Result<ReloadOutcome, LoadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || store.reload_blocking(trigger))
+            .await
+            .expect("the reload thread does not panic")
+    }
+
+    fn reload_blocking(&self, trigger: ReloadTrigger) -> Result<ReloadOutcome, LoadError> {
+        let rebuilt = self.rebuild();
+        let mut state = self.state.lock().expect("store state lock");
+        let result = rebuilt.map(|rebuilt| match rebuilt {
+            Rebuilt::Unchanged { version } => ReloadOutcome::Unchanged { version },
+            Rebuilt::New(loaded) => {
+                let loaded = *loaded;
+                let version = loaded.index.version().to_owned();
+                let previous = self.current.swap(Arc::new(loaded.index));
+                telemetry::record_index_replaced(&previous, &self.current.load());
+                state.sources = loaded.sources;
+                state.loaded_at = SystemTime::now();
+                ReloadOutcome::Replaced { version }
+            }
+        });
+        match &result {
+            Ok(ReloadOutcome::Replaced { version }) => {
+                tracing::info!(trigger = trigger.name(), version, "BIN data reloaded");
+            }
+            Ok(ReloadOutcome::Unchanged { version }) => {
+                tracing::info!(trigger = trigger.name(), version, "BIN data unchanged");
+            }
+            Err(error) => tracing::error!(
+                trigger = trigger.name(),
+                %error,
+                "BIN data reload failed; still serving the previous data"
+            ),
+        }
+        telemetry::record_reload(match &result {
+            Ok(ReloadOutcome::Replaced { .. }) => telemetry::ReloadResult::Success,
+            Ok(ReloadOutcome::Unchanged { .. }) => telemetry::ReloadResult::Unchanged,
+            Err(_) => telemetry::ReloadResult::Failure,
+        });
+        state.last_reload = Some(ReloadRecord {
+            at: SystemTime::now(),
+            trigger,
+            result: result
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
+        });
+        result
+    }
+
+    /// Loads the sources again, unless their bytes are what is being served.
+    fn rebuild(&self) -> Result<Rebuilt, LoadError> {
+        let version = load::fingerprint(&self.sources, self.options)?;
+        if version == self.current.load().version() {
+            return Ok(Rebuilt::Unchanged { version });
+        }
+        load::load(&self.sources, self.options).map(|loaded| Rebuilt::New(Box::new(loaded)))
+    }
+}
+
+enum Rebuilt {
+    Unchanged { version: String },
+    New(Box<load::Loaded>),
+}

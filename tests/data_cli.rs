@@ -1,0 +1,139 @@
+//! `card-lookup data check` and `card-lookup data convert`, run as an operator runs them.
+
+mod common;
+
+use std::process::Command;
+
+use common::TempDir;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BINARY).args(args).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_summarises_good_files_and_exits_zero() {
+    let dir = TempDir::new("check-good");
+    let cn = dir.write(
+        "cn.csv",
+        "BIN,BankName,CardType,CardOrg\n622848,中国农业银行,借记卡,银联\n404119,交通银行,信用卡,Visa\n",
+    );
+    let ranges = dir.write(
+        "ranges.csv",
+        "iin_start,iin_end,number_length,number_luhn,scheme,brand,type,prepaid,country,bank_name,bank_logo,bank_url,bank_phone,bank_city\n\
+         45710040,45710045,16,Y,VISA,Visa Classic,DEBIT,N,DK,JYSKE BANK,,,,\n",
+    );
+    let (code, out, _) = run(&[
+        "data",
+        "check",
+        cn.to_str().unwrap(),
+        ranges.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("cn.csv: cn-four-column, 2 rows, 0 bad"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ranges.csv: binlist-ranges, 1 rows, 0 bad"),
+        "{out}"
+    );
+    assert!(out.contains("entries: 3 (1 ranges)"), "{out}");
+    assert!(
+        out.contains("prefixes by length: 6 digits: 2, 8 digits: 1"),
+        "{out}"
+    );
+    assert!(out.contains("networks: visa 2, unionpay 1"), "{out}");
+    assert!(out.contains("countries: (none) 2, DK 1"), "{out}");
+    assert!(out.contains("problems: 0"), "{out}");
+}
+
+#[test]
+fn check_lists_every_problem_with_its_line_and_exits_non_zero() {
+    let dir = TempDir::new("check-bad");
+    let bad = dir.write(
+        "bad.csv",
+        "BIN,BankName,CardType,CardOrg\n622848,A,借记卡,银联\n4111111111111111,B,借记卡,银联\n622849,C,储蓄卡,银联\n",
+    );
+    let unknown = dir.write("unknown.csv", "pan,name\n1,2\n");
+    let (code, out, _) = run(&[
+        "data",
+        "check",
+        bad.to_str().unwrap(),
+        unknown.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("line 3: BIN has 16 digits"), "{out}");
+    assert!(
+        out.contains("line 4: CardType: `储蓄卡` is not one of"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unknown.csv: the header matches no known format"),
+        "{out}"
+    );
+    assert!(out.contains("problems: 3"), "{out}");
+    assert!(
+        !out.contains("4111111111111111"),
+        "a card number was echoed: {out}"
+    );
+}
+
+#[test]
+fn convert_writes_the_merged_table_in_the_projects_schema() {
+    let dir = TempDir::new("convert");
+    let older = dir.write(
+        "older.csv",
+        "BIN,BankName,CardType,CardOrg\n622848,OLD,借记卡,银联\n622849,KEPT,借记卡,银联\n",
+    );
+    let newer = dir.write(
+        "newer.csv",
+        "BIN,BankName,CardType,CardOrg\n622848,NEW,信用卡,银联\n",
+    );
+    let output = dir.0.join("out.csv");
+    let (code, _, err) = run(&[
+        "data",
+        "convert",
+        older.to_str().unwrap(),
+        newer.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let converted = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<_> = converted.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country",
+            "622848,,,,unionpay,银联,credit,false,,NEW,,,",
+            "622849,,,,unionpay,银联,debit,false,,KEPT,,,",
+        ]
+    );
+    // What convert writes, check reads back cleanly.
+    let (code, out, _) = run(&["data", "check", output.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("cardlookup, 2 rows, 0 bad"), "{out}");
+}
+
+#[test]
+fn convert_refuses_a_bad_file_with_file_and_line() {
+    let dir = TempDir::new("convert-bad");
+    let bad = dir.write(
+        "bad.csv",
+        "BIN,BankName,CardType,CardOrg\n62x848,A,借记卡,银联\n",
+    );
+    let (code, out, err) = run(&["data", "convert", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("bad.csv: line 2: BIN must be digits only"),
+        "{err}"
+    );
+}

@@ -1,0 +1,250 @@
+//! Replacing BIN data live: by editing a file, by renaming one over it, and through the admin
+//! service, while clients keep calling; a bad file leaves the old data serving.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use card_lookup::bins::{BinStore, DataSource, LoadOptions};
+use common::{TempDir, TestServer, admin_pb, pb};
+use tonic::Code;
+
+const HEADER: &str = "BIN,BankName,CardType,CardOrg";
+
+/// A table whose every row names `bank`, so an answer shows which table it came from.
+fn table(bank: &str) -> String {
+    use std::fmt::Write as _;
+    (622_800..622_900).fold(format!("{HEADER}\n"), |mut table, bin| {
+        let _ = writeln!(table, "{bin},{bank},借记卡,银联");
+        table
+    })
+}
+
+fn files_only(files: &[&std::path::Path]) -> Arc<BinStore> {
+    let sources = files
+        .iter()
+        .map(|f| DataSource::File(f.to_path_buf()))
+        .collect();
+    Arc::new(BinStore::load(sources, LoadOptions::default()).unwrap())
+}
+
+async fn lookup(
+    client: &mut pb::card_lookup_service_client::CardLookupServiceClient<tonic::transport::Channel>,
+) -> pb::LookupBinResponse {
+    client
+        .lookup_bin(pb::LookupBinRequest {
+            number: "6228480000000000".into(),
+        })
+        .await
+        .expect("LookupBin never fails during a reload")
+        .into_inner()
+}
+
+/// Polls until `issuer` answers, or fails after 15 s.
+async fn wait_for_issuer(server: &TestServer, issuer: &str) -> pb::LookupBinResponse {
+    let mut client = server.client().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = lookup(&mut client).await;
+        if answer.issuer.as_ref().is_some_and(|i| i.name == issuer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "still answering {answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Calls LookupBin in a loop until stopped; checks every answer is whole (its issuer belongs
+/// with its dataset version) and counts them.
+fn keep_calling(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    let url = server.url();
+    tokio::spawn(async move {
+        let mut client = pb::card_lookup_service_client::CardLookupServiceClient::connect(url)
+            .await
+            .unwrap();
+        let calls = AtomicU64::new(0);
+        let mut seen = std::collections::HashMap::<String, String>::new();
+        while !stop.load(Ordering::Relaxed) {
+            let answer = lookup(&mut client).await;
+            let issuer = answer.issuer.unwrap().name;
+            let version = answer.dataset_version;
+            let first = seen
+                .entry(version.clone())
+                .or_insert_with(|| issuer.clone());
+            assert_eq!(
+                *first, issuer,
+                "version {version} answered two issuers: a mixed table"
+            );
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+        calls.into_inner()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_file_is_reloaded_while_clients_keep_calling() {
+    let dir = TempDir::new("reload-edit");
+    let path = dir.write("bins.csv", &table("OLD BANK"));
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    let old = wait_for_issuer(&server, "OLD BANK").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = keep_calling(&server, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(&path, table("NEW BANK")).unwrap();
+    let new = wait_for_issuer(&server, "NEW BANK").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(caller.await.unwrap() > 0);
+    assert_ne!(old.dataset_version, new.dataset_version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_renamed_over_the_old_one_is_reloaded() {
+    let dir = TempDir::new("reload-rename");
+    let path = dir.write("bins.csv", &table("OLD BANK"));
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    wait_for_issuer(&server, "OLD BANK").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let caller = keep_calling(&server, Arc::clone(&stop));
+    let staged = dir.write("bins.csv.new", &table("RENAMED BANK"));
+    std::fs::rename(&staged, &path).unwrap();
+    wait_for_issuer(&server, "RENAMED BANK").await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(caller.await.unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_leaves_the_old_data_serving_and_says_why() {
+    let dir = TempDir::new("reload-corrupt");
+    let path = dir.write("bins.csv", &table("GOOD BANK"));
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    let good = wait_for_issuer(&server, "GOOD BANK").await;
+    let mut admin = server.admin().await;
+
+    let mut corrupt = table("HALF BANK");
+    corrupt.push_str("62x999,HALF BANK,借记卡,银联\n");
+    std::fs::write(&path, corrupt).unwrap();
+    let status = admin.reload(admin_pb::ReloadRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("bins.csv: line 102: BIN must be digits only"),
+        "{}",
+        status.message()
+    );
+
+    // Still the good table, whole: no row of the corrupt file was loaded.
+    let mut client = server.client().await;
+    let answer = lookup(&mut client).await;
+    assert_eq!(answer.issuer.unwrap().name, "GOOD BANK");
+    assert_eq!(answer.dataset_version, good.dataset_version);
+
+    let info = admin
+        .get_index_info(admin_pb::GetIndexInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let last = info.last_reload.unwrap();
+    assert!(!last.success);
+    assert!(last.error.contains("line 102"), "{}", last.error);
+    assert_eq!(info.dataset_version, good.dataset_version);
+
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains("cardlookup_data_last_reload_successful 0"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(r#"cardlookup_data_reloads_total{result="failure"}"#),
+        "{scrape}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_service_reloads_and_describes_the_data() {
+    let dir = TempDir::new("reload-admin");
+    let first = dir.write("first.csv", &table("FIRST BANK"));
+    let second = dir.write(
+        "second.csv",
+        "iin_start,iin_end,number_length,number_luhn,scheme,brand,type,prepaid,country,bank_name,bank_logo,bank_url,bank_phone,bank_city\n\
+         62284800,62284899,19,N,UNIONPAY,,DEBIT,N,CN,RANGE BANK,,,,\n",
+    );
+    let config = card_lookup::config::Config {
+        watch_data_files: false,
+        ..card_lookup::config::Config::default()
+    };
+    let server = TestServer::start_configured(config, files_only(&[&first, &second])).await;
+    let mut admin = server.admin().await;
+
+    let info = admin
+        .get_index_info(admin_pb::GetIndexInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.entries, 101);
+    assert_eq!(info.ranges, 1);
+    let lengths: Vec<_> = info
+        .entries_by_prefix_length
+        .iter()
+        .map(|l| (l.prefix_length, l.entries))
+        .collect();
+    assert_eq!(lengths, [(6, 100), (8, 1)]);
+    let sources: Vec<_> = info
+        .sources
+        .iter()
+        .map(|s| (s.format.as_str(), s.rows))
+        .collect();
+    assert_eq!(sources, [("cn-four-column", 100), ("binlist-ranges", 1)]);
+    assert!(info.last_reload.is_none());
+
+    // The 8-digit range of the second file wins over the first file's 6-digit BIN, and its
+    // length and Luhn rules apply to Validate.
+    let mut client = server.client().await;
+    let answer = lookup(&mut client).await;
+    assert_eq!(answer.bin, "62284800");
+    assert_eq!(answer.issuer.unwrap().name, "RANGE BANK");
+    let validation = client
+        .validate(pb::ValidateRequest {
+            number: "6228480000000000".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(validation.failure(), pb::ValidationFailure::TooShort);
+    assert_eq!(validation.network_lengths, [19]);
+
+    let unchanged = admin
+        .reload(admin_pb::ReloadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert!(unchanged.success && !unchanged.changed);
+    assert_eq!(unchanged.trigger, "admin");
+
+    std::fs::write(&first, table("EDITED BANK")).unwrap();
+    let changed = admin
+        .reload(admin_pb::ReloadRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert!(changed.success && changed.changed);
+    assert_ne!(changed.dataset_version, info.dataset_version);
+    let answer = client
+        .lookup_bin(pb::LookupBinRequest {
+            number: "622801".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.issuer.unwrap().name, "EDITED BANK");
+    assert_eq!(answer.dataset_version, changed.dataset_version);
+}
