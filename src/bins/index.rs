@@ -9,7 +9,7 @@
 //! A built index is never written again: new data builds a new index beside it, which is then
 //! swapped in whole, so lookups never wait for a writer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -112,10 +112,14 @@ impl RangeTable {
     }
 }
 
+/// Single prefixes: key → (the order it was added in, record). The order resolves overlaps
+/// with ranges while building; it costs no lookup time.
+type Singles = DashMap<u64, (u32, Arc<BinRecord>), FxBuildHasher>;
+
 /// An immutable, shareable BIN index.
 #[derive(Debug)]
 pub struct BinIndex {
-    singles: DashMap<u64, Arc<BinRecord>, FxBuildHasher>,
+    singles: Singles,
     /// Indexed by prefix length.
     ranges: [RangeTable; MAX_PREFIX_DIGITS + 1],
     /// The prefix lengths present, longest first: a lookup tries only these.
@@ -133,7 +137,7 @@ impl BinIndex {
             .find_map(|&len| {
                 let prefix = Prefix::of_digits(digits, len);
                 let record = match self.singles.get(&prefix.key()) {
-                    Some(record) => Arc::clone(record.value()),
+                    Some(single) => Arc::clone(&single.value().1),
                     None => Arc::clone(self.ranges[len].find(prefix.value)?),
                 };
                 Some(BinMatch { prefix, record })
@@ -187,7 +191,7 @@ impl BinIndex {
                     len: (key >> 56) as u8,
                     value: key & ((1 << 56) - 1),
                 };
-                (prefix, prefix, Arc::clone(entry.value()))
+                (prefix, prefix, Arc::clone(&entry.value().1))
             })
             .collect();
         for (len, table) in self.ranges.iter().enumerate() {
@@ -217,7 +221,7 @@ impl BinIndex {
 /// A range as added, with the order it came in.
 #[derive(Debug)]
 struct PendingRange {
-    order: u64,
+    order: u32,
     first: Prefix,
     last: Prefix,
     record: Arc<BinRecord>,
@@ -227,11 +231,13 @@ struct PendingRange {
 /// one added later wins (for the prefixes it covers).
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
-    singles: HashMap<u64, (u64, Arc<BinRecord>), FxBuildHasher>,
+    singles: Singles,
     ranges: Vec<PendingRange>,
-    added: u64,
+    added: u32,
+    /// Bit `n` is set when a prefix of `n` digits was added.
+    lengths: u16,
     /// Equal records are stored once: many prefixes share an issuer's record.
-    records: HashSet<Arc<BinRecord>>,
+    records: HashSet<Arc<BinRecord>, FxBuildHasher>,
 }
 
 impl IndexBuilder {
@@ -246,6 +252,7 @@ impl IndexBuilder {
             shared
         };
         self.added += 1;
+        self.lengths |= 1 << first.len;
         if first == last {
             self.singles.insert(first.key(), (self.added, record));
         } else {
@@ -267,17 +274,16 @@ impl IndexBuilder {
             paint(&mut painted[range.first.len()], range);
         }
 
-        let singles = DashMap::with_capacity_and_hasher(self.singles.len(), FxBuildHasher);
-        for (key, (order, record)) in self.singles {
-            let len = (key >> 56) as usize;
-            let value = key & ((1 << 56) - 1);
-            let newer_range = painted[len]
-                .range(..=value)
-                .next_back()
-                .is_some_and(|(_, &(last, range_order, _))| last >= value && range_order > order);
-            if !newer_range {
-                singles.insert(key, record);
-            }
+        let singles = self.singles;
+        if painted.iter().any(|table| !table.is_empty()) {
+            // A single prefix inside a range added after it gives way to the range.
+            singles.retain(|&key, (order, _)| {
+                let len = (key >> 56) as usize;
+                let value = key & ((1 << 56) - 1);
+                !painted[len].range(..=value).next_back().is_some_and(
+                    |(_, &(last, range_order, _))| last >= value && range_order > *order,
+                )
+            });
         }
         let ranges = painted.map(|table| {
             let mut ranges = RangeTable::default();
@@ -289,12 +295,10 @@ impl IndexBuilder {
             ranges
         });
 
-        let mut lengths: Vec<usize> = (0..=MAX_PREFIX_DIGITS)
-            .filter(|&len| !ranges[len].firsts.is_empty())
+        let lengths = (0..=MAX_PREFIX_DIGITS)
+            .rev()
+            .filter(|&len| self.lengths & (1 << len) != 0)
             .collect();
-        lengths.extend(singles.iter().map(|e| (*e.key() >> 56) as usize));
-        lengths.sort_unstable_by(|a, b| b.cmp(a));
-        lengths.dedup();
         BinIndex {
             singles,
             ranges,
@@ -305,7 +309,7 @@ impl IndexBuilder {
 }
 
 /// Disjoint ranges of one prefix length: first → (last, order added, record).
-type PaintedRanges = BTreeMap<u64, (u64, u64, Arc<BinRecord>)>;
+type PaintedRanges = BTreeMap<u64, (u64, u32, Arc<BinRecord>)>;
 
 /// Adds `range` on top of the disjoint ranges in `table`, trimming or splitting what it
 /// overlaps.

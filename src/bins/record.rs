@@ -2,6 +2,8 @@
 //! entries small: entries share records, and records share strings.
 
 use std::collections::HashSet;
+
+use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
 use crate::card::{CardNetwork, IssuerRules};
@@ -47,11 +49,14 @@ impl Country {
     /// XK, Kosovo).
     #[must_use]
     pub fn from_alpha2(code: &str) -> Option<Self> {
-        let code = code.to_ascii_uppercase();
-        if code == KOSOVO.alpha2 {
+        if code.eq_ignore_ascii_case(KOSOVO.alpha2) {
             return Some(KOSOVO);
         }
-        let country = rust_iso3166::from_alpha2(&code)?;
+        let country = if code.bytes().all(|b| b.is_ascii_uppercase()) {
+            rust_iso3166::from_alpha2(code)?
+        } else {
+            rust_iso3166::from_alpha2(&code.to_ascii_uppercase())?
+        };
         Some(Self {
             alpha2: country.alpha2,
             alpha3: country.alpha3,
@@ -87,7 +92,7 @@ pub struct BinRecord {
 /// Shares equal strings between records while a table loads: a 3-million-row table names a
 /// few thousand issuers.
 #[derive(Debug, Default)]
-pub struct Strings(HashSet<Arc<str>>);
+pub struct Strings(HashSet<Arc<str>, FxBuildHasher>);
 
 impl Strings {
     /// The shared copy of `text`.
