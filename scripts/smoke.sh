@@ -13,7 +13,7 @@ OUT=$(mktemp)
 trap 'kill "$PID" 2>/dev/null || true; rm -f "$LOG" "$OUT"' EXIT
 
 [ -x "$BINARY" ] || cargo build --release --locked
-"$BINARY" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$LOG" 2>&1 &
+"$BINARY" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$LOG" 2>&1 &
 PID=$!
 
 for _ in $(seq 1 100); do
@@ -23,6 +23,7 @@ for _ in $(seq 1 100); do
 done
 ADDR=$(sed -n 's/.*serving gRPC on \([0-9.:]*\),.*/\1/p' "$LOG" | head -1)
 METRICS=$(sed -n 's|.*metrics on \(http://[0-9.:]*/metrics\).*|\1|p' "$LOG" | head -1)
+ADMIN=$(sed -n 's/.*serving the admin service on \([0-9.:]*\).*/\1/p' "$LOG" | head -1)
 [ -n "$ADDR" ] && [ -n "$METRICS" ] || { cat "$LOG"; echo "smoke: no start-up line" >&2; exit 1; }
 grep -q "loaded 327012 BINs" "$LOG" || { cat "$LOG"; echo "smoke: BIN count not printed" >&2; exit 1; }
 
@@ -57,6 +58,8 @@ expect "LookupBin gives the network"  'CARD_NETWORK_UNIONPAY'    call LookupBin 
 expect "LookupBin refuses 5 digits"   'Code: InvalidArgument'    call LookupBin '{"number":"41111"}'
 expect "MaskCard BIN and last four"   '"masked": "411111******1111"' call MaskCard '{"number":"4111111111111111","style":"MASK_STYLE_BIN_AND_LAST_FOUR"}'
 expect "MaskCard refuses non-cards"   'Code: InvalidArgument'    call MaskCard '{"number":"1234"}'
+expect "admin: index info"            '"format": "bin-list-data"' "$GRPCURL" -plaintext "$ADMIN" cardlookup.admin.v1.AdminService/GetIndexInfo
+expect "admin: reload"                '"success": true'          "$GRPCURL" -plaintext "$ADMIN" cardlookup.admin.v1.AdminService/Reload
 
 python3 - "$METRICS" >"$OUT.metrics" <<'PY'
 import sys, urllib.request

@@ -52,9 +52,13 @@ pub mod cardlookup {
     }
 }
 
-/// The encoded descriptors of every proto file, for server reflection.
+/// The encoded descriptors of `cardlookup.v1`, for server reflection on the service's port.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/card_lookup_descriptor.bin"));
+
+/// The encoded descriptors of `cardlookup.admin.v1`, for reflection on the admin port.
+pub const ADMIN_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/admin_descriptor.bin"));
 
 #[cfg(test)]
 mod tests {

@@ -13,9 +13,9 @@ use tonic::transport::server::TcpIncoming;
 use crate::bins::{BinStore, ReloadTrigger, watch};
 use crate::config::Config;
 use crate::grpc::{Admin, CardLookup};
-use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
+use crate::proto::{ADMIN_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
 use crate::telemetry::{self, RpcMetrics};
 
 /// The largest request message accepted. Card lookup requests are a number and a few flags,
@@ -81,14 +81,15 @@ pub async fn run(
     health
         .set_serving::<CardLookupServiceServer<CardLookup>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .expect("the compiled descriptor set is valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the compiled descriptor set is valid");
     let card_lookup =
@@ -199,12 +200,21 @@ async fn serve_admin(
     admin: Admin,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the compiled descriptor set is valid");
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ADMIN_FILE_DESCRIPTOR_SET)
+    };
     Server::builder()
-        .add_service(reflection)
+        .add_service(
+            reflection()
+                .build_v1()
+                .expect("the compiled descriptor set is valid"),
+        )
+        .add_service(
+            reflection()
+                .build_v1alpha()
+                .expect("the compiled descriptor set is valid"),
+        )
         .add_service(AdminServiceServer::new(admin).max_decoding_message_size(MAX_REQUEST_BYTES))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
