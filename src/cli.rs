@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve gRPC (what `card-lookup` with no command does).
-    Serve(Args),
+    Serve(Box<Args>),
     /// Check or convert BIN data files, offline.
     #[command(subcommand)]
     Data(DataCommand),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::admission::RateLimitRule;
 use crate::bins::{DataSource, Format, LoadOptions};
+use crate::tls::TlsFiles;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +79,40 @@ pub struct Args {
     #[arg(long, env = "CARD_LOOKUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key). Without it the port is
+    /// plaintext, for local use. Reloaded when the file changes.
+    #[arg(long, env = "CARD_LOOKUP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "CARD_LOOKUP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: clients must present a certificate signed by one (mutual TLS).
+    /// Its subject is then the client's identity for rate limits.
+    #[arg(long, env = "CARD_LOOKUP_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Calls handled at once, over all connections; past it, calls are refused at once with
+    /// RESOURCE_EXHAUSTED rather than queued.
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// A per-client rate limit for a class of clients: CLASS=RATE[:ID,ID...], RATE as N/s or
+    /// N/m. Clients are identified by mTLS certificate subject, else the x-client-id header,
+    /// else IP address; `default` applies to clients no rule names. Repeatable; no limit
+    /// unless given. Example: --rate-limit default=200/s --rate-limit checkout=5000/s:checkout-svc
+    #[arg(long, env = "CARD_LOOKUP_RATE_LIMIT", value_delimiter = ';')]
+    pub rate_limit: Vec<RateLimitRule>,
+
+    /// The longest a call may take; a shorter grpc-timeout from the caller wins.
+    #[arg(long, env = "CARD_LOOKUP_REQUEST_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
     /// On SIGTERM or SIGINT, how long in-flight calls may take to finish before the process
     /// exits anyway ("10s", "500ms", "1m").
     #[arg(long, env = "CARD_LOOKUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -96,6 +132,11 @@ pub struct Config {
     pub p99_target: Duration,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// TLS on the gRPC port; plaintext when `None`.
+    pub tls: Option<TlsFiles>,
+    pub max_concurrent_requests: usize,
+    pub rate_limits: Vec<RateLimitRule>,
+    pub request_timeout: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -111,6 +152,14 @@ pub enum ConfigError {
     NoData,
     #[error("--admin-listen must differ from --listen and --metrics-listen ({0})")]
     AdminAddress(SocketAddr),
+    #[error("{flag} {path}: no such file")]
+    MissingTlsFile { flag: &'static str, path: PathBuf },
+    #[error("--max-concurrent-requests must be at least 1")]
+    MaxConcurrentRequests,
+    #[error("--rate-limit: class `{0}` is given twice")]
+    DuplicateRateLimitClass(String),
+    #[error("--request-timeout must be above 0")]
+    RequestTimeout,
 }
 
 impl TryFrom<Args> for Config {
@@ -135,6 +184,36 @@ impl TryFrom<Args> for Config {
         {
             return Err(ConfigError::AdminAddress(admin));
         }
+        for (flag, path) in [
+            ("--tls-cert", &args.tls_cert),
+            ("--tls-key", &args.tls_key),
+            ("--tls-client-ca", &args.tls_client_ca),
+        ] {
+            if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(ConfigError::MissingTlsFile {
+                    flag,
+                    path: path.clone(),
+                });
+            }
+        }
+        if args.max_concurrent_requests == 0 {
+            return Err(ConfigError::MaxConcurrentRequests);
+        }
+        if args.request_timeout.is_zero() {
+            return Err(ConfigError::RequestTimeout);
+        }
+        let mut classes = std::collections::HashSet::new();
+        if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
+            return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
+        }
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            }),
+            _ => None,
+        };
         let data_sources = (!args.no_default_data)
             .then_some(DataSource::Embedded)
             .into_iter()
@@ -153,6 +232,10 @@ impl TryFrom<Args> for Config {
             p99_target: Duration::from_secs_f64(args.p99_target_ms / 1000.0),
             log_format: args.log_format,
             shutdown_grace: args.shutdown_grace,
+            tls,
+            max_concurrent_requests: args.max_concurrent_requests,
+            rate_limits: args.rate_limit,
+            request_timeout: args.request_timeout,
         })
     }
 }
@@ -241,6 +324,48 @@ mod tests {
             ConfigError::AdminAddress("127.0.0.1:50051".parse().unwrap())
         );
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn admission_and_tls_flags() {
+        let parsed = config(&[
+            "--rate-limit",
+            "default=100/s",
+            "--rate-limit",
+            "checkout=5000/s:svc-a,svc-b",
+            "--max-concurrent-requests",
+            "64",
+            "--request-timeout",
+            "250ms",
+        ])
+        .unwrap();
+        assert_eq!(parsed.rate_limits.len(), 2);
+        assert_eq!(parsed.rate_limits[1].members, ["svc-a", "svc-b"]);
+        assert_eq!(parsed.max_concurrent_requests, 64);
+        assert_eq!(parsed.request_timeout, Duration::from_millis(250));
+        assert!(parsed.tls.is_none());
+        let twice = config(&["--rate-limit", "a=1/s", "--rate-limit", "a=2/s"]).unwrap_err();
+        assert_eq!(twice, ConfigError::DuplicateRateLimitClass("a".into()));
+        assert_eq!(
+            config(&["--max-concurrent-requests", "0"]).unwrap_err(),
+            ConfigError::MaxConcurrentRequests
+        );
+        let missing = config(&[
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ]);
+        assert!(matches!(
+            missing,
+            Err(ConfigError::MissingTlsFile {
+                flag: "--tls-cert",
+                ..
+            })
+        ));
+        // A key without a certificate is refused by the parser.
+        assert!(Args::try_parse_from(["card-lookup", "--tls-key", "k.pem"]).is_err());
+        assert!(Args::try_parse_from(["card-lookup", "--rate-limit", "nonsense"]).is_err());
     }
 
     #[test]

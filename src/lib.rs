@@ -15,11 +15,15 @@
 //!   configuration, loads the data, binds the ports and calls [`server::run`], which tests call
 //!   with their own listeners and shutdown signal.
 
+pub mod admission;
 pub mod bins;
 pub mod card;
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod incoming;
 pub mod proto;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
+pub mod watch;

@@ -14,10 +14,21 @@ use card_lookup::server::{self, Listeners};
 use card_lookup::telemetry;
 
 fn main() -> ExitCode {
+    // A panic's message can hold request data; log where it happened, never what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+        tracing::error!(
+            location,
+            "panic (message withheld: it may hold request data)"
+        );
+        eprintln!("card-lookup: panic at {location}");
+    }));
     let cli = Cli::parse();
     match cli.command {
         None => serve_command(cli.serve),
-        Some(Command::Serve(args)) => serve_command(args),
+        Some(Command::Serve(args)) => serve_command(*args),
         Some(Command::Data(DataCommand::Check(files))) => {
             cli::check(&files, &mut std::io::stdout().lock()).unwrap_or_else(|error| {
                 eprintln!("card-lookup: {error}");

@@ -2,6 +2,7 @@
 //! their limits and a graceful shutdown shared by both.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +11,17 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::bins::{BinStore, ReloadTrigger, watch};
+use crate::admission::{Admission, AdmissionLayer};
+use crate::bins::{BinStore, ReloadTrigger};
 use crate::config::Config;
 use crate::grpc::{Admin, CardLookup};
+use crate::incoming;
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
 use crate::proto::{ADMIN_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
 use crate::telemetry::{self, RpcMetrics};
+use crate::tls::LiveTls;
+use crate::watch;
 
 /// The largest request message accepted. Card lookup requests are a number and a few flags,
 /// well under 100 bytes; anything near this size is not a real client and is refused before
@@ -50,8 +55,10 @@ pub struct Listeners {
 pub enum ServerError {
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("cannot watch the BIN data files: {0}")]
+    #[error("cannot watch files for changes: {0}")]
     Watch(#[from] notify::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("metrics server failed: {0}")]
     Metrics(#[source] std::io::Error),
 }
@@ -81,27 +88,22 @@ pub async fn run(
     health
         .set_serving::<CardLookupServiceServer<CardLookup>>()
         .await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection()
-        .build_v1()
-        .expect("the compiled descriptor set is valid");
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .expect("the compiled descriptor set is valid");
+    let (reflection_v1, reflection_v1alpha) =
+        reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
     let card_lookup =
         CardLookupServiceServer::new(CardLookup::new(Arc::clone(&store), Arc::clone(&metrics)))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+    let tls = load_tls(config, &listeners.grpc)?;
+    let admission = Arc::new(Admission::new(
+        config.max_concurrent_requests,
+        &config.rate_limits,
+        Arc::clone(&metrics),
+    ));
+
     let stop = CancellationToken::new();
-    if config.watch_data_files && watch::watch_files(Arc::clone(&store), stop.clone())? {
-        tracing::info!("watching the BIN data files for changes");
-    }
-    #[cfg(unix)]
-    tokio::spawn(reload_on_sighup(Arc::clone(&store), stop.clone()));
+    start_reloaders(config, &store, tls.as_ref(), &stop)?;
+    tokio::spawn(forget_idle_clients(Arc::clone(&admission), stop.clone()));
     let admin = listeners.admin.map(|listener| {
         serve_admin(
             listener,
@@ -112,15 +114,16 @@ pub async fn run(
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
-    // Our own listener is used, so TCP_NODELAY must be set here: without it small responses
-    // wait for Nagle's algorithm and latency jumps by tens of milliseconds.
-    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+    let incoming = incoming::accept(listeners.grpc, tls, stop.clone());
     let grpc = Server::builder()
+        // The caller's grpc-timeout wins when shorter.
+        .timeout(config.request_timeout)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -180,6 +183,90 @@ async fn stop_on(
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     stop.cancel();
+}
+
+/// The TLS set-up from the configuration; and a warning when card numbers would travel in
+/// clear over a network.
+fn load_tls(config: &Config, listener: &TcpListener) -> Result<Option<Arc<LiveTls>>, ServerError> {
+    let tls = config.tls.clone().map(LiveTls::load).transpose()?;
+    let exposed = listener
+        .local_addr()
+        .is_ok_and(|addr| !addr.ip().is_loopback());
+    if tls.is_none() && exposed {
+        tracing::warn!(
+            "serving card numbers WITHOUT TLS on a non-loopback address; give --tls-cert and --tls-key (PCI DSS 4.2.1)"
+        );
+    }
+    Ok(tls.map(Arc::new))
+}
+
+/// Server reflection v1 and v1alpha (grpcurl before 1.9 speaks only v1alpha) over the given
+/// encoded descriptor sets.
+fn reflection(
+    descriptor_sets: &[&'static [u8]],
+) -> (
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+) {
+    let builder = || {
+        descriptor_sets
+            .iter()
+            .fold(tonic_reflection::server::Builder::configure(), |b, set| {
+                b.register_encoded_file_descriptor_set(set)
+            })
+    };
+    (
+        builder()
+            .build_v1()
+            .expect("the compiled descriptor sets are valid"),
+        builder()
+            .build_v1alpha()
+            .expect("the compiled descriptor sets are valid"),
+    )
+}
+
+/// Reloads what can change under a running server: the BIN data (file changes, SIGHUP) and
+/// the TLS certificates (file changes).
+fn start_reloaders(
+    config: &Config,
+    store: &Arc<BinStore>,
+    tls: Option<&Arc<LiveTls>>,
+    stop: &CancellationToken,
+) -> Result<(), ServerError> {
+    if let Some(tls) = tls {
+        let live = Arc::clone(tls);
+        watch::on_change(&tls.files().paths(), stop.clone(), move || {
+            live.reload();
+            std::future::ready(())
+        })?;
+    }
+    let data_files: Vec<&Path> = store.files().collect();
+    if config.watch_data_files && !data_files.is_empty() {
+        let store = Arc::clone(store);
+        watch::on_change(&data_files, stop.clone(), move || {
+            let store = Arc::clone(&store);
+            async move {
+                // The result is logged and exported by the store.
+                let _ = store.reload(ReloadTrigger::FileChange).await;
+            }
+        })?;
+        tracing::info!("watching the BIN data files for changes");
+    }
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(Arc::clone(store), stop.clone()));
+    Ok(())
+}
+
+/// Drops the rate-limit state of clients not seen lately, every minute.
+async fn forget_idle_clients(admission: Arc<Admission>, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    while stop.run_until_cancelled(interval.tick()).await.is_some() {
+        admission.forget_idle_clients();
+    }
 }
 
 /// Compacts histogram storage now and then (the exporter leaves this to its user).

@@ -107,6 +107,18 @@ fn describe() {
         "cardlookup_bin_lookups_total",
         "LookupBin answers, by whether the BIN data had the BIN."
     );
+    describe_counter!(
+        "cardlookup_requests_shed_total",
+        "Calls refused at once with RESOURCE_EXHAUSTED because the server was at its concurrency limit."
+    );
+    describe_counter!(
+        "cardlookup_requests_rate_limited_total",
+        "Calls refused with RESOURCE_EXHAUSTED by a client class's rate limit."
+    );
+    describe_counter!(
+        "cardlookup_handler_panics_total",
+        "Calls whose handler panicked; each got INTERNAL and the server went on."
+    );
     describe_gauge!(
         "cardlookup_data_last_reload_successful",
         "1 if the last load or reload of the BIN data succeeded, 0 if it failed."
@@ -204,6 +216,15 @@ impl Method {
             Self::GetIndexInfo => "GetIndexInfo",
             Self::Reload => "Reload",
         }
+    }
+
+    /// The method a gRPC request path (`/package.Service/Method`) calls, if it is one of ours.
+    #[must_use]
+    pub fn from_path(path: &str) -> Option<Self> {
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        Self::ALL
+            .into_iter()
+            .find(|m| m.service() == service && m.name() == method)
     }
 
     #[must_use]

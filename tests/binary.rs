@@ -216,6 +216,60 @@ async fn sighup_reloads_the_data_files() {
     assert!(output.contains("trigger=\"signal\""), "{output}");
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_started_before_sigterm_fails() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let running = start("text");
+    let url = format!("http://{}", running.grpc);
+    let exited = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            let exited = Arc::clone(&exited);
+            tokio::spawn(async move {
+                let mut client = CardLookupServiceClient::connect(url).await.unwrap();
+                let mut calls = Vec::new();
+                while !exited.load(Ordering::Relaxed) && calls.len() < 200_000 {
+                    let started = Instant::now();
+                    let answer = client
+                        .validate(pb::ValidateRequest {
+                            number: PANS[0].into(),
+                        })
+                        .await;
+                    calls.push((started, answer.is_ok()));
+                    if answer.is_err() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sigterm_at = Instant::now();
+    let (status, output) = tokio::task::spawn_blocking(move || terminate(running))
+        .await
+        .unwrap();
+    exited.store(true, Ordering::Relaxed);
+    assert!(status.success(), "{output}");
+    let mut before = 0;
+    for caller in callers {
+        for (started, ok) in caller.await.unwrap() {
+            if started < sigterm_at {
+                before += 1;
+                assert!(ok, "a call started before SIGTERM failed");
+            }
+        }
+    }
+    assert!(
+        before > 100,
+        "too few calls before SIGTERM to tell: {before}"
+    );
+}
+
 #[test]
 fn the_leak_check_finds_a_number_in_any_format() {
     assert_eq!(

@@ -6,7 +6,6 @@ pub mod index;
 pub mod load;
 pub mod record;
 pub mod store;
-pub mod watch;
 
 pub use format::Format;
 pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};

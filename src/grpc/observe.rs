@@ -82,7 +82,7 @@ fn request_id(metadata: &MetadataMap) -> String {
 
 /// Short, printable, and without a run of digits long enough to be a card number: the id is
 /// logged, and a caller must not be able to put a PAN into the logs through it.
-fn is_safe_token(id: &str) -> bool {
+pub(crate) fn is_safe_token(id: &str) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
         && id
             .bytes()

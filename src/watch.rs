@@ -1,36 +1,39 @@
-//! Reloading when the data files change: a file watcher, debounced.
+//! Acting when files change (BIN data, TLS certificates): a file watcher, debounced.
 //!
 //! The watcher watches the files' directories rather than the files: a file replaced by
 //! rename (`mv new.csv bins.csv`) is a new inode that a watch on the old one would miss, and a
-//! Kubernetes ConfigMap volume swaps a `..data` symlink in the directory. Events for other
-//! files in the directory are ignored; spurious ones cost a content hash, since a reload of
-//! unchanged bytes does nothing.
+//! Kubernetes ConfigMap or Secret volume swaps a `..data` symlink in the directory. Events for
+//! other files in the directory are ignored. Callers make a spurious call cheap (the BIN store
+//! does nothing when the bytes did not change).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
+use std::future::Future;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use super::store::{BinStore, ReloadTrigger};
 
 /// How long the files must be quiet before a reload: editors and copies write in bursts.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Starts watching the store's files, reloading on change until `stop` is cancelled.
-/// Returns `Ok(false)` when there are no files to watch.
+/// Calls `on_change` after any of `files` changes (once the changes have been quiet for
+/// [`DEBOUNCE`]), until `stop` is cancelled. Calls never overlap.
 ///
 /// # Errors
 /// When the operating system refuses a watch (a missing directory, too many watches).
-pub fn watch_files(store: Arc<BinStore>, stop: CancellationToken) -> notify::Result<bool> {
-    let files: Vec<PathBuf> = store.files().map(absolute).collect();
-    if files.is_empty() {
-        return Ok(false);
-    }
+pub fn on_change<Changed>(
+    files: &[&Path],
+    stop: CancellationToken,
+    on_change: impl Fn() -> Changed + Send + 'static,
+) -> notify::Result<()>
+where
+    Changed: Future<Output = ()> + Send,
+{
+    let files: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let names: HashSet<OsString> = files
         .iter()
         .filter_map(|f| f.file_name().map(OsString::from))
@@ -70,13 +73,12 @@ pub fn watch_files(store: Arc<BinStore>, stop: CancellationToken) -> notify::Res
         {
             // Wait until the files have been quiet for DEBOUNCE.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {}
-            // The result is logged and exported by the store.
-            let _ = store.reload(ReloadTrigger::FileChange).await;
+            on_change().await;
         }
     });
-    Ok(true)
+    Ok(())
 }
 
-fn absolute(path: &std::path::Path) -> PathBuf {
+fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

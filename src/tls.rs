@@ -1,0 +1,144 @@
+//! TLS and mutual TLS with rustls (TLS 1.2 and 1.3 only), with certificates reloaded when
+//! their files change.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+
+/// The PEM files of the server's TLS set-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate signed by one of these (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Every file, for the watcher.
+    #[must_use]
+    pub fn paths(&self) -> Vec<&Path> {
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+/// Why a TLS set-up could not be loaded. Names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("TLS set-up refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("--tls-client-ca: {0}")]
+    ClientVerifier(String),
+}
+
+fn file_error(path: &Path, reason: &dyn std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, &e))?;
+    if certs.is_empty() {
+        return Err(file_error(path, &"no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// Builds a rustls server configuration from the files: TLS 1.2 and 1.3, ALPN `h2`, and
+/// client certificates required when a client CA is given.
+///
+/// # Errors
+/// [`TlsError`] naming the file that cannot be read or used.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = certificates(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_error(&files.key, &e))?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(ca)? {
+                roots.add(cert).map_err(|e| file_error(ca, &e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::ClientVerifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The TLS set-up in force, replaced when its files change.
+#[derive(Debug)]
+pub struct LiveTls {
+    files: TlsFiles,
+    current: ArcSwap<ServerConfig>,
+}
+
+impl LiveTls {
+    /// Loads the files.
+    ///
+    /// # Errors
+    /// [`TlsError`] when they cannot be used.
+    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        let config = server_config(&files)?;
+        Ok(Self {
+            files,
+            current: ArcSwap::new(config),
+        })
+    }
+
+    #[must_use]
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// An acceptor for the next connection, with the set-up in force now.
+    #[must_use]
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.load_full())
+    }
+
+    /// Reads the files again; when they cannot be used, the set-up in force stays.
+    pub fn reload(&self) {
+        match server_config(&self.files) {
+            Ok(config) => {
+                self.current.store(config);
+                tracing::info!("TLS certificates reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "TLS certificates not reloaded; keeping the ones in use");
+            }
+        }
+    }
+}
+
+/// The subject of a client certificate (RFC 4514 form), the client's identity under mTLS.
+#[must_use]
+pub fn certificate_subject(certificate: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    Some(parsed.subject().to_string())
+}

@@ -1,0 +1,172 @@
+//! Admission control: per-client rate limits, load shedding at the concurrency limit, the
+//! request timeout, and health checks that are never refused.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use card_lookup::config::Config;
+use common::{EMBEDDED, TestServer, pb};
+use tonic::{Code, Request};
+
+fn config(rate_limits: &[&str], max_in_flight: usize) -> Config {
+    Config {
+        rate_limits: rate_limits.iter().map(|r| r.parse().unwrap()).collect(),
+        max_concurrent_requests: max_in_flight,
+        ..Config::default()
+    }
+}
+
+fn validate_as(client_id: &str) -> Request<pb::ValidateRequest> {
+    let mut request = Request::new(pb::ValidateRequest {
+        number: "4111111111111111".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-client-id", client_id.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn each_client_gets_its_own_rate_by_class() {
+    let config = config(&["default=2/s", "checkout=50/s:checkout-svc"], 1024);
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+
+    // A default-class client gets 2 calls, then a refusal with a retry hint.
+    assert!(client.validate(validate_as("batch-job")).await.is_ok());
+    assert!(client.validate(validate_as("batch-job")).await.is_ok());
+    let refused = client.validate(validate_as("batch-job")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("`default` (2/s)"),
+        "{}",
+        refused.message()
+    );
+    let pushback: u64 = refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1000).contains(&pushback), "{pushback}");
+
+    // Another client of the same class has its own bucket; the checkout class has more.
+    assert!(client.validate(validate_as("other-job")).await.is_ok());
+    for _ in 0..10 {
+        assert!(client.validate(validate_as("checkout-svc")).await.is_ok());
+    }
+
+    // Health checks are never refused.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    for _ in 0..5 {
+        let mut check = Request::new(tonic_health::pb::HealthCheckRequest::default());
+        check
+            .metadata_mut()
+            .insert("x-client-id", "batch-job".parse().unwrap());
+        assert!(health.check(check).await.is_ok());
+    }
+
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains(r#"cardlookup_requests_rate_limited_total{client_class="default"}"#),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(r#"grpc_method="Validate",grpc_code="ResourceExhausted"}"#),
+        "{scrape}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_id_that_looks_like_a_card_number_is_not_used() {
+    let config = config(&["default=1/s"], 1024);
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    // Falls back to the peer address: both ids below are the same client, 127.0.0.1.
+    assert!(
+        client
+            .validate(validate_as("4111111111111111"))
+            .await
+            .is_ok()
+    );
+    let refused = client
+        .validate(validate_as("4111111111111112"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+}
+
+/// Starts a call whose message never comes, so it stays in flight.
+async fn stalled_call(server: &TestServer, timeout: Option<&str>) -> h2::client::ResponseFuture {
+    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
+    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = http::Request::post(format!(
+        "http://{}/cardlookup.v1.CardLookupService/Validate",
+        server.grpc_addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers");
+    if let Some(timeout) = timeout {
+        request = request.header("grpc-timeout", timeout);
+    }
+    let (response, _body) = sender
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    response
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_calls_are_shed_at_once() {
+    let server = TestServer::start_configured(config(&[], 1), Arc::clone(&EMBEDDED)).await;
+    let _stalled = stalled_call(&server, None).await;
+    let mut client = server.client().await;
+    // Give the stalled call time to take the one slot.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        match client.validate(validate_as("any")).await {
+            Err(status) => break status,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "never shed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("concurrency limit"),
+        "{}",
+        refused.message()
+    );
+    let scrape = server.scrape().await;
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with("cardlookup_requests_shed_total ")),
+        "{scrape}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_outlives_its_deadline_is_answered() {
+    let server = TestServer::start_configured(config(&[], 1024), Arc::clone(&EMBEDDED)).await;
+    let started = Instant::now();
+    let response = stalled_call(&server, Some("200m")).await;
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("answered before the test's own timeout")
+        .unwrap();
+    let elapsed = started.elapsed();
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_ne!(status.as_deref(), Some("0"), "{response:?}");
+}

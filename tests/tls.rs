@@ -1,0 +1,208 @@
+//! TLS and mutual TLS on the gRPC port, with certificates made here (rcgen): who gets in,
+//! who is refused, the client certificate as the client's identity, and certificate reload.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use card_lookup::config::Config;
+use card_lookup::tls::TlsFiles;
+use common::{EMBEDDED, TempDir, TestServer, pb};
+use pb::card_lookup_service_client::CardLookupServiceClient;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+type Ca = CertifiedIssuer<'static, KeyPair>;
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A certificate and key in PEM, signed by `ca`.
+fn leaf(ca: &Ca, common_name: &str, client: bool) -> (String, String) {
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![if client {
+        ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Server certificate files signed by `ca`, and the client CA when mutual TLS is wanted.
+fn server_files(dir: &TempDir, ca: &Ca, client_ca: Option<&Ca>) -> TlsFiles {
+    let (cert, key) = leaf(ca, "card-lookup", false);
+    TlsFiles {
+        cert: dir.write("server.pem", &cert),
+        key: dir.write("server.key", &key),
+        client_ca: client_ca.map(|c| dir.write("client-ca.pem", &c.pem())),
+    }
+}
+
+async fn start(files: TlsFiles, rate_limits: &str) -> TestServer {
+    let config = Config {
+        tls: Some(files),
+        rate_limits: rate_limits
+            .split(';')
+            .filter(|r| !r.is_empty())
+            .map(|r| r.parse().unwrap())
+            .collect(),
+        ..Config::default()
+    };
+    TestServer::start_configured(config, std::sync::Arc::clone(&EMBEDDED)).await
+}
+
+async fn connect(
+    server: &TestServer,
+    trusted: &Ca,
+    identity: Option<(String, String)>,
+) -> Result<CardLookupServiceClient<Channel>, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(trusted.pem()))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://{}", server.grpc_addr))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(CardLookupServiceClient::new(channel))
+}
+
+async fn validate(
+    client: &mut CardLookupServiceClient<Channel>,
+) -> Result<pb::ValidateResponse, tonic::Status> {
+    client
+        .validate(pb::ValidateRequest {
+            number: "4111111111111111".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn tls_serves_and_plaintext_is_refused() {
+    let dir = TempDir::new("tls");
+    let authority = ca("Test CA");
+    let server = start(server_files(&dir, &authority, None), "").await;
+
+    let mut client = connect(&server, &authority, None).await.unwrap();
+    assert!(validate(&mut client).await.unwrap().valid);
+
+    let mut plain = server.client().await;
+    assert!(validate(&mut plain).await.is_err(), "plaintext got through");
+    let stranger = ca("Someone Else");
+    assert!(
+        connect(&server, &stranger, None).await.is_err(),
+        "an untrusted server certificate was accepted"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_lets_in_only_clients_of_the_client_ca() {
+    let dir = TempDir::new("mtls");
+    let authority = ca("Test CA");
+    let clients = ca("Client CA");
+    let server = start(server_files(&dir, &authority, Some(&clients)), "").await;
+
+    let mut member = connect(&server, &authority, Some(leaf(&clients, "checkout", true)))
+        .await
+        .unwrap();
+    assert!(validate(&mut member).await.unwrap().valid);
+
+    for identity in [None, Some(leaf(&ca("Rogue CA"), "checkout", true))] {
+        let refused = match connect(&server, &authority, identity).await {
+            Err(_) => true,
+            Ok(mut client) => validate(&mut client).await.is_err(),
+        };
+        assert!(
+            refused,
+            "a client without a certificate of the client CA got through"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_client_certificate_is_the_rate_limit_identity() {
+    let dir = TempDir::new("mtls-rate");
+    let authority = ca("Test CA");
+    let clients = ca("Client CA");
+    let server = start(
+        server_files(&dir, &authority, Some(&clients)),
+        "terminals=1/s:CN=pos-terminal",
+    )
+    .await;
+    let mut terminal = connect(
+        &server,
+        &authority,
+        Some(leaf(&clients, "pos-terminal", true)),
+    )
+    .await
+    .unwrap();
+    assert!(validate(&mut terminal).await.is_ok());
+    let status = validate(&mut terminal).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("`terminals`"),
+        "{}",
+        status.message()
+    );
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+
+    // Another certificate is another client, not in the class.
+    let mut other = connect(
+        &server,
+        &authority,
+        Some(leaf(&clients, "back-office", true)),
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        assert!(validate(&mut other).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_reloaded_when_their_files_change() {
+    let dir = TempDir::new("tls-reload");
+    let first = ca("First CA");
+    let files = server_files(&dir, &first, None);
+    let server = start(files.clone(), "").await;
+    assert!(connect(&server, &first, None).await.is_ok());
+
+    let second = ca("Second CA");
+    let (cert, key) = leaf(&second, "card-lookup", false);
+    std::fs::write(&files.key, key).unwrap();
+    std::fs::write(&files.cert, cert).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(mut client) = connect(&server, &second, None).await {
+            if validate(&mut client).await.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
