@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::admission::RateLimitRule;
 use crate::bins::{DataSource, Format, LoadOptions};
+use crate::card_testing::CardTestingConfig;
 use crate::tls::TlsFiles;
 
 /// Log line format.
@@ -109,6 +110,38 @@ pub struct Args {
     #[arg(long, env = "CARD_LOOKUP_RATE_LIMIT", value_delimiter = ';')]
     pub rate_limit: Vec<RateLimitRule>,
 
+    /// Card-testing detection: flag a client that sends more distinct BINs than this in a
+    /// minute (0 turns the check off).
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_CARD_TESTING_MAX_BINS",
+        default_value_t = 1000
+    )]
+    pub card_testing_max_bins: usize,
+
+    /// Card-testing detection: flag a client when more than this share of the whole numbers
+    /// it validated in a minute fail the Luhn check (with at least
+    /// --card-testing-min-validations of them).
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_CARD_TESTING_MAX_LUHN_FAILURE_RATIO",
+        default_value_t = 0.5
+    )]
+    pub card_testing_max_luhn_failure_ratio: f64,
+
+    /// See --card-testing-max-luhn-failure-ratio.
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_CARD_TESTING_MIN_VALIDATIONS",
+        default_value_t = 50
+    )]
+    pub card_testing_min_validations: u32,
+
+    /// Refuse the calls of a client flagged for card testing (PERMISSION_DENIED) for a
+    /// minute, rather than only logging and counting it.
+    #[arg(long, env = "CARD_LOOKUP_CARD_TESTING_REFUSE")]
+    pub card_testing_refuse: bool,
+
     /// The longest a call may take; a shorter grpc-timeout from the caller wins.
     #[arg(long, env = "CARD_LOOKUP_REQUEST_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -137,6 +170,7 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     pub rate_limits: Vec<RateLimitRule>,
     pub request_timeout: Duration,
+    pub card_testing: CardTestingConfig,
 }
 
 /// A configuration value that cannot work.
@@ -160,6 +194,8 @@ pub enum ConfigError {
     DuplicateRateLimitClass(String),
     #[error("--request-timeout must be above 0")]
     RequestTimeout,
+    #[error("--card-testing-max-luhn-failure-ratio must be between 0 and 1")]
+    LuhnFailureRatio,
 }
 
 impl TryFrom<Args> for Config {
@@ -202,6 +238,9 @@ impl TryFrom<Args> for Config {
         if args.request_timeout.is_zero() {
             return Err(ConfigError::RequestTimeout);
         }
+        if !(0.0..=1.0).contains(&args.card_testing_max_luhn_failure_ratio) {
+            return Err(ConfigError::LuhnFailureRatio);
+        }
         let mut classes = std::collections::HashSet::new();
         if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
             return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
@@ -236,6 +275,13 @@ impl TryFrom<Args> for Config {
             max_concurrent_requests: args.max_concurrent_requests,
             rate_limits: args.rate_limit,
             request_timeout: args.request_timeout,
+            card_testing: CardTestingConfig {
+                max_distinct_bins: args.card_testing_max_bins,
+                max_luhn_failure_ratio: args.card_testing_max_luhn_failure_ratio,
+                min_validations: args.card_testing_min_validations,
+                refuse: args.card_testing_refuse,
+                ..CardTestingConfig::default()
+            },
         })
     }
 }

@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod bins;
 pub mod card;
+pub mod card_testing;
 pub mod cli;
 pub mod config;
 pub mod grpc;

@@ -13,6 +13,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::admission::{Admission, AdmissionLayer};
 use crate::bins::{BinStore, ReloadTrigger};
+use crate::card_testing::CardTestingDetector;
 use crate::config::Config;
 use crate::grpc::{Admin, CardLookup};
 use crate::incoming;
@@ -90,9 +91,13 @@ pub async fn run(
         .await;
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
-    let card_lookup =
-        CardLookupServiceServer::new(CardLookup::new(Arc::clone(&store), Arc::clone(&metrics)))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let card_testing = Arc::new(CardTestingDetector::new(config.card_testing));
+    let card_lookup = CardLookupServiceServer::new(CardLookup::new(
+        Arc::clone(&store),
+        Arc::clone(&card_testing),
+        Arc::clone(&metrics),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let tls = load_tls(config, &listeners.grpc)?;
     let admission = Arc::new(Admission::new(
@@ -103,7 +108,11 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
-    tokio::spawn(forget_idle_clients(Arc::clone(&admission), stop.clone()));
+    tokio::spawn(forget_idle_clients(
+        Arc::clone(&admission),
+        card_testing,
+        stop.clone(),
+    ));
     let admin = listeners.admin.map(|listener| {
         serve_admin(
             listener,
@@ -261,11 +270,17 @@ fn start_reloaders(
     Ok(())
 }
 
-/// Drops the rate-limit state of clients not seen lately, every minute.
-async fn forget_idle_clients(admission: Arc<Admission>, stop: CancellationToken) {
+/// Drops the per-client state (rate limits, card-testing windows) of clients not seen
+/// lately, every minute.
+async fn forget_idle_clients(
+    admission: Arc<Admission>,
+    card_testing: Arc<CardTestingDetector>,
+    stop: CancellationToken,
+) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     while stop.run_until_cancelled(interval.tick()).await.is_some() {
         admission.forget_idle_clients();
+        card_testing.forget_idle_clients();
     }
 }
 

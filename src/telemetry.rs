@@ -116,6 +116,10 @@ fn describe() {
         "Calls refused with RESOURCE_EXHAUSTED by a client class's rate limit."
     );
     describe_counter!(
+        "cardlookup_card_testing_suspected_total",
+        "Clients flagged by card-testing detection, by class and reason (bin_walk, luhn_failures); once a window each."
+    );
+    describe_counter!(
         "cardlookup_handler_panics_total",
         "Calls whose handler panicked; each got INTERNAL and the server went on."
     );

@@ -194,10 +194,10 @@ async fn certificates_are_reloaded_when_their_files_change() {
     std::fs::write(&files.cert, cert).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(mut client) = connect(&server, &second, None).await {
-            if validate(&mut client).await.is_ok() {
-                break;
-            }
+        if let Ok(mut client) = connect(&server, &second, None).await
+            && validate(&mut client).await.is_ok()
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,

@@ -23,6 +23,11 @@ pub enum RequestError {
     MaskCharacter(#[from] MaskStyleError),
     #[error("style: {0} is not a MaskStyle value")]
     UnknownMaskStyle(i32),
+    /// The client was flagged by card-testing detection and refusal is on.
+    #[error(
+        "refused: this client's calls look like card testing ({0}); ask the card-lookup operators"
+    )]
+    CardTesting(&'static str),
     /// A data reload failed; the message names the file, line and reason.
     #[error("reload failed, still serving the previous data: {0}")]
     Reload(String),
@@ -39,6 +44,7 @@ impl RequestError {
             | Self::MaskCharacter(_)
             | Self::UnknownMaskStyle(_) => Code::InvalidArgument,
             Self::Reload(_) => Code::FailedPrecondition,
+            Self::CardTesting(_) => Code::PermissionDenied,
         }
     }
 }

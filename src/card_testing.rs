@@ -1,0 +1,305 @@
+//! Card-testing detection: a client that walks through BINs, or sends mostly invalid numbers,
+//! is probably testing stolen or generated card numbers, not paying.
+//!
+//! Per client (the identity the admission layer gives) the detector keeps a sliding window in
+//! six slots: the distinct BINs seen and, of the numbers validated, how many failed the Luhn
+//! check. Crossing a threshold flags the client once a window: a warning log line, the counter
+//! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
+//! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
+//! is kept but their BIN (first six digits), which PCI DSS allows to store.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+
+use crate::admission::ClientIdentity;
+
+const SLOTS: usize = 6;
+
+/// What the detector looks for, and what it does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CardTestingConfig {
+    /// The sliding window.
+    pub window: Duration,
+    /// Distinct BINs in a window above which a client is flagged; 0 turns this check off.
+    pub max_distinct_bins: usize,
+    /// Share of Luhn failures among validated numbers above which a client is flagged...
+    pub max_luhn_failure_ratio: f64,
+    /// ...once it has validated at least this many numbers in the window.
+    pub min_validations: u32,
+    /// Refuse a flagged client's calls (PERMISSION_DENIED) rather than only report it.
+    pub refuse: bool,
+}
+
+impl Default for CardTestingConfig {
+    /// Thresholds that honest callers do not reach: 1,000 distinct BINs a minute, or more than
+    /// half of at least 50 numbers failing Luhn (typing errors are a few percent).
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            max_distinct_bins: 1000,
+            max_luhn_failure_ratio: 0.5,
+            min_validations: 50,
+            refuse: false,
+        }
+    }
+}
+
+/// Why a client was flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspicion {
+    /// Many distinct BINs: walking through issuers' ranges.
+    BinWalk,
+    /// Mostly invalid numbers: guessing.
+    LuhnFailures,
+}
+
+impl Suspicion {
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::BinWalk => "bin_walk",
+            Self::LuhnFailures => "luhn_failures",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// Which slot of time this is (time since start / slot length); older contents are stale.
+    number: u64,
+    bins: HashSet<u32, FxBuildHasher>,
+    validations: u32,
+    luhn_failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct ClientWindow {
+    slots: [Slot; SLOTS],
+    /// Flagged until this slot number (exclusive): one report a window.
+    flagged_until: u64,
+    flagged_for: Option<Suspicion>,
+    last_seen: u64,
+}
+
+impl ClientWindow {
+    fn slot(&mut self, now: u64) -> &mut Slot {
+        let slot = &mut self.slots[(now % SLOTS as u64) as usize];
+        if slot.number != now {
+            *slot = Slot {
+                number: now,
+                ..Slot::default()
+            };
+        }
+        slot
+    }
+
+    fn live(&self, now: u64) -> impl Iterator<Item = &Slot> {
+        self.slots
+            .iter()
+            .filter(move |s| s.number + SLOTS as u64 > now && s.number <= now)
+    }
+
+    fn distinct_bins(&self, now: u64, limit: usize) -> usize {
+        // Cheap bound first: the union is no larger than the sum.
+        if self.live(now).map(|s| s.bins.len()).sum::<usize>() <= limit {
+            return 0;
+        }
+        let mut union: HashSet<u32, FxBuildHasher> = HashSet::default();
+        for slot in self.live(now) {
+            union.extend(&slot.bins);
+        }
+        union.len()
+    }
+}
+
+/// The detector, shared by all calls.
+#[derive(Debug)]
+pub struct CardTestingDetector {
+    config: CardTestingConfig,
+    started: Instant,
+    slot_length: Duration,
+    /// The map entry's lock serialises the calls of one client; other clients' calls go on.
+    clients: DashMap<Arc<str>, ClientWindow, FxBuildHasher>,
+}
+
+/// What a call should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// The client is flagged and the detector refuses its calls.
+    Refuse(Suspicion),
+}
+
+impl CardTestingDetector {
+    #[must_use]
+    pub fn new(config: CardTestingConfig) -> Self {
+        Self {
+            config,
+            started: Instant::now(),
+            slot_length: (config.window / SLOTS as u32).max(Duration::from_millis(1)),
+            clients: DashMap::default(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        (self.started.elapsed().as_nanos() / self.slot_length.as_nanos().max(1)) as u64
+    }
+
+    /// Records a call: the number's BIN, and whether it passed Luhn when it was validated.
+    pub fn observe(&self, client: &ClientIdentity, bin: u32, luhn_valid: Option<bool>) -> Verdict {
+        let now = self.now();
+        let mut window = self.clients.entry(Arc::clone(&client.id)).or_default();
+        window.last_seen = now;
+        let slot = window.slot(now);
+        slot.bins.insert(bin);
+        if let Some(valid) = luhn_valid {
+            slot.validations += 1;
+            slot.luhn_failures += u32::from(!valid);
+        }
+        if window.flagged_until > now {
+            return self.verdict(window.flagged_for);
+        }
+        let Some(suspicion) = self.suspicion(&window, now) else {
+            return Verdict::Allow;
+        };
+        window.flagged_until = now + SLOTS as u64;
+        window.flagged_for = Some(suspicion);
+        drop(window);
+        metrics::counter!(
+            "cardlookup_card_testing_suspected_total",
+            "client_class" => client.class.to_string(),
+            "reason" => suspicion.label()
+        )
+        .increment(1);
+        tracing::warn!(
+            client = %client.id,
+            class = %client.class,
+            reason = suspicion.label(),
+            refused = self.config.refuse,
+            "client suspected of card testing"
+        );
+        self.verdict(Some(suspicion))
+    }
+
+    fn verdict(&self, suspicion: Option<Suspicion>) -> Verdict {
+        match suspicion {
+            Some(suspicion) if self.config.refuse => Verdict::Refuse(suspicion),
+            _ => Verdict::Allow,
+        }
+    }
+
+    fn suspicion(&self, window: &ClientWindow, now: u64) -> Option<Suspicion> {
+        let config = &self.config;
+        if config.max_distinct_bins > 0
+            && window.distinct_bins(now, config.max_distinct_bins) > config.max_distinct_bins
+        {
+            return Some(Suspicion::BinWalk);
+        }
+        let (validations, failures) = window.live(now).fold((0u32, 0u32), |(v, f), s| {
+            (v + s.validations, f + s.luhn_failures)
+        });
+        (validations >= config.min_validations
+            && f64::from(failures) > config.max_luhn_failure_ratio * f64::from(validations))
+        .then_some(Suspicion::LuhnFailures)
+    }
+
+    /// Forgets clients not seen for a whole window.
+    pub fn forget_idle_clients(&self) {
+        let now = self.now();
+        self.clients
+            .retain(|_, window| window.last_seen + SLOTS as u64 > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(id: &str) -> ClientIdentity {
+        ClientIdentity {
+            id: Arc::from(id),
+            class: Arc::from("default"),
+        }
+    }
+
+    fn detector(refuse: bool) -> CardTestingDetector {
+        CardTestingDetector::new(CardTestingConfig {
+            max_distinct_bins: 10,
+            min_validations: 10,
+            refuse,
+            ..CardTestingConfig::default()
+        })
+    }
+
+    #[test]
+    fn walking_through_bins_is_flagged_and_refused_when_configured() {
+        let detector = detector(true);
+        let walker = client("walker");
+        let verdicts: Vec<_> = (0..12)
+            .map(|i| detector.observe(&walker, 400_000 + i, None))
+            .collect();
+        assert!(verdicts[..10].iter().all(|v| *v == Verdict::Allow));
+        assert_eq!(verdicts[11], Verdict::Refuse(Suspicion::BinWalk));
+        // Another client is not affected; the same BIN again and again is not a walk.
+        let merchant = client("merchant");
+        for _ in 0..100 {
+            assert_eq!(
+                detector.observe(&merchant, 411_111, Some(true)),
+                Verdict::Allow
+            );
+        }
+    }
+
+    #[test]
+    fn mostly_invalid_numbers_are_flagged_but_a_few_typos_are_not() {
+        let detector = detector(true);
+        let guesser = client("guesser");
+        let mut last = Verdict::Allow;
+        for i in 0..10 {
+            last = detector.observe(&guesser, 411_111, Some(i % 4 == 0));
+        }
+        assert_eq!(last, Verdict::Refuse(Suspicion::LuhnFailures));
+        let typist = client("typist");
+        for i in 0..100 {
+            assert_eq!(
+                detector.observe(&typist, 411_111, Some(i % 20 != 0)),
+                Verdict::Allow
+            );
+        }
+    }
+
+    #[test]
+    fn without_refusal_suspects_are_only_reported() {
+        let detector = detector(false);
+        let walker = client("walker");
+        for i in 0..50 {
+            assert_eq!(detector.observe(&walker, 400_000 + i, None), Verdict::Allow);
+        }
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let detector = CardTestingDetector::new(CardTestingConfig {
+            window: Duration::from_millis(60),
+            max_distinct_bins: 5,
+            refuse: true,
+            ..CardTestingConfig::default()
+        });
+        let client = client("slow");
+        for i in 0..5 {
+            assert_eq!(detector.observe(&client, 400_000 + i, None), Verdict::Allow);
+        }
+        std::thread::sleep(Duration::from_millis(80));
+        for i in 5..10 {
+            assert_eq!(detector.observe(&client, 400_000 + i, None), Verdict::Allow);
+        }
+        detector.forget_idle_clients();
+        std::thread::sleep(Duration::from_millis(80));
+        detector.forget_idle_clients();
+        assert!(detector.clients.is_empty());
+    }
+}
