@@ -313,8 +313,9 @@ fn labels(method: Method) -> [(&'static str, &'static str); 3] {
     ]
 }
 
-/// The status code as go-grpc-prometheus spells it in `grpc_code`.
-fn code_name(code: tonic::Code) -> &'static str {
+/// The status code as go-grpc-prometheus spells it in `grpc_code` (and logs do too).
+#[must_use]
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",

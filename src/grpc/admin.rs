@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
 use super::error::RequestError;
-use super::observe::observe;
+use super::observe::{CardNumberField, observe};
 use crate::bins::store::{ReloadOutcome, ReloadRecord};
 use crate::bins::{BinStore, ReloadTrigger};
 use crate::proto::cardlookup::admin::v1 as pb;
@@ -23,6 +23,18 @@ impl Admin {
     #[must_use]
     pub fn new(store: Arc<BinStore>, metrics: Arc<RpcMetrics>) -> Self {
         Self { store, metrics }
+    }
+}
+
+impl CardNumberField for pb::GetIndexInfoRequest {
+    fn card_number(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl CardNumberField for pb::ReloadRequest {
+    fn card_number(&self) -> Option<&str> {
+        None
     }
 }
 

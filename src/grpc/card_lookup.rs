@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
-use super::observe::observe;
+use super::observe::{CardNumberField, observe};
 use crate::admission::ClientIdentity;
 use crate::bins::BinStore;
 use crate::card::mask::MIN_PAN_DIGITS;
@@ -104,6 +104,24 @@ impl CardLookup {
             masked: card::mask(&pan, network, bin_len, &options),
             network: convert::network(network).into(),
         })
+    }
+}
+
+impl CardNumberField for pb::ValidateRequest {
+    fn card_number(&self) -> Option<&str> {
+        Some(&self.number)
+    }
+}
+
+impl CardNumberField for pb::LookupBinRequest {
+    fn card_number(&self) -> Option<&str> {
+        Some(&self.number)
+    }
+}
+
+impl CardNumberField for pb::MaskCardRequest {
+    fn card_number(&self) -> Option<&str> {
+        Some(&self.number)
     }
 }
 

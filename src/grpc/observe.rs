@@ -10,8 +10,10 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
 use super::error::RequestError;
+use crate::admission::ClientIdentity;
+use crate::card::Pan;
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::telemetry::{Method, RpcMetrics};
+use crate::telemetry::{Method, RpcMetrics, code_name};
 
 /// The metadata key that carries the request id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -29,24 +31,35 @@ pub async fn observe<Req, Res, Handled>(
     handler: impl FnOnce(Req) -> Handled,
 ) -> Result<Response<Res>, Status>
 where
+    Req: CardNumberField,
     Handled: Future<Output = Result<Res, RequestError>>,
 {
     let started = Instant::now();
     metrics.started(method);
     let request_id = request_id(request.metadata());
+    // The call's log line, prepared only when it will be written: it costs a parse and a mask.
+    let log = tracing::enabled!(tracing::Level::DEBUG).then(|| CallLog {
+        client_id: request
+            .extensions()
+            .get::<ClientIdentity>()
+            .map(|client| client.id.to_string())
+            .unwrap_or_default(),
+        masked_number: request
+            .get_ref()
+            .card_number()
+            .and_then(|number| Pan::parse(number).ok())
+            .map(|pan| pan.to_string())
+            .unwrap_or_default(),
+    });
     let result = handler(request.into_inner()).await;
     let elapsed = started.elapsed();
     let id_value = MetadataValue::try_from(request_id.as_str()).ok();
     match result {
         Ok(message) => {
             metrics.handled(method, Code::Ok, elapsed);
-            tracing::debug!(
-                request_id,
-                method = method.name(),
-                code = "OK",
-                elapsed_us = elapsed.as_micros(),
-                "handled"
-            );
+            if let Some(log) = &log {
+                log.write(&request_id, method, Code::Ok, elapsed, "");
+            }
             let mut response = Response::new(message);
             if let Some(value) = id_value {
                 response.metadata_mut().insert(REQUEST_ID, value);
@@ -56,19 +69,57 @@ where
         Err(error) => {
             let mut status = Status::from(error);
             metrics.handled(method, status.code(), elapsed);
-            tracing::debug!(
-                request_id,
-                method = method.name(),
-                code = ?status.code(),
-                error = status.message(),
-                elapsed_us = elapsed.as_micros(),
-                "refused"
-            );
+            if let Some(log) = &log {
+                log.write(
+                    &request_id,
+                    method,
+                    status.code(),
+                    elapsed,
+                    status.message(),
+                );
+            }
             if let Some(value) = id_value {
                 status.metadata_mut().insert(REQUEST_ID, value);
             }
             Err(status)
         }
+    }
+}
+
+/// Requests that carry a card number say where it is, so the call's log line can show it
+/// masked.
+pub trait CardNumberField {
+    fn card_number(&self) -> Option<&str>;
+}
+
+/// What one call's log line says besides the outcome. Field names are stable for log
+/// pipelines: request_id, grpc_service, grpc_method, grpc_code, duration_us, client_id,
+/// masked_number, error.
+struct CallLog {
+    client_id: String,
+    masked_number: String,
+}
+
+impl CallLog {
+    fn write(
+        &self,
+        request_id: &str,
+        method: Method,
+        code: Code,
+        elapsed: std::time::Duration,
+        error: &str,
+    ) {
+        tracing::debug!(
+            request_id,
+            grpc_service = method.service(),
+            grpc_method = method.name(),
+            grpc_code = code_name(code),
+            duration_us = elapsed.as_micros() as u64,
+            client_id = self.client_id,
+            masked_number = self.masked_number,
+            error,
+            "call"
+        );
     }
 }
 
