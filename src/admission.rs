@@ -83,8 +83,9 @@ impl std::str::FromStr for RateLimitRule {
     }
 }
 
-/// Who a call comes from: the mTLS certificate subject, else the `x-client-id` header, else
-/// the peer's IP address. Handlers find it in the request's extensions.
+/// Who a call comes from: the mTLS certificate's common name (else subject), else the
+/// `x-client-id` header, else the peer's IP address. Handlers find it in the request's
+/// extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
     pub id: Arc<str>,

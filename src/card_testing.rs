@@ -135,8 +135,20 @@ pub enum Verdict {
 }
 
 impl CardTestingDetector {
+    /// A detector for clients of these classes (their suspicion counters start at 0, so that
+    /// `increase()` sees the first suspect).
     #[must_use]
-    pub fn new(config: CardTestingConfig) -> Self {
+    pub fn new(config: CardTestingConfig, classes: &[&str]) -> Self {
+        for class in classes {
+            for reason in [Suspicion::BinWalk, Suspicion::LuhnFailures] {
+                metrics::counter!(
+                    "cardlookup_card_testing_suspected_total",
+                    "client_class" => (*class).to_owned(),
+                    "reason" => reason.label()
+                )
+                .increment(0);
+            }
+        }
         Self {
             config,
             started: Instant::now(),
@@ -227,12 +239,15 @@ mod tests {
     }
 
     fn detector(refuse: bool) -> CardTestingDetector {
-        CardTestingDetector::new(CardTestingConfig {
-            max_distinct_bins: 10,
-            min_validations: 10,
-            refuse,
-            ..CardTestingConfig::default()
-        })
+        CardTestingDetector::new(
+            CardTestingConfig {
+                max_distinct_bins: 10,
+                min_validations: 10,
+                refuse,
+                ..CardTestingConfig::default()
+            },
+            &["default"],
+        )
     }
 
     #[test]
@@ -283,12 +298,15 @@ mod tests {
 
     #[test]
     fn the_window_slides() {
-        let detector = CardTestingDetector::new(CardTestingConfig {
-            window: Duration::from_millis(60),
-            max_distinct_bins: 5,
-            refuse: true,
-            ..CardTestingConfig::default()
-        });
+        let detector = CardTestingDetector::new(
+            CardTestingConfig {
+                window: Duration::from_millis(60),
+                max_distinct_bins: 5,
+                refuse: true,
+                ..CardTestingConfig::default()
+            },
+            &[],
+        );
         let client = client("slow");
         for i in 0..5 {
             assert_eq!(detector.observe(&client, 400_000 + i, None), Verdict::Allow);

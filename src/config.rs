@@ -90,7 +90,7 @@ pub struct Args {
     pub tls_key: Option<PathBuf>,
 
     /// PEM CA certificates: clients must present a certificate signed by one (mutual TLS).
-    /// Its subject is then the client's identity for rate limits.
+    /// Its common name (else its subject) is then the client's identity for rate limits.
     #[arg(long, env = "CARD_LOOKUP_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
@@ -104,7 +104,7 @@ pub struct Args {
     pub max_concurrent_requests: usize,
 
     /// A per-client rate limit for a class of clients: CLASS=RATE[:ID,ID...], RATE as N/s or
-    /// N/m. Clients are identified by mTLS certificate subject, else the x-client-id header,
+    /// N/m. Clients are identified by mTLS certificate common name, else the x-client-id header,
     /// else IP address; `default` applies to clients no rule names. Repeatable; no limit
     /// unless given. Example: --rate-limit default=200/s --rate-limit checkout=5000/s:checkout-svc
     #[arg(long, env = "CARD_LOOKUP_RATE_LIMIT", value_delimiter = ';')]

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
-use crate::tls::{LiveTls, certificate_subject};
+use crate::tls::{LiveTls, certificate_identity};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,7 +29,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Default)]
 pub struct PeerInfo {
     pub remote_addr: Option<SocketAddr>,
-    /// The client certificate's subject, under mutual TLS.
+    /// The client certificate's identity (common name, else subject), under mutual TLS.
     pub client_subject: Option<Arc<str>>,
 }
 
@@ -170,7 +170,7 @@ pub fn accept(
                             .1
                             .peer_certificates()
                             .and_then(|certs| certs.first())
-                            .and_then(certificate_subject)
+                            .and_then(certificate_identity)
                             .map(Arc::from);
                         let connection = Connection {
                             io: Io::Tls(Box::new(stream)),
@@ -182,9 +182,13 @@ pub fn accept(
                         let _ = ready.send(Ok(connection)).await;
                     }
                     Ok(Err(error)) => {
+                        metrics::counter!("cardlookup_tls_handshake_failures_total", "reason" => "refused").increment(1);
                         tracing::info!(peer = %remote_addr, %error, "TLS handshake refused");
                     }
-                    Err(_) => tracing::info!(peer = %remote_addr, "TLS handshake timed out"),
+                    Err(_) => {
+                        metrics::counter!("cardlookup_tls_handshake_failures_total", "reason" => "timeout").increment(1);
+                        tracing::info!(peer = %remote_addr, "TLS handshake timed out");
+                    }
                 }
             });
         }

@@ -91,7 +91,10 @@ pub async fn run(
         .await;
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
-    let card_testing = Arc::new(CardTestingDetector::new(config.card_testing));
+    let classes: Vec<&str> = std::iter::once(crate::admission::DEFAULT_CLASS)
+        .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
+        .collect();
+    let card_testing = Arc::new(CardTestingDetector::new(config.card_testing, &classes));
     let card_lookup = CardLookupServiceServer::new(CardLookup::new(
         Arc::clone(&store),
         Arc::clone(&card_testing),

@@ -120,6 +120,10 @@ fn describe() {
         "Clients flagged by card-testing detection, by class and reason (bin_walk, luhn_failures); once a window each."
     );
     describe_counter!(
+        "cardlookup_tls_handshake_failures_total",
+        "TLS handshakes that failed (reason refused: no or a wrong client certificate, bad TLS; or timeout)."
+    );
+    describe_counter!(
         "cardlookup_handler_panics_total",
         "Calls whose handler panicked; each got INTERNAL and the server went on."
     );
@@ -138,9 +142,13 @@ fn describe() {
     );
 }
 
-/// Publishes the size and version of the index first loaded, as a successful load.
+/// Publishes the size and version of the index first loaded, as a successful load; and
+/// creates the reload counters at 0, so that `increase()` sees their first event.
 pub fn record_loaded(index: &BinIndex) {
     record_index(index);
+    for result in ["success", "unchanged", "failure"] {
+        counter!("cardlookup_data_reloads_total", "result" => result).increment(0);
+    }
     gauge!("cardlookup_data_last_reload_successful").set(1.0);
     gauge!("cardlookup_data_last_reload_success_timestamp_seconds").set(unix_now());
 }

@@ -136,9 +136,19 @@ impl LiveTls {
     }
 }
 
-/// The subject of a client certificate (RFC 4514 form), the client's identity under mTLS.
+/// The client's identity under mutual TLS: the certificate subject's common name, else the
+/// whole subject (RFC 4514 form); `None` when the subject is empty (SPIFFE-style certificates
+/// name their holder in the SAN), so the caller falls back to other identities.
 #[must_use]
-pub fn certificate_subject(certificate: &CertificateDer<'_>) -> Option<String> {
+pub fn certificate_identity(certificate: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
-    Some(parsed.subject().to_string())
+    let subject = parsed.subject();
+    let common_name = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    common_name
+        .or_else(|| Some(subject.to_string()))
+        .filter(|identity| !identity.is_empty())
 }

@@ -147,7 +147,7 @@ async fn the_client_certificate_is_the_rate_limit_identity() {
     let clients = ca("Client CA");
     let server = start(
         server_files(&dir, &authority, Some(&clients)),
-        "terminals=1/s:CN=pos-terminal",
+        "terminals=1/s:pos-terminal",
     )
     .await;
     let mut terminal = connect(
