@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "cardlookup.v1.ValidateRequest",
                 "cardlookup.v1.LookupBinRequest",
                 "cardlookup.v1.MaskCardRequest",
+                "cardlookup.v1.InspectItem",
             ])
             .compile_fds(descriptors)?;
     }

@@ -96,16 +96,8 @@ async fn misbehave(addr: std::net::SocketAddr, url: &str) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let mut args = std::env::args().skip(1);
-    let minutes: f64 = args
-        .next()
-        .map_or(3.0, |m| m.parse().expect("MINUTES is a number"));
-    let per_second: u64 = args
-        .next()
-        .map_or(2000, |r| r.parse().expect("CALLS_PER_SECOND is a number"));
-
+/// Starts the release binary on free ports; returns it and its gRPC address.
+async fn start_server() -> (tokio::process::Child, std::net::SocketAddr) {
     let mut server = tokio::process::Command::new("target/release/card-lookup")
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(["--max-concurrent-requests", "4096"])
@@ -114,7 +106,6 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("target/release/card-lookup runs (cargo build --release first)");
-    let pid = server.id().expect("the server has a pid");
     let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
     let addr: std::net::SocketAddr = loop {
         let line = lines
@@ -133,6 +124,21 @@ async fn main() {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (server, addr)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let minutes: f64 = args
+        .next()
+        .map_or(3.0, |m| m.parse().expect("MINUTES is a number"));
+    let per_second: u64 = args
+        .next()
+        .map_or(2000, |r| r.parse().expect("CALLS_PER_SECOND is a number"));
+
+    let (mut server, addr) = start_server().await;
+    let pid = server.id().expect("the server has a pid");
     let url = format!("http://{addr}");
 
     // Warm up, then take the baseline.

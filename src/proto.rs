@@ -39,6 +39,15 @@ pub mod cardlookup {
             }
         }
 
+        impl fmt::Debug for InspectItem {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("InspectItem")
+                    .field("id", &self.id)
+                    .field("number", &redacted(&self.number))
+                    .finish()
+            }
+        }
+
         impl fmt::Debug for MaskCardRequest {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct("MaskCardRequest")

@@ -24,10 +24,10 @@ use crate::telemetry::{self, RpcMetrics};
 use crate::tls::LiveTls;
 use crate::watch;
 
-/// The largest request message accepted. Card lookup requests are a number and a few flags,
-/// well under 100 bytes; anything near this size is not a real client and is refused before
-/// it is decoded.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024;
+/// The largest request message accepted, refused before it is decoded. Unary requests are a
+/// number and a few flags, under 100 bytes; an Inspect batch of 1,000 items with ids is
+/// about 60 KiB.
+pub const MAX_REQUEST_BYTES: usize = 128 * 1024;
 /// Streams one connection may have open at once. Callers multiplex many calls on a connection;
 /// this bounds what one connection can ask of the server.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;

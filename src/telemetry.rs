@@ -108,6 +108,10 @@ fn describe() {
         "LookupBin answers, by whether the BIN data had the BIN."
     );
     describe_counter!(
+        "cardlookup_inspect_items_total",
+        "Numbers answered on Inspect streams."
+    );
+    describe_counter!(
         "cardlookup_requests_shed_total",
         "Calls refused at once with RESOURCE_EXHAUSTED because the server was at its concurrency limit."
     );
@@ -206,15 +210,17 @@ pub enum Method {
     Validate,
     LookupBin,
     MaskCard,
+    Inspect,
     GetIndexInfo,
     Reload,
 }
 
 impl Method {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Validate,
         Self::LookupBin,
         Self::MaskCard,
+        Self::Inspect,
         Self::GetIndexInfo,
         Self::Reload,
     ];
@@ -225,6 +231,7 @@ impl Method {
             Self::Validate => "Validate",
             Self::LookupBin => "LookupBin",
             Self::MaskCard => "MaskCard",
+            Self::Inspect => "Inspect",
             Self::GetIndexInfo => "GetIndexInfo",
             Self::Reload => "Reload",
         }
@@ -242,7 +249,7 @@ impl Method {
     #[must_use]
     pub const fn service(self) -> &'static str {
         match self {
-            Self::Validate | Self::LookupBin | Self::MaskCard => SERVICE_NAME,
+            Self::Validate | Self::LookupBin | Self::MaskCard | Self::Inspect => SERVICE_NAME,
             Self::GetIndexInfo | Self::Reload => ADMIN_SERVICE_NAME,
         }
     }
@@ -264,6 +271,7 @@ pub struct RpcMetrics {
     methods: [MethodMetrics; Method::ALL.len()],
     bin_found: Counter,
     bin_not_found: Counter,
+    inspected_items: Counter,
 }
 
 impl Default for RpcMetrics {
@@ -283,6 +291,7 @@ impl RpcMetrics {
             }),
             bin_found: counter!("cardlookup_bin_lookups_total", "result" => "found"),
             bin_not_found: counter!("cardlookup_bin_lookups_total", "result" => "not_found"),
+            inspected_items: counter!("cardlookup_inspect_items_total"),
         }
     }
 
@@ -304,6 +313,11 @@ impl RpcMetrics {
         seconds.record(elapsed.as_secs_f64());
     }
 
+    /// Counts the items of an Inspect batch.
+    pub fn inspected(&self, items: usize) {
+        self.inspected_items.increment(items as u64);
+    }
+
     pub fn bin_lookup(&self, found: bool) {
         if found {
             self.bin_found.increment(1);
@@ -315,7 +329,14 @@ impl RpcMetrics {
 
 fn labels(method: Method) -> [(&'static str, &'static str); 3] {
     [
-        ("grpc_type", "unary"),
+        (
+            "grpc_type",
+            if method == Method::Inspect {
+                "bidi_stream"
+            } else {
+                "unary"
+            },
+        ),
         ("grpc_service", method.service()),
         ("grpc_method", method.name()),
     ]

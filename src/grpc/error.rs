@@ -23,6 +23,8 @@ pub enum RequestError {
     MaskCharacter(#[from] MaskStyleError),
     #[error("style: {0} is not a MaskStyle value")]
     UnknownMaskStyle(i32),
+    #[error("id: longer than {max} bytes")]
+    InspectId { max: usize },
     /// The client was flagged by card-testing detection and refusal is on.
     #[error(
         "refused: this client's calls look like card testing ({0}); ask the card-lookup operators"
@@ -42,7 +44,8 @@ impl RequestError {
             | Self::TooFewDigitsForBin { .. }
             | Self::NotACardNumber { .. }
             | Self::MaskCharacter(_)
-            | Self::UnknownMaskStyle(_) => Code::InvalidArgument,
+            | Self::UnknownMaskStyle(_)
+            | Self::InspectId { .. } => Code::InvalidArgument,
             Self::Reload(_) => Code::FailedPrecondition,
             Self::CardTesting(_) => Code::PermissionDenied,
         }

@@ -5,7 +5,9 @@ import pytest
 
 from contract import TIMEOUT, pb
 
-HUGE = "4" * 5000
+# Over the 128 KiB message limit (Inspect batches need up to about 60 KiB).
+LIMIT = 128 * 1024
+HUGE = "4" * (LIMIT + 100)
 
 REQUESTS = {
     "Validate": lambda stub, number: stub.Validate(pb.ValidateRequest(number=number), timeout=TIMEOUT),
@@ -15,17 +17,17 @@ REQUESTS = {
 
 
 @pytest.mark.parametrize("rpc", sorted(REQUESTS))
-def test_a_request_over_4_kib_is_out_of_range(stub, rpc):
+def test_a_request_over_128_kib_is_out_of_range(stub, rpc):
     with pytest.raises(grpc.RpcError) as caught:
         REQUESTS[rpc](stub, HUGE)
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert "4444" not in (caught.value.details() or "")
 
 
-def test_a_request_just_under_4_kib_is_answered(stub):
-    # The limit is on the message's bytes (4096), not on its digits.
-    padded = "4111 1111 1111 1111" + " " * 4000
-    assert len(pb.ValidateRequest(number=padded).SerializeToString()) < 4096
+def test_a_request_just_under_128_kib_is_answered(stub):
+    # The limit is on the message's bytes, not on its digits.
+    padded = "4111 1111 1111 1111" + " " * (LIMIT - 100)
+    assert len(pb.ValidateRequest(number=padded).SerializeToString()) < LIMIT
     assert REQUESTS["Validate"](stub, padded).valid
 
 
