@@ -1,5 +1,5 @@
 //! `card-lookup`: serve (parse the configuration, load the BIN data, bind, serve until
-//! SIGINT/SIGTERM), or run a `data` command.
+//! SIGINT/SIGTERM), or run a command: `data`, `validate`, `lookup`, `mask` (see `cli`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +44,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Validate(args)) => cli::validate(&args),
+        Some(Command::Lookup(args)) => cli::lookup(&args),
+        Some(Command::Mask(args)) => cli::mask(&args),
     }
 }
 

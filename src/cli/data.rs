@@ -1,41 +1,14 @@
-//! The command line: `card-lookup` (or `card-lookup serve`) serves; `card-lookup data ...`
-//! checks and converts BIN data files offline.
+//! `card-lookup data check` and `card-lookup data convert`: BIN data files, offline.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
 use crate::bins::format::cardlookup;
 use crate::bins::{DataSource, Format, LoadOptions, load};
-use crate::config::Args;
-
-/// `card-lookup`: serve, or work with BIN data files.
-#[derive(Debug, Parser)]
-#[command(
-    name = "card-lookup",
-    version,
-    about = "gRPC service that validates card numbers, finds their issuer by BIN and masks them",
-    args_conflicts_with_subcommands = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// With no command: serve, with these flags.
-    #[command(flatten)]
-    pub serve: Args,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve gRPC (what `card-lookup` with no command does).
-    Serve(Box<Args>),
-    /// Check or convert BIN data files, offline.
-    #[command(subcommand)]
-    Data(DataCommand),
-}
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {

@@ -1,0 +1,149 @@
+//! The baseline of the load benchmark (`bench/load.sh`): a tonic server of the same proto that
+//! does no work. Each of Validate, LookupBin and MaskCard decodes its request and answers the
+//! default (empty) response message; any other method of the service is UNIMPLEMENTED.
+//!
+//! Everything around the handlers is as the service sets it in `src/server.rs` and `main.rs`,
+//! so the load benchmark's ratio is the cost of the service's own work (the card rules, the BIN
+//! index, metrics, request ids): a multi-threaded Tokio runtime with one worker per core,
+//! TCP_NODELAY on accepted connections, the same HTTP/2 limits (streams per connection, reset
+//! streams, header list size, keepalive), the 4 KiB request limit, and the same services on the
+//! router (health and reflection beside the card lookup service).
+//!
+//! The service is written the way tonic's generated `CardLookupServiceServer` is (a path match
+//! and `tonic::server::Grpc::unary` with the prost codec), rather than by implementing the
+//! generated trait, so the baseline keeps compiling as RPCs are added to the proto.
+//!
+//! Run: `cargo run --release --example bare_server -- 127.0.0.1:0` (the address to listen on;
+//! port 0 picks a free port). It prints `serving gRPC on ADDR` and serves until killed.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use card_lookup::proto::FILE_DESCRIPTOR_SET;
+use card_lookup::proto::cardlookup::v1 as pb;
+use card_lookup::server::MAX_REQUEST_BYTES;
+use tokio::net::TcpListener;
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+// The HTTP/2 settings of `src/server.rs` (private constants there; keep these equal).
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One unary method that decodes `Req` and answers `Res::default()`.
+struct Empty<Req, Res>(std::marker::PhantomData<fn(Req) -> Res>);
+
+impl<Req, Res> Empty<Req, Res> {
+    fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<Req, Res> UnaryService<Req> for Empty<Req, Res>
+where
+    Req: Send + 'static,
+    Res: Default + Send + 'static,
+{
+    type Response = Res;
+    type Future = BoxFuture<Response<Res>, Status>;
+
+    fn call(&mut self, _request: Request<Req>) -> Self::Future {
+        Box::pin(async { Ok(Response::new(Res::default())) })
+    }
+}
+
+/// Decodes and answers one unary call of `method` as generated servers do.
+async fn unary<Req, Res, B>(request: http::Request<B>) -> http::Response<tonic::body::Body>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Res: prost::Message + Default + Send + 'static,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    let codec = tonic_prost::ProstCodec::<Res, Req>::default();
+    let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
+    grpc.unary(Empty::<Req, Res>::new(), request).await
+}
+
+/// `cardlookup.v1.CardLookupService`, answering nothing.
+#[derive(Debug, Clone, Default)]
+struct BareCardLookup {
+    /// Shared state as a real service has; unused.
+    _state: Arc<()>,
+}
+
+impl NamedService for BareCardLookup {
+    const NAME: &'static str = "cardlookup.v1.CardLookupService";
+}
+
+impl<B> Service<http::Request<B>> for BareCardLookup
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match request.uri().path() {
+            "/cardlookup.v1.CardLookupService/Validate" => Box::pin(async move {
+                Ok(unary::<pb::ValidateRequest, pb::ValidateResponse, B>(request).await)
+            }),
+            "/cardlookup.v1.CardLookupService/LookupBin" => Box::pin(async move {
+                Ok(unary::<pb::LookupBinRequest, pb::LookupBinResponse, B>(request).await)
+            }),
+            "/cardlookup.v1.CardLookupService/MaskCard" => Box::pin(async move {
+                Ok(unary::<pb::MaskCardRequest, pb::MaskCardResponse, B>(request).await)
+            }),
+            _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let address = std::env::args()
+        .nth(1)
+        .ok_or("usage: bare_server ADDRESS (for example 127.0.0.1:0)")?;
+    // As `main.rs`: the multi-threaded runtime, one worker per core.
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve(&address))
+}
+
+async fn serve(address: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(address).await?;
+    println!("serving gRPC on {}", listener.local_addr()?);
+
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(BareCardLookup::default())
+        .serve_with_incoming(incoming)
+        .await?;
+    Ok(())
+}

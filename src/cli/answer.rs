@@ -1,0 +1,508 @@
+//! What `validate`, `lookup` and `mask` print. Each answer is built either from the library's
+//! values (offline, mirroring `grpc::card_lookup`) or from the server's proto message, and is
+//! printed the same way, so offline and server answers read alike.
+//!
+//! None of these types holds a whole card number: only its masked form.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::bins::{BinMatch, CardType};
+use crate::card::{CardNetwork, Failure, Validation};
+use crate::proto::cardlookup::v1 as pb;
+
+/// Why a number is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Reason {
+    /// Stable, for scripts: `luhn-failed`, `unknown-network`, ...
+    pub code: &'static str,
+    /// Short, for summaries: "Luhn check failed".
+    pub label: &'static str,
+    /// A sentence: "the check digit is wrong (Luhn check failed)".
+    pub message: String,
+}
+
+impl Reason {
+    fn of(failure: Failure) -> Self {
+        let (code, label) = match failure {
+            Failure::Empty => ("empty", "no digits"),
+            Failure::NonDigit => ("non-digit", "not digits"),
+            Failure::TooShort => ("too-short", "too short"),
+            Failure::TooLong => ("too-long", "too long"),
+            Failure::LengthInvalidForNetwork => {
+                ("length-invalid-for-network", "wrong length for the network")
+            }
+            Failure::LuhnFailed => ("luhn-failed", "Luhn check failed"),
+            Failure::UnknownNetwork => ("unknown-network", "unknown network"),
+        };
+        Self {
+            code,
+            label,
+            message: failure.message().to_owned(),
+        }
+    }
+}
+
+/// The answer to `validate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Checked {
+    pub valid: bool,
+    pub luhn_valid: bool,
+    pub length_valid: bool,
+    pub luhn_required: bool,
+    pub potentially_valid: bool,
+    pub network: Option<CardNetwork>,
+    pub candidates: Vec<CardNetwork>,
+    pub lengths: Vec<u32>,
+    pub digit_count: u32,
+    /// Last four digits; empty when the input is not digits.
+    pub masked: String,
+    pub reason: Option<Reason>,
+}
+
+impl From<Validation> for Checked {
+    fn from(v: Validation) -> Self {
+        Self {
+            valid: v.valid,
+            luhn_valid: v.luhn_valid,
+            length_valid: v.length_valid,
+            luhn_required: v.luhn_required,
+            potentially_valid: v.potentially_valid,
+            network: v.network,
+            candidates: v.candidates.iter().collect(),
+            lengths: v.lengths.iter().map(|l| l as u32).collect(),
+            digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
+            masked: v.masked,
+            reason: v.failure.map(Reason::of),
+        }
+    }
+}
+
+impl From<pb::ValidateResponse> for Checked {
+    fn from(r: pb::ValidateResponse) -> Self {
+        let reason = match pb::ValidationFailure::try_from(r.failure) {
+            Ok(pb::ValidationFailure::Unspecified) if r.valid => None,
+            failure => {
+                let known = failure.ok().and_then(failure_from_proto);
+                let mut reason = known.map_or_else(
+                    || Reason {
+                        code: "unknown",
+                        label: "other",
+                        message: String::new(),
+                    },
+                    Reason::of,
+                );
+                if !r.failure_message.is_empty() {
+                    reason.message = r.failure_message;
+                }
+                Some(reason)
+            }
+        };
+        Self {
+            valid: r.valid,
+            luhn_valid: r.luhn_valid,
+            length_valid: r.length_valid,
+            luhn_required: r.luhn_required,
+            potentially_valid: r.potentially_valid,
+            network: network_from_proto(r.network),
+            candidates: r
+                .candidate_networks
+                .into_iter()
+                .filter_map(network_from_proto)
+                .collect(),
+            lengths: r.network_lengths,
+            digit_count: r.digit_count,
+            masked: r.masked_number,
+            reason,
+        }
+    }
+}
+
+impl Checked {
+    /// The lines `validate NUMBER` prints.
+    pub(super) fn human(&self) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, value: &str| {
+            let _ = writeln!(out, "{:<13}{value}", format!("{label}:"));
+        };
+        line("number", or_dash(&self.masked));
+        line("valid", yes_no(self.valid));
+        if let Some(reason) = &self.reason {
+            line("reason", &reason.message);
+        }
+        let network = match (self.network, self.candidates.as_slice()) {
+            (Some(network), _) => network.spec().name.to_owned(),
+            (None, []) => "unknown".to_owned(),
+            (None, candidates) => format!("not yet known, could be {}", names(candidates)),
+        };
+        line("network", &network);
+        if self.digit_count > 0 {
+            let mut length = format!("{} digits", self.digit_count);
+            if !self.lengths.is_empty() {
+                let lengths: Vec<String> = self.lengths.iter().map(u32::to_string).collect();
+                let _ = write!(length, " (valid: {})", lengths.join(", "));
+            }
+            line("length", &length);
+            let mut luhn = if self.luhn_valid { "passes" } else { "fails" }.to_owned();
+            if self.network.is_some() && !self.luhn_required {
+                luhn.push_str(" (not required)");
+            }
+            line("luhn", &luhn);
+        }
+        if !self.valid && self.potentially_valid {
+            line("more digits", "could make it valid");
+        }
+        out
+    }
+
+    /// The JSON object `validate NUMBER --json` prints.
+    pub(super) fn json(&self) -> Value {
+        json!({
+            "valid": self.valid,
+            "masked_number": self.masked,
+            "network": self.network.map(CardNetwork::slug),
+            "failure": self.reason.as_ref().map(|r| r.code),
+            "failure_message": self.reason.as_ref().map(|r| r.message.as_str()),
+            "luhn_valid": self.luhn_valid,
+            "length_valid": self.length_valid,
+            "luhn_required": self.luhn_required,
+            "potentially_valid": self.potentially_valid,
+            "digit_count": self.digit_count,
+            "network_lengths": self.lengths,
+            "candidate_networks": self.candidates.iter().map(|n| n.slug()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The issuer of a BIN, as the data has it (empty when unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct IssuerInfo {
+    pub name: String,
+    pub url: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CountryInfo {
+    pub alpha2: String,
+    pub alpha3: String,
+    pub numeric: String,
+    pub name: String,
+}
+
+/// The answer to `lookup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BinInfo {
+    pub found: bool,
+    /// The prefix that matched in the data (6 to 8 digits); empty when none did.
+    pub bin: String,
+    /// From the data, or from the IIN ranges where the data names none (or has no entry).
+    pub network: Option<CardNetwork>,
+    pub brand: String,
+    /// `debit`, `credit` or `charge`.
+    pub card_type: Option<&'static str>,
+    pub prepaid: Option<bool>,
+    pub level: String,
+    pub issuer: IssuerInfo,
+    pub country: Option<CountryInfo>,
+    pub dataset_version: String,
+}
+
+impl BinInfo {
+    /// What `grpc::convert::bin_lookup` answers, from the same values.
+    pub(super) fn from_match(
+        hit: Option<BinMatch>,
+        iin_network: Option<CardNetwork>,
+        dataset_version: &str,
+    ) -> Self {
+        let Some(BinMatch { prefix, record }) = hit else {
+            return Self {
+                found: false,
+                bin: String::new(),
+                network: iin_network,
+                brand: String::new(),
+                card_type: None,
+                prepaid: None,
+                level: String::new(),
+                issuer: IssuerInfo::default(),
+                country: None,
+                dataset_version: dataset_version.to_owned(),
+            };
+        };
+        Self {
+            found: true,
+            bin: prefix.to_text(),
+            network: record.network.or(iin_network),
+            brand: record.brand.to_string(),
+            card_type: record.card_type.map(|t| match t {
+                CardType::Debit => "debit",
+                CardType::Credit => "credit",
+                CardType::Charge => "charge",
+            }),
+            prepaid: record.prepaid,
+            level: record.category.to_string(),
+            issuer: IssuerInfo {
+                name: record.issuer.name.to_string(),
+                url: record.issuer.url.to_string(),
+                phone: record.issuer.phone.to_string(),
+            },
+            country: record.country.map(|c| CountryInfo {
+                alpha2: c.alpha2.to_owned(),
+                alpha3: c.alpha3.to_owned(),
+                numeric: c.numeric_text(),
+                name: c.name.to_owned(),
+            }),
+            dataset_version: dataset_version.to_owned(),
+        }
+    }
+
+    /// The lines `lookup BIN` prints.
+    pub(super) fn human(&self) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, value: &str| {
+            let _ = writeln!(out, "{:<10}{value}", format!("{label}:"));
+        };
+        line("found", yes_no(self.found));
+        if self.found {
+            line("bin", &self.bin);
+        }
+        line("network", self.network.map_or("unknown", |n| n.spec().name));
+        if self.found {
+            line("brand", or_unknown(&self.brand));
+            line("type", self.card_type.unwrap_or("unknown"));
+            line(
+                "prepaid",
+                self.prepaid.map_or("unknown", |prepaid| yes_no(prepaid)),
+            );
+            line("level", or_unknown(&self.level));
+            let contact: Vec<&str> = [self.issuer.url.as_str(), self.issuer.phone.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            let mut issuer = or_unknown(&self.issuer.name).to_owned();
+            if !contact.is_empty() {
+                let _ = write!(issuer, " ({})", contact.join(", "));
+            }
+            line("issuer", &issuer);
+            let country = self.country.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |c| format!("{} ({})", c.name, c.alpha2),
+            );
+            line("country", &country);
+        }
+        line("data", &self.dataset_version);
+        out
+    }
+
+    /// The JSON object `lookup BIN --json` prints; `null` for what the data does not say.
+    pub(super) fn json(&self) -> Value {
+        json!({
+            "found": self.found,
+            "bin": non_empty(&self.bin),
+            "network": self.network.map(CardNetwork::slug),
+            "brand": non_empty(&self.brand),
+            "card_type": self.card_type,
+            "prepaid": self.prepaid,
+            "level": non_empty(&self.level),
+            "issuer": {
+                "name": non_empty(&self.issuer.name),
+                "url": non_empty(&self.issuer.url),
+                "phone": non_empty(&self.issuer.phone),
+            },
+            "country": self.country.as_ref().map(|c| json!({
+                "alpha2": c.alpha2,
+                "alpha3": c.alpha3,
+                "numeric": non_empty(&c.numeric),
+                "name": c.name,
+            })),
+            "dataset_version": self.dataset_version,
+        })
+    }
+}
+
+impl From<pb::LookupBinResponse> for BinInfo {
+    fn from(r: pb::LookupBinResponse) -> Self {
+        let issuer = r.issuer.unwrap_or_default();
+        Self {
+            found: r.found,
+            bin: r.bin,
+            network: network_from_proto(r.network),
+            brand: r.brand,
+            card_type: match pb::CardType::try_from(r.card_type) {
+                Ok(pb::CardType::Debit) => Some("debit"),
+                Ok(pb::CardType::Credit) => Some("credit"),
+                Ok(pb::CardType::Charge) => Some("charge"),
+                Ok(pb::CardType::Unspecified) | Err(_) => None,
+            },
+            prepaid: match pb::PrepaidStatus::try_from(r.prepaid) {
+                Ok(pb::PrepaidStatus::Prepaid) => Some(true),
+                Ok(pb::PrepaidStatus::NotPrepaid) => Some(false),
+                Ok(pb::PrepaidStatus::Unspecified) | Err(_) => None,
+            },
+            level: r.category,
+            issuer: IssuerInfo {
+                name: issuer.name,
+                url: issuer.url,
+                phone: issuer.phone,
+            },
+            country: r.country.map(|c| CountryInfo {
+                alpha2: c.alpha2,
+                alpha3: c.alpha3,
+                numeric: c.numeric,
+                name: c.name,
+            }),
+            dataset_version: r.dataset_version,
+        }
+    }
+}
+
+/// The answer to `mask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Masked {
+    pub masked: String,
+    pub network: Option<CardNetwork>,
+}
+
+impl Masked {
+    pub(super) fn human(&self) -> String {
+        format!(
+            "masked:   {}\nnetwork:  {}\n",
+            self.masked,
+            self.network.map_or("unknown", |n| n.spec().name)
+        )
+    }
+
+    pub(super) fn json(&self) -> Value {
+        json!({
+            "masked": self.masked,
+            "network": self.network.map(CardNetwork::slug),
+        })
+    }
+}
+
+impl From<pb::MaskCardResponse> for Masked {
+    fn from(r: pb::MaskCardResponse) -> Self {
+        Self {
+            masked: r.masked,
+            network: network_from_proto(r.network),
+        }
+    }
+}
+
+/// The domain network of a proto `CardNetwork` value; `None` for UNSPECIFIED and for values
+/// this build does not know (a newer server).
+pub(super) fn network_from_proto(value: i32) -> Option<CardNetwork> {
+    use CardNetwork as N;
+    Some(match pb::CardNetwork::try_from(value).ok()? {
+        pb::CardNetwork::Unspecified => return None,
+        pb::CardNetwork::Visa => N::Visa,
+        pb::CardNetwork::Mastercard => N::Mastercard,
+        pb::CardNetwork::AmericanExpress => N::AmericanExpress,
+        pb::CardNetwork::Discover => N::Discover,
+        pb::CardNetwork::DinersClub => N::DinersClub,
+        pb::CardNetwork::Jcb => N::Jcb,
+        pb::CardNetwork::Unionpay => N::UnionPay,
+        pb::CardNetwork::Maestro => N::Maestro,
+        pb::CardNetwork::Mir => N::Mir,
+        pb::CardNetwork::Elo => N::Elo,
+        pb::CardNetwork::Hipercard => N::Hipercard,
+        pb::CardNetwork::Hiper => N::Hiper,
+        pb::CardNetwork::Troy => N::Troy,
+        pb::CardNetwork::Verve => N::Verve,
+        pb::CardNetwork::Rupay => N::RuPay,
+        pb::CardNetwork::Naranja => N::Naranja,
+    })
+}
+
+fn failure_from_proto(failure: pb::ValidationFailure) -> Option<Failure> {
+    Some(match failure {
+        pb::ValidationFailure::Unspecified => return None,
+        pb::ValidationFailure::Empty => Failure::Empty,
+        pb::ValidationFailure::NonDigit => Failure::NonDigit,
+        pb::ValidationFailure::TooShort => Failure::TooShort,
+        pb::ValidationFailure::TooLong => Failure::TooLong,
+        pb::ValidationFailure::LengthInvalidForNetwork => Failure::LengthInvalidForNetwork,
+        pb::ValidationFailure::LuhnFailed => Failure::LuhnFailed,
+        pb::ValidationFailure::UnknownNetwork => Failure::UnknownNetwork,
+    })
+}
+
+pub(super) fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+fn names(networks: &[CardNetwork]) -> String {
+    networks
+        .iter()
+        .map(|n| n.spec().name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "unknown" } else { text }
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card;
+
+    #[test]
+    fn every_proto_network_maps_back_to_its_domain_network() {
+        for network in CardNetwork::ALL {
+            let response = pb::MaskCardResponse {
+                masked: String::new(),
+                network: proto_network(network),
+            };
+            assert_eq!(Masked::from(response).network, Some(network));
+        }
+        assert_eq!(network_from_proto(0), None);
+        assert_eq!(network_from_proto(9999), None);
+    }
+
+    /// The proto value of a network, found by its `as_str_name`.
+    fn proto_network(network: CardNetwork) -> i32 {
+        let name = format!(
+            "CARD_NETWORK_{}",
+            network.slug().replace('-', "_").to_uppercase()
+        );
+        pb::CardNetwork::from_str_name(&name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .into()
+    }
+
+    #[test]
+    fn a_server_answer_reads_as_the_library_answer() {
+        let offline = Checked::from(card::validate("4111111111111112"));
+        let response = pb::ValidateResponse {
+            valid: false,
+            luhn_valid: false,
+            length_valid: true,
+            network: pb::CardNetwork::Visa.into(),
+            failure: pb::ValidationFailure::LuhnFailed.into(),
+            potentially_valid: true,
+            masked_number: "************1112".into(),
+            candidate_networks: vec![pb::CardNetwork::Visa.into()],
+            luhn_required: true,
+            network_lengths: vec![13, 16, 18, 19],
+            digit_count: 16,
+            failure_message: Failure::LuhnFailed.message().into(),
+        };
+        assert_eq!(Checked::from(response), offline);
+        assert!(
+            offline
+                .human()
+                .contains("reason:      the check digit is wrong")
+        );
+    }
+}
