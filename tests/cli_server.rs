@@ -10,11 +10,8 @@ use std::sync::Arc;
 
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
+use common::pki::{Ca, ca, leaf};
 use common::{EMBEDDED, TempDir, TestServer, leaked_pans};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
 
@@ -221,35 +218,6 @@ async fn an_unreachable_server_exits_2_with_unavailable() {
         let leaked = leaked_pans(&format!("{}{}", run.out, run.err), &["4111111111111111"]);
         assert!(leaked.is_empty(), "{case:?}: leaked");
     }
-}
-
-type Ca = CertifiedIssuer<'static, KeyPair>;
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A certificate for `localhost` and its key, in PEM, signed by `ca`.
-fn leaf(ca: &Ca, common_name: &str, client: bool) -> (String, String) {
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![if client {
-        ExtendedKeyUsagePurpose::ClientAuth
-    } else {
-        ExtendedKeyUsagePurpose::ServerAuth
-    }];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 async fn tls_server(dir: &TempDir, authority: &Ca, client_ca: Option<&Ca>) -> TestServer {

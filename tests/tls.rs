@@ -7,43 +7,11 @@ use std::time::{Duration, Instant};
 
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
+use common::pki::{Ca, ca, leaf};
 use common::{EMBEDDED, TempDir, TestServer, pb};
 use pb::card_lookup_service_client::CardLookupServiceClient;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-type Ca = CertifiedIssuer<'static, KeyPair>;
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A certificate and key in PEM, signed by `ca`.
-fn leaf(ca: &Ca, common_name: &str, client: bool) -> (String, String) {
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![if client {
-        ExtendedKeyUsagePurpose::ClientAuth
-    } else {
-        ExtendedKeyUsagePurpose::ServerAuth
-    }];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// Server certificate files signed by `ca`, and the client CA when mutual TLS is wanted.
 fn server_files(dir: &TempDir, ca: &Ca, client_ca: Option<&Ca>) -> TlsFiles {

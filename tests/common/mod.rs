@@ -2,6 +2,8 @@
 //! this module, hence the `dead_code` allowance (and `pub` is for the test files, not a crate).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
