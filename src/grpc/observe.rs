@@ -53,7 +53,14 @@ where
     });
     let result = handler(request.into_inner()).await;
     let elapsed = started.elapsed();
-    let id_value = MetadataValue::try_from(request_id.as_str()).ok();
+    // Sensitive: every id is new, so HPACK indexing them only churns the connection's table
+    // (the profile in BENCHMARKS.md shows it costing more than the handler's own work).
+    let id_value = MetadataValue::try_from(request_id.as_str())
+        .ok()
+        .map(|mut value| {
+            value.set_sensitive(true);
+            value
+        });
     match result {
         Ok(message) => {
             metrics.handled(method, Code::Ok, elapsed);
