@@ -1,16 +1,23 @@
-//! Validate plus LookupBin of one card, in process: the domain work of the two RPCs as
+//! Validate plus LookupBin of one card, in process: the domain work of the RPCs as
 //! `src/grpc/card_lookup.rs` does it, without gRPC, protobuf or metrics.
 //!
-//! - `validate_with` whose issuer-rules closure looks the number up in the index (Validate),
-//! - then `Pan::parse`, `longest_match` and `iin::detect` (LookupBin).
+//! - `validate_and_lookup_bin`: both answers for one card, as an Inspect item gets them:
+//!   `Pan::parse`, then `CardFacts::of` (one `longest_match`, one `iin::detect`), then the
+//!   validation with the issuer's rules from the match. The LookupBin answer is the match and
+//!   the network already found.
+//! - `validate_and_lookup_bin_same_card`: the same, for one card asked again and again (its
+//!   index entry and record stay in the CPU caches).
+//! - `validate_rpc_then_lookup_bin_rpc`: the same card asked in two unary calls, Validate then
+//!   LookupBin, each parsing and looking up on its own; and each of the two alone.
 //!
 //! Target (issue 4): **Validate plus LookupBin of one card under 150 ns**, on the embedded
 //! 327,012-entry index, cycling through 4,096 different valid card numbers whose BIN the index
 //! holds.
 //!
-//! Also measured: the same through the live `BinStore` (one `current()` snapshot per RPC, as
-//! the service takes it), and what recording one call's metrics costs (`RpcMetrics::started`
-//! and `handled` with a timer: the issue asks that metrics cost no more than a few percent).
+//! Also measured: the two calls through the live `BinStore` (one `current()` snapshot per RPC,
+//! as the service takes it), and what recording one call's metrics costs
+//! (`RpcMetrics::started` and `handled` with a timer: the issue asks that metrics cost no more
+//! than a few percent).
 //!
 //! Run: `cargo bench --bench request_path`; smoke (seconds): `cargo bench --bench request_path
 //! -- --quick`. BENCHMARKS.md records a run.
@@ -20,25 +27,36 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use card_lookup::bins::{BinIndex, BinMatch, BinStore, DataSource, LoadOptions, load};
-use card_lookup::card::{self, CardNetwork, Pan, Validation, iin};
+use card_lookup::bins::{BinIndex, BinStore, CardFacts, DataSource, LoadOptions, load};
+use card_lookup::card::{self, CardNetwork, Pan, Validation};
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// Validate's domain call, as the service makes it.
-fn validate(index: &BinIndex, number: &str) -> Validation {
-    card::validate_with(number, |pan: &Pan| {
-        let hit = index.longest_match(pan.digits())?;
-        Some(hit.record.rules)
-    })
+/// Both answers for one card: the validation, and the BIN record's issuer name and the
+/// network, standing for the LookupBin answer.
+fn validate_and_lookup_bin<'a>(
+    index: &'a BinIndex,
+    number: &str,
+) -> Option<(Validation, Option<&'a str>, Option<CardNetwork>)> {
+    let pan = Pan::parse(number).ok()?;
+    let facts = CardFacts::of(index, &pan);
+    let issuer = facts.hit.map(|hit| &*hit.record.issuer.name);
+    Some((facts.validation(&pan), issuer, facts.detection.network))
 }
 
-/// LookupBin's domain calls, as the service makes them (the request has at least 6 digits).
-fn lookup_bin(index: &BinIndex, number: &str) -> Option<(Option<BinMatch>, Option<CardNetwork>)> {
+/// Validate's domain calls, as the Validate RPC makes them.
+fn validate(index: &BinIndex, number: &str) -> Validation {
+    match Pan::parse(number) {
+        Ok(pan) => CardFacts::of(index, &pan).validation(&pan),
+        Err(error) => card::validate_unparsed(&error),
+    }
+}
+
+/// LookupBin's domain calls, as the LookupBin RPC makes them (the request has at least 6
+/// digits).
+fn lookup_bin<'a>(index: &'a BinIndex, number: &str) -> Option<CardFacts<'a>> {
     let pan = Pan::parse(number).ok()?;
-    let hit = index.longest_match(pan.digits());
-    let network = iin::detect(pan.digits()).network;
-    Some((hit, network))
+    Some(CardFacts::of(index, &pan))
 }
 
 fn bench_request_path(c: &mut Criterion) {
@@ -48,38 +66,41 @@ fn bench_request_path(c: &mut Criterion) {
     let store = BinStore::from_loaded(loaded, vec![DataSource::Embedded], LoadOptions::default());
 
     let mut group = c.benchmark_group("request_path");
-    {
-        let index = store.current();
-        group.bench_function("validate_and_lookup_bin", |b| {
+    let index = store.current();
+    let mut bench = |name: &str, call: &dyn Fn(&str)| {
+        group.bench_function(name, |b| {
             let mut next = 0;
             b.iter(|| {
                 next = (next + 1) % common::KEYS;
-                let number = black_box(numbers[next].as_str());
-                (validate(&index, number), lookup_bin(&index, number))
+                call(black_box(numbers[next].as_str()));
             });
         });
-        group.bench_function("validate_only", |b| {
-            let mut next = 0;
-            b.iter(|| {
-                next = (next + 1) % common::KEYS;
-                validate(&index, black_box(numbers[next].as_str()))
-            });
-        });
-        group.bench_function("lookup_bin_only", |b| {
-            let mut next = 0;
-            b.iter(|| {
-                next = (next + 1) % common::KEYS;
-                lookup_bin(&index, black_box(numbers[next].as_str()))
-            });
-        });
-    }
-    group.bench_function("validate_and_lookup_bin_via_store", |b| {
-        let mut next = 0;
+    };
+    bench("validate_and_lookup_bin", &|number| {
+        black_box(validate_and_lookup_bin(&index, number));
+    });
+    bench("validate_rpc_then_lookup_bin_rpc", &|number| {
+        black_box(validate(&index, number));
+        black_box(lookup_bin(&index, number));
+    });
+    bench("validate_rpc", &|number| {
+        black_box(validate(&index, number));
+    });
+    bench("lookup_bin_rpc", &|number| {
+        black_box(lookup_bin(&index, number));
+    });
+    bench("validate_rpc_then_lookup_bin_rpc_via_store", &|number| {
+        black_box(validate(&store.current(), number));
+        black_box(lookup_bin(&store.current(), number));
+    });
+    // The same card every time: the index entry and record stay in the CPU caches, as for a
+    // BIN that many payments share; the cycling benches before it pay for cache misses.
+    group.bench_function("validate_and_lookup_bin_same_card", |b| {
         b.iter(|| {
-            next = (next + 1) % common::KEYS;
-            let number = black_box(numbers[next].as_str());
-            let validation = validate(&store.current(), number);
-            (validation, lookup_bin(&store.current(), number))
+            black_box(validate_and_lookup_bin(
+                &index,
+                black_box(numbers[0].as_str()),
+            ))
         });
     });
     group.finish();

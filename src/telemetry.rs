@@ -313,16 +313,34 @@ impl RpcMetrics {
         seconds.record(elapsed.as_secs_f64());
     }
 
-    /// Counts the items of an Inspect batch.
-    pub fn inspected(&self, items: usize) {
+    /// Counts the items of an Inspect batch and the BIN lookups made for them.
+    pub fn inspected(&self, items: usize, lookups: BinLookups) {
         self.inspected_items.increment(items as u64);
+        self.bin_found.increment(lookups.found);
+        self.bin_not_found.increment(lookups.not_found);
     }
 
     pub fn bin_lookup(&self, found: bool) {
+        let mut lookups = BinLookups::default();
+        lookups.count(found);
+        self.bin_found.increment(lookups.found);
+        self.bin_not_found.increment(lookups.not_found);
+    }
+}
+
+/// BIN lookups tallied over a batch, recorded with one update per counter.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BinLookups {
+    found: u64,
+    not_found: u64,
+}
+
+impl BinLookups {
+    pub fn count(&mut self, found: bool) {
         if found {
-            self.bin_found.increment(1);
+            self.found += 1;
         } else {
-            self.bin_not_found.increment(1);
+            self.not_found += 1;
         }
     }
 }

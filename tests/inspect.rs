@@ -52,6 +52,17 @@ async fn each_item_gets_its_answers_and_its_own_status() {
     assert!(visa.validation.as_ref().unwrap().valid);
     assert_eq!(visa.bin.as_ref().unwrap().bin, "411111");
     assert_eq!(visa.masked, "411111******1111");
+    // The data's version is named once a response, as LookupBin names it.
+    let looked_up = client
+        .lookup_bin(pb::LookupBinRequest {
+            number: "411111".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.dataset_version, looked_up.dataset_version);
+    assert!(first.dataset_version.starts_with("sha256:"));
+    assert_eq!(visa.bin.as_ref().unwrap().dataset_version, "");
     let garbage = &first.results[1];
     assert_eq!(garbage.code, Code::InvalidArgument as i32);
     assert_eq!(

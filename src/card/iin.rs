@@ -197,8 +197,114 @@ pub struct Detection {
 ///
 /// The network is determined when exactly one network is still possible, or when every
 /// possible network already matches a whole range (the strongest then wins).
+///
+/// Every call is on the request path (Validate, LookupBin, MaskCard and each Inspect item), so
+/// the answer is read from [`SEGMENTS`], built once from the ranges: a binary search over a few
+/// hundred numbers instead of a walk over every range.
 #[must_use]
 pub fn detect(digits: &[u8]) -> Detection {
+    let known = digits.len().min(MAX_IIN_DIGITS);
+    let bucket_digits = known.min(BUCKET_DIGITS);
+    let bucket = leading_value(&digits[..bucket_digits]);
+    let value = digits[bucket_digits..known]
+        .iter()
+        .fold(bucket, |value, &d| value * 10 + u32::from(d % 10));
+    SEGMENTS[known].find(bucket as usize, value)
+}
+
+/// The digits (values 0 to 9) as a number.
+fn leading_value(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .fold(0, |value, &d| value * 10 + u32::from(d % 10))
+}
+
+/// How many leading digits choose the bucket a search starts from.
+const BUCKET_DIGITS: usize = 3;
+
+/// For numbers of one count of known digits: the values at which the set of matching ranges
+/// changes, and the detection that holds from each of them up to the next.
+#[derive(Debug)]
+struct Segments {
+    starts: Vec<u32>,
+    detections: Vec<Detection>,
+    /// For each value `b` of the first [`BUCKET_DIGITS`] digits (fewer when fewer are known),
+    /// how many `starts` are at most the smallest value beginning with `b`; one more entry
+    /// for the value past the last. A search looks only between two neighbours.
+    buckets: Vec<u32>,
+}
+
+impl Segments {
+    fn new(known: usize) -> Self {
+        let mut starts = vec![0];
+        for range in RANGES.iter() {
+            let (first, end) = range.matching_values(known);
+            starts.push(first);
+            starts.push(end);
+        }
+        starts.retain(|&start| start < POW10[known]);
+        starts.sort_unstable();
+        starts.dedup();
+        let detections = starts
+            .iter()
+            .map(|&start| detect_by_scan(&digits_of(start, known)))
+            .collect();
+        let scale = POW10[known - known.min(BUCKET_DIGITS)];
+        let buckets = (0..=POW10[known.min(BUCKET_DIGITS)])
+            .map(|bucket| {
+                let at_most = starts.partition_point(|&start| start <= bucket * scale);
+                u32::try_from(at_most).expect("a few hundred segments")
+            })
+            .collect();
+        Self {
+            starts,
+            detections,
+            buckets,
+        }
+    }
+
+    /// The detection of `value`, whose leading digits are `bucket`.
+    fn find(&self, bucket: usize, value: u32) -> Detection {
+        let (low, high) = (
+            self.buckets[bucket] as usize,
+            self.buckets[bucket + 1] as usize,
+        );
+        // `starts[0]` is 0, so `low` is at least 1; and no start in `high..` is `value` or less.
+        let at_most = low + self.starts[low..high].partition_point(|&start| start <= value);
+        self.detections[at_most - 1]
+    }
+}
+
+/// [`Segments`] for 0 to [`MAX_IIN_DIGITS`] known digits; each detection is the one
+/// [`detect_by_scan`] gives for the segment's first value, which holds for the whole segment
+/// because no range starts or ends inside it.
+static SEGMENTS: LazyLock<[Segments; MAX_IIN_DIGITS + 1]> =
+    LazyLock::new(|| std::array::from_fn(Segments::new));
+
+/// `value` as `known` digits, leading zeros kept.
+fn digits_of(value: u32, known: usize) -> Vec<u8> {
+    (0..known)
+        .rev()
+        .map(|k| (value / POW10[k] % 10) as u8)
+        .collect()
+}
+
+impl Range {
+    /// The values of `known` leading digits that match the range, whole or as a prefix of it:
+    /// from `first` up to, not including, `end`.
+    fn matching_values(&self, known: usize) -> (u32, u32) {
+        if known >= self.digits {
+            let scale = POW10[known - self.digits];
+            (self.first * scale, (self.last + 1) * scale)
+        } else {
+            let scale = POW10[self.digits - known];
+            (self.first / scale, self.last / scale + 1)
+        }
+    }
+}
+
+/// [`detect`] by walking every range: the definition the segment table is built from.
+fn detect_by_scan(digits: &[u8]) -> Detection {
     let known = digits.len().min(MAX_IIN_DIGITS);
     let mut prefix = [0u32; MAX_IIN_DIGITS + 1];
     for k in 1..=known {
@@ -349,6 +455,40 @@ mod tests {
         assert_eq!(network("6011"), Some(Discover));
         assert_eq!(network("637374"), None);
         assert_eq!(network("63737423"), Some(Hiper));
+    }
+
+    /// The segment table answers exactly as the walk over every range, on every value where a
+    /// segment starts or ends, on their neighbours, and on every value of up to five digits.
+    #[test]
+    fn segment_table_agrees_with_the_scan() {
+        for known in 0..=MAX_IIN_DIGITS {
+            let limit = POW10[known];
+            let mut values: Vec<u32> = if known <= 5 {
+                (0..limit).collect()
+            } else {
+                SEGMENTS[known]
+                    .starts
+                    .iter()
+                    .flat_map(|&s| [s.saturating_sub(1), s, s + 1])
+                    .chain([limit - 1])
+                    .filter(|&v| v < limit)
+                    .collect()
+            };
+            values.dedup();
+            for value in values {
+                let digits = digits_of(value, known);
+                assert_eq!(detect(&digits), detect_by_scan(&digits), "{digits:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segment_table_agrees_with_the_scan_on_any_number(
+            digits in proptest::collection::vec(0u8..10, 0..20)
+        ) {
+            proptest::prop_assert_eq!(detect(&digits), detect_by_scan(&digits));
+        }
     }
 
     #[test]

@@ -13,4 +13,4 @@ pub mod validate;
 pub use mask::{MaskOptions, MaskStyle, MaskStyleError, mask};
 pub use network::{CardNetwork, LengthSet, LengthSetError, NetworkSet};
 pub use pan::{Pan, PanError};
-pub use validate::{Failure, IssuerRules, Validation, validate, validate_with};
+pub use validate::{Failure, IssuerRules, Validation, validate, validate_pan, validate_unparsed};

@@ -84,55 +84,52 @@ pub struct IssuerRules {
 ///
 /// A number is valid when its network is known, its length is one the network issues and,
 /// where the network uses it, its Luhn check digit is right. `potentially_valid` says whether
-/// typing more digits could still make it valid.
+/// typing more digits could still make it valid. The service validates with the issuer's own
+/// rules where its BIN data has them: [`validate_pan`].
 #[must_use]
 pub fn validate(input: &str) -> Validation {
-    validate_with(input, |_| None)
+    match Pan::parse(input) {
+        Ok(pan) => validate_pan(&pan, iin::detect(pan.digits()), IssuerRules::default()),
+        Err(error) => validate_unparsed(&error),
+    }
 }
 
-/// [`validate`], with the issuer's own rules where `issuer_rules` knows them for the number.
+/// The answer for input that is not a card number's digits: why, and what can still be told.
 #[must_use]
-pub fn validate_with(
-    input: &str,
-    issuer_rules: impl FnOnce(&Pan) -> Option<IssuerRules>,
-) -> Validation {
-    let pan = match Pan::parse(input) {
-        Ok(pan) => pan,
+pub fn validate_unparsed(error: &PanError) -> Validation {
+    match error {
         // Nothing typed yet can still become a card number of any network.
-        Err(PanError::Empty) => {
-            return Validation {
-                candidates: iin::detect(&[]).candidates,
-                ..Validation::rejected(Failure::Empty, true)
-            };
-        }
-        Err(PanError::NonDigit) => return Validation::rejected(Failure::NonDigit, false),
-        Err(PanError::TooLong {
+        PanError::Empty => Validation {
+            candidates: iin::detect(&[]).candidates,
+            ..Validation::rejected(Failure::Empty, true)
+        },
+        PanError::NonDigit => Validation::rejected(Failure::NonDigit, false),
+        PanError::TooLong {
             digit_count,
             leading,
-        }) => {
+        } => {
             let detection = iin::detect(leading.digits());
-            return Validation {
+            Validation {
                 network: detection.network,
                 candidates: detection.candidates,
-                digit_count,
-                masked: mask_for_display(&leading),
+                digit_count: *digit_count,
+                masked: mask_for_display(leading),
                 ..Validation::rejected(Failure::TooLong, false)
-            };
+            }
         }
-    };
-    let rules = issuer_rules(&pan);
-    validate_pan(&pan, rules.unwrap_or_default())
+    }
 }
 
-/// Validates digits already parsed into a [`Pan`], with the issuer's rules where known.
+/// Validates digits already parsed into a [`Pan`], given their network detection (callers
+/// that also look the number up detect it once for both) and the issuer's rules where known.
 #[must_use]
-pub fn validate_pan(pan: &Pan, rules: IssuerRules) -> Validation {
+pub fn validate_pan(pan: &Pan, detection: Detection, rules: IssuerRules) -> Validation {
     let digits = pan.digits();
     let luhn_valid = luhn::is_valid(digits);
     let Detection {
         network,
         candidates,
-    } = iin::detect(digits);
+    } = detection;
     let base = Validation {
         luhn_valid,
         candidates,
@@ -252,11 +249,13 @@ mod tests {
             luhn: Some(false),
         };
         // A 16-digit Visa that passes Luhn is not valid for an issuer of 19-digit numbers...
-        let v = validate_with("4111111111111111", |_| Some(rules));
+        let pan = |number| Pan::parse(number).unwrap();
+        let with_rules = |pan: &Pan| validate_pan(pan, iin::detect(pan.digits()), rules);
+        let v = with_rules(&pan("4111111111111111"));
         assert_eq!(v.failure, Some(Failure::TooShort));
         assert!(v.potentially_valid);
         // ...and a 19-digit one that fails Luhn is, when the issuer does not use Luhn.
-        let v = validate_with("4111111111111111112", |_| Some(rules));
+        let v = with_rules(&pan("4111111111111111112"));
         assert!(v.valid, "{v:?}");
         assert!(!v.luhn_required);
     }

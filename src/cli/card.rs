@@ -16,9 +16,9 @@ use super::CliError;
 use super::answer::{BinInfo, Checked, Masked};
 use super::batch;
 use super::remote::Remote;
-use crate::bins::{BinIndex, DataSource, Format, LoadOptions, load};
+use crate::bins::{BinIndex, CardFacts, DataSource, Format, LoadOptions, load};
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, MaskOptions, MaskStyle, Pan, iin};
+use crate::card::{self, MaskOptions, MaskStyle, Pan};
 use crate::grpc::error::{MIN_BIN_DIGITS, RequestError};
 use crate::proto::cardlookup::v1 as pb;
 
@@ -400,9 +400,12 @@ impl Engine {
                 if pan.len() < MIN_BIN_DIGITS {
                     return Err(RequestError::TooFewDigitsForBin { digits: pan.len() }.into());
                 }
-                let hit = index.longest_match(pan.digits());
-                let iin_network = iin::detect(pan.digits()).network;
-                Ok(BinInfo::from_match(hit, iin_network, index.version()))
+                let facts = CardFacts::of(index, &pan);
+                Ok(BinInfo::from_match(
+                    facts.hit,
+                    facts.detection.network,
+                    index.version(),
+                ))
             }
             Self::Remote { runtime, remote } => {
                 let request = pb::LookupBinRequest {
@@ -422,17 +425,15 @@ impl Engine {
                 if pan.len() < MIN_PAN_DIGITS {
                     return Err(RequestError::NotACardNumber { digits: pan.len() }.into());
                 }
-                let network = iin::detect(pan.digits()).network;
-                let bin_len = index
-                    .longest_match(pan.digits())
-                    .map_or(0, |hit| hit.prefix.len());
+                let facts = CardFacts::of(index, &pan);
+                let network = facts.detection.network;
                 let options = MaskOptions {
                     style: args.style.domain(),
                     mask_char: args.mask_char,
                     keep_grouping: args.grouping,
                 };
                 Ok(Masked {
-                    masked: card::mask(&pan, network, bin_len, &options),
+                    masked: card::mask(&pan, network, facts.bin_len(), &options),
                     network,
                 })
             }
@@ -453,6 +454,8 @@ impl Engine {
 /// Validates as grpc::card_lookup's Validate does: with the issuer's own rules (lengths,
 /// Luhn) where the BIN data has them.
 pub(super) fn offline_validate(index: &BinIndex, number: &str) -> Checked {
-    let issuer_rules = |pan: &Pan| Some(index.longest_match(pan.digits())?.record.rules);
-    card::validate_with(number, issuer_rules).into()
+    match Pan::parse(number) {
+        Ok(pan) => CardFacts::of(index, &pan).validation(&pan).into(),
+        Err(error) => card::validate_unparsed(&error).into(),
+    }
 }

@@ -11,12 +11,12 @@ use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
 use super::observe::{CardNumberField, observe};
 use crate::admission::ClientIdentity;
-use crate::bins::{BinIndex, BinStore};
+use crate::bins::{BinIndex, BinStore, CardFacts};
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, MaskOptions, Pan, Validation, iin};
+use crate::card::{self, MaskOptions, Pan};
 use crate::card_testing::{CardTestingDetector, Verdict};
 use crate::proto::cardlookup::v1 as pb;
-use crate::telemetry::{Method, RpcMetrics};
+use crate::telemetry::{BinLookups, Method, RpcMetrics};
 
 /// The service: the live BIN data, card-testing detection and the metric handles.
 #[derive(Debug, Clone)]
@@ -58,6 +58,21 @@ impl CardLookup {
         }
     }
 
+    fn validate(
+        &self,
+        request: &pb::ValidateRequest,
+        client: Option<&ClientIdentity>,
+    ) -> Result<pb::ValidateResponse, RequestError> {
+        let index = self.store.current();
+        let (validation, bin) = match Pan::parse(&request.number) {
+            Ok(pan) => (CardFacts::of(&index, &pan).validation(&pan), bin_of(&pan)),
+            Err(error) => (card::validate_unparsed(&error), None),
+        };
+        let luhn = validation.length_valid.then_some(validation.luhn_valid);
+        self.screen(client, bin, luhn)?;
+        Ok(convert::validation(validation))
+    }
+
     fn lookup_bin(
         &self,
         request: &pb::LookupBinRequest,
@@ -66,7 +81,11 @@ impl CardLookup {
         let pan = Pan::parse(&request.number)?;
         self.screen(client, bin_of(&pan), None)?;
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
-        lookup(&self.store.current(), &pan, &self.metrics)
+        let index = self.store.current();
+        let facts = CardFacts::of(&index, &pan);
+        let answer = bin_answer(&facts, &pan, index.version())?;
+        self.metrics.bin_lookup(facts.hit.is_some());
+        Ok(answer)
     }
 
     fn mask_card(
@@ -87,11 +106,16 @@ impl CardLookup {
             mask_char,
             keep_grouping: request.keep_grouping,
         };
-        mask(&self.store.current(), &pan, options)
+        let index = self.store.current();
+        let facts = CardFacts::of(&index, &pan);
+        Ok(pb::MaskCardResponse {
+            masked: masked(&facts, &pan, options)?,
+            network: convert::network(facts.detection.network).into(),
+        })
     }
 
     /// One Inspect batch: every item answered, each with its own status.
-    fn inspect_batch(&self, request: &pb::InspectRequest) -> Result<pb::InspectResponse, Status> {
+    fn inspect_batch(&self, request: pb::InspectRequest) -> Result<pb::InspectResponse, Status> {
         if request.items.len() > MAX_INSPECT_ITEMS {
             return Err(Status::invalid_argument(format!(
                 "items: {} in one request; at most {MAX_INSPECT_ITEMS}",
@@ -105,13 +129,18 @@ impl CardLookup {
             ..MaskOptions::default()
         };
         let index = self.store.current();
+        let items = request.items.len();
+        let mut lookups = BinLookups::default();
         let results = request
             .items
-            .iter()
-            .map(|item| inspect_item(&index, item, options, &self.metrics))
+            .into_iter()
+            .map(|item| inspect_item(&index, item, options, &mut lookups))
             .collect();
-        self.metrics.inspected(request.items.len());
-        Ok(pb::InspectResponse { results })
+        self.metrics.inspected(items, lookups);
+        Ok(pb::InspectResponse {
+            results,
+            dataset_version: index.version().to_owned(),
+        })
     }
 }
 
@@ -120,84 +149,72 @@ const MAX_INSPECT_ID_BYTES: usize = 128;
 /// The most items one Inspect request may carry.
 pub const MAX_INSPECT_ITEMS: usize = 1000;
 
-/// Validate's answer, with the issuer's own rules from the BIN data; and the number's BIN.
-fn validate(index: &BinIndex, number: &str) -> (Validation, Option<u32>) {
-    let mut bin = None;
-    let issuer_rules = |pan: &Pan| {
-        bin = bin_of(pan);
-        let hit = index.longest_match(pan.digits())?;
-        Some(hit.record.rules)
-    };
-    let validation = card::validate_with(number, issuer_rules);
-    (validation, bin)
-}
-
-/// LookupBin's answer for a parsed number.
-fn lookup(
-    index: &BinIndex,
+/// LookupBin's answer for a parsed number, labelled with `dataset_version`.
+fn bin_answer(
+    facts: &CardFacts,
     pan: &Pan,
-    metrics: &RpcMetrics,
+    dataset_version: &str,
 ) -> Result<pb::LookupBinResponse, RequestError> {
     if pan.len() < MIN_BIN_DIGITS {
         return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
     }
-    let hit = index.longest_match(pan.digits());
-    metrics.bin_lookup(hit.is_some());
-    let iin_network = iin::detect(pan.digits()).network;
-    Ok(convert::bin_lookup(hit, iin_network, index.version()))
+    Ok(convert::bin_lookup(
+        facts.hit,
+        facts.detection.network,
+        dataset_version,
+    ))
 }
 
-/// MaskCard's answer for a parsed number.
-fn mask(
-    index: &BinIndex,
-    pan: &Pan,
-    options: MaskOptions,
-) -> Result<pb::MaskCardResponse, RequestError> {
+/// MaskCard's masked number.
+fn masked(facts: &CardFacts, pan: &Pan, options: MaskOptions) -> Result<String, RequestError> {
     if pan.len() < MIN_PAN_DIGITS {
         return Err(RequestError::NotACardNumber { digits: pan.len() });
     }
-    let network = iin::detect(pan.digits()).network;
-    let bin_len = index
-        .longest_match(pan.digits())
-        .map_or(0, |hit| hit.prefix.len());
-    Ok(pb::MaskCardResponse {
-        masked: card::mask(pan, network, bin_len, &options),
-        network: convert::network(network).into(),
-    })
+    Ok(card::mask(
+        pan,
+        facts.detection.network,
+        facts.bin_len(),
+        &options,
+    ))
 }
 
 /// One Inspect item: the three answers, and the first reason one of them could not be given.
+/// Tallies its BIN lookup in `lookups`. Its BIN answer leaves `dataset_version` empty: the
+/// response names it once for every item.
 fn inspect_item(
     index: &BinIndex,
-    item: &pb::InspectItem,
+    item: pb::InspectItem,
     options: MaskOptions,
-    metrics: &RpcMetrics,
+    lookups: &mut BinLookups,
 ) -> pb::InspectResult {
-    let (validation, _) = validate(index, &item.number);
-    let mut result = pb::InspectResult {
-        id: item.id.clone(),
-        validation: Some(convert::validation(validation)),
-        ..pb::InspectResult::default()
+    let mut result = pb::InspectResult::default();
+    let answers = match Pan::parse(&item.number) {
+        Ok(pan) => {
+            let facts = CardFacts::of(index, &pan);
+            result.validation = Some(convert::validation(facts.validation(&pan)));
+            bin_answer(&facts, &pan, "").and_then(|bin| {
+                lookups.count(facts.hit.is_some());
+                result.bin = Some(bin);
+                result.masked = masked(&facts, &pan, options)?;
+                Ok(())
+            })
+        }
+        Err(error) => {
+            result.validation = Some(convert::validation(card::validate_unparsed(&error)));
+            Err(error.into())
+        }
     };
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
             max: MAX_INSPECT_ID_BYTES,
         })
     } else {
-        Pan::parse(&item.number)
-            .map_err(RequestError::from)
-            .and_then(|pan| {
-                result.bin = Some(lookup(index, &pan, metrics)?);
-                result.masked = mask(index, &pan, options)?.masked;
-                Ok(())
-            })
+        result.id = item.id;
+        answers
     };
     if let Err(error) = answers {
         result.code = error.code() as i32;
         result.message = error.to_string();
-        if item.id.len() > MAX_INSPECT_ID_BYTES {
-            result.id.clear();
-        }
     }
     result
 }
@@ -255,19 +272,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             &self.metrics,
             Method::Validate,
             request,
-            |request| async move {
-                let index = self.store.current();
-                let mut bin = None;
-                let issuer_rules = |pan: &Pan| {
-                    bin = bin_of(pan);
-                    let hit = index.longest_match(pan.digits())?;
-                    Some(hit.record.rules)
-                };
-                let validation = card::validate_with(&request.number, issuer_rules);
-                let luhn = validation.length_valid.then_some(validation.luhn_valid);
-                self.screen(client.as_ref(), bin, luhn)?;
-                Ok(convert::validation(validation))
-            },
+            |request| async move { self.validate(&request, client.as_ref()) },
         )
         .await
     }
@@ -306,7 +311,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             // The whole record moves into the closure: it is dropped (and the call counted)
             // when the stream is.
             let call = &mut call;
-            let answer = request.and_then(|request| service.inspect_batch(&request));
+            let answer = request.and_then(|request| service.inspect_batch(request));
             if let Err(status) = &answer {
                 call.code = status.code();
             }
