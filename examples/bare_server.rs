@@ -7,7 +7,8 @@
 //! index, metrics, request ids): a multi-threaded Tokio runtime with one worker per core,
 //! TCP_NODELAY on accepted connections, the same HTTP/2 limits (streams per connection, reset
 //! streams, header list size, keepalive), the 4 KiB request limit, and the same services on the
-//! router (health and reflection beside the card lookup service).
+//! router (health and reflection beside the card lookup service), and the same allocator
+//! (mimalloc).
 //!
 //! The service is written the way tonic's generated `CardLookupServiceServer` is (a path match
 //! and `tonic::server::Grpc::unary` with the prost codec), rather than by implementing the
@@ -30,6 +31,10 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+
+/// The allocator the service uses (src/main.rs), so both ends are measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // The HTTP/2 settings of `src/server.rs` (private constants there; keep these equal).
 const MAX_CONCURRENT_STREAMS: u32 = 1024;

@@ -12,6 +12,10 @@ use card_lookup::proto::cardlookup::v1 as pb;
 use pb::card_lookup_service_client::CardLookupServiceClient;
 use tokio_stream::wrappers::ReceiverStream;
 
+/// The allocator the service uses (src/main.rs), so both ends are measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 1000;
 const IN_FLIGHT: usize = 16;
 

@@ -168,10 +168,7 @@ impl Admission {
                     .filter(|id| is_safe_token(id))
                     .map(Arc::from)
             })
-            .or_else(|| {
-                peer.and_then(|p| p.remote_addr)
-                    .map(|addr| Arc::from(addr.ip().to_string()))
-            })
+            .or_else(|| peer.and_then(|p| p.remote_ip.clone()))
             .unwrap_or_else(|| Arc::from("unknown"));
         let class = self
             .members

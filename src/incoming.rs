@@ -2,7 +2,6 @@
 //! address and (under mutual TLS) certificate subject for rate limiting and logs.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +27,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Default)]
 pub struct PeerInfo {
-    pub remote_addr: Option<SocketAddr>,
+    /// The remote IP address as text, made once a connection: the client id of last resort,
+    /// which every call on the connection would otherwise format again.
+    pub remote_ip: Option<Arc<str>>,
     /// The client certificate's identity (common name, else subject), under mutual TLS.
     pub client_subject: Option<Arc<str>>,
 }
@@ -143,7 +144,7 @@ pub fn accept(
             // latency jumps by tens of milliseconds.
             let _ = stream.set_nodelay(true);
             let peer = PeerInfo {
-                remote_addr: Some(remote_addr),
+                remote_ip: Some(Arc::from(remote_addr.ip().to_string())),
                 client_subject: None,
             };
             let Some(tls) = &tls else {

@@ -13,6 +13,12 @@ use card_lookup::config::{Args, Config};
 use card_lookup::server::{self, Listeners};
 use card_lookup::telemetry;
 
+/// mimalloc rather than glibc's malloc: every answer is built from many small strings
+/// (protobuf fields), and glibc's malloc spent up to a quarter of the server's time on them
+/// under Inspect load; BENCHMARKS.md has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A panic's message can hold request data; log where it happened, never what it said.
     std::panic::set_hook(Box::new(|info| {
