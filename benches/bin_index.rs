@@ -23,6 +23,10 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 
+/// The allocator the service uses (src/main.rs), so allocations cost what they cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Entries of the large synthetic index (issue 4: "327k and 3M entries").
 const SYNTHETIC_ENTRIES: u64 = 3_000_000;
 

@@ -12,6 +12,10 @@ use std::hint::black_box;
 use card_lookup::card::{self, CardNetwork, MaskOptions, MaskStyle, Pan, iin, luhn};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// The allocator the service uses (src/main.rs), so allocations cost what they cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Whole numbers of several networks, and partial ones as a checkout form sends them while the
 /// customer types.
 const NUMBERS: [(&str, &str); 5] = [

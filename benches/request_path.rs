@@ -32,6 +32,10 @@ use card_lookup::card::{self, CardNetwork, Pan, Validation};
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// The allocator the service uses (src/main.rs), so allocations cost what they cost there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Both answers for one card: the validation, and the BIN record's issuer name and the
 /// network, standing for the LookupBin answer.
 fn validate_and_lookup_bin<'a>(

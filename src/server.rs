@@ -83,6 +83,8 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
     telemetry::record_loaded(&store.current());
+    // Build the IIN lookup table now, so that no caller's first request pays for it.
+    crate::card::iin::build_table();
     let metrics = Arc::new(RpcMetrics::new());
 
     let (health, health_service) = tonic_health::server::health_reporter();

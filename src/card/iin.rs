@@ -212,6 +212,12 @@ pub fn detect(digits: &[u8]) -> Detection {
     SEGMENTS[known].find(bucket as usize, value)
 }
 
+/// Builds the table [`detect`] reads, if it is not built yet: about a millisecond, which
+/// otherwise falls on the first call.
+pub fn build_table() {
+    LazyLock::force(&SEGMENTS);
+}
+
 /// The digits (values 0 to 9) as a number.
 fn leading_value(digits: &[u8]) -> u32 {
     digits

@@ -31,6 +31,9 @@ def test_each_item_is_answered_in_order_with_its_own_status(stub):
     assert garbage.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert garbage.validation.failure == pb.VALIDATION_FAILURE_NON_DIGIT
     assert not garbage.HasField("bin")
+    # The data's version is named once a response, not in each item's BIN answer.
+    assert first.dataset_version.startswith("sha256:")
+    assert visa.bin.dataset_version == ""
 
     (unionpay,) = second.results
     assert unionpay.bin.issuer.name == "AGRICULTURAL BANK OF CHINA"
