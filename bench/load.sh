@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The load benchmark of issue 4: the service against a bare tonic server of the same proto that
-# does no work (examples/bare_server.rs), both driven by h2load on this machine's loopback with
-# gRPC-framed request bodies, in the same run. BENCHMARKS.md records a run and how to read it.
+# does no work (examples/bare_server.rs) but answers the service's own response messages (saved
+# from one call to the service before the runs, so both send the same sizes), both driven by
+# h2load on this machine's loopback with gRPC-framed request bodies, in the same run. BENCHMARKS.md records a run and how to read it.
 #
 #   bash bench/load.sh            # about 4 minutes (after the build)
 #   bash bench/load.sh --quick    # about half a minute, for CI smoke use (rough figures)
@@ -140,7 +141,7 @@ wait_for_line() {
   return 1
 }
 
-step "starting both servers on 127.0.0.1"
+step "starting the service on 127.0.0.1"
 [[ -z "$preload" || -f "$preload" ]] || { echo "load.sh: no library $preload" >&2; exit 2; }
 RUST_LOG=info LD_PRELOAD="$preload" target/release/card-lookup --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   --no-watch >"$work/service.log" 2>&1 &
@@ -148,34 +149,46 @@ pids+=($!)
 line=$(wait_for_line "${pids[-1]}" "$work/service.log" "serving gRPC on")
 service=$(sed -n 's/.*serving gRPC on \([0-9.]*:[0-9]*\).*/\1/p' <<<"$line")
 metrics_url=$(sed -n 's/.*metrics on \(http:[^ ,]*\/metrics\).*/\1/p' <<<"$line")
-LD_PRELOAD="$preload" target/release/examples/bare_server 127.0.0.1:0 >"$work/bare.log" 2>&1 &
+[[ -n "$service" && -n "$metrics_url" ]] || { echo "load.sh: cannot read the service's addresses" >&2; exit 1; }
+
+headers=(-H 'content-type: application/grpc' -H 'te: trailers')
+url() { echo "http://$1/cardlookup.v1.CardLookupService/$2"; }
+
+# Calls RPC on the server at ADDRESS once, with the benchmark's body; fails unless the answer
+# is grpc-status 0. Leaves the frames and the body in $work/check-NAME-RPC.{frames,body}.
+check_call() {
+  local name="$1" address="$2" rpc="$3"
+  local out="$work/check-$name-$rpc"
+  timeout 10 nghttp -v -n "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.frames"
+  timeout 10 nghttp "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.body"
+  grep -q 'grpc-status: 0$' "$out.frames" ||
+    { echo "load.sh: $name $rpc did not answer grpc-status 0:" >&2; grep 'grpc-' "$out.frames" >&2; exit 1; }
+}
+
+step "checking the service's answers; saving them for the bare server"
+mkdir -p "$work/answers"
+for rpc in $rpcs; do
+  check_call service "$service" "$rpc"
+  python3 bench/load_helper.py check-response "$rpc" "$work/check-service-$rpc.body"
+  python3 bench/load_helper.py save-answer "$work/check-service-$rpc.body" "$work/answers/$rpc.answer"
+  echo "service $rpc: grpc-status 0, expected answer" >&2
+done
+
+step "starting the bare server on 127.0.0.1, answering the service's messages"
+LD_PRELOAD="$preload" target/release/examples/bare_server 127.0.0.1:0 "$work/answers" >"$work/bare.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "${pids[-1]}" "$work/bare.log" "serving gRPC on")
 bare=$(sed -n 's/.*serving gRPC on \([0-9.]*:[0-9]*\).*/\1/p' <<<"$line")
-[[ -n "$service" && -n "$metrics_url" && -n "$bare" ]] ||
-  { echo "load.sh: cannot read the servers' addresses" >&2; exit 1; }
+[[ -n "$bare" ]] || { echo "load.sh: cannot read the bare server's address" >&2; exit 1; }
 case "$service $bare $metrics_url" in
   127.0.0.1:*" "127.0.0.1:*" "http://127.0.0.1:*) ;;
   *) echo "load.sh: a server is not on 127.0.0.1" >&2; exit 1 ;;
 esac
 echo "service on $service (metrics $metrics_url), bare server on $bare" >&2
-
-headers=(-H 'content-type: application/grpc' -H 'te: trailers')
-url() { echo "http://$1/cardlookup.v1.CardLookupService/$2"; }
-
-step "checking each answer is gRPC OK, with the same bodies"
 for rpc in $rpcs; do
-  for server in service bare; do
-    address=$service
-    [[ $server == bare ]] && address=$bare
-    out="$work/check-$server-$rpc"
-    timeout 10 nghttp -v -n "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.frames"
-    timeout 10 nghttp "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.body"
-    grep -q 'grpc-status: 0$' "$out.frames" ||
-      { echo "load.sh: $server $rpc did not answer grpc-status 0:" >&2; grep 'grpc-' "$out.frames" >&2; exit 1; }
-    python3 bench/load_helper.py check-response "$rpc" "$out.body" "$server"
-    echo "$server $rpc: grpc-status 0, expected answer" >&2
-  done
+  check_call bare "$bare" "$rpc"
+  python3 bench/load_helper.py same-answer "$work/check-bare-$rpc.body" "$work/answers/$rpc.answer"
+  echo "bare $rpc: grpc-status 0, the service's message" >&2
 done
 
 # CPU ticks (1/100 s) used so far: by the whole machine (busy, not idle or waiting), and by

@@ -2,9 +2,11 @@
 """The small jobs of bench/load.sh that are easier in Python (standard library only).
 
   bodies OUT_DIR               write gRPC-framed request bodies, OUT_DIR/<RPC>.bin
-  check-response RPC FILE KIND check a gRPC response body (what nghttp printed) is the answer
-                               expected: KIND is `service` (the real answer) or `bare` (the
-                               baseline's empty message)
+  check-response RPC FILE      check a gRPC response body (what nghttp printed) is the
+                               service's expected answer
+  save-answer FILE OUT         write the message of a gRPC response body to OUT (the bare
+                               server's canned answer)
+  same-answer FILE ANSWER      check a gRPC response body's message is exactly ANSWER's bytes
   handled METRICS_URL RPC      print "OK OTHER": grpc_server_handled_total for RPC, OK and not
   latency LOG_FILE [SKIP_MS]   print "COUNT NON_200 REQ/S P50 P99 P99.9" (microseconds) from an
                                h2load --log-file, leaving out the first SKIP_MS milliseconds
@@ -111,19 +113,43 @@ EXPECTED = {
 }
 
 
-def check_response(rpc, path, kind):
+def grpc_message(path):
+    """The one message of a gRPC response body, or an error text."""
     data = Path(path).read_bytes()
     if len(data) < 5:
-        return f"{rpc}: no gRPC message in the response ({len(data)} bytes)"
+        return None, f"{path}: no gRPC message in the response ({len(data)} bytes)"
     compressed, length = struct.unpack(">BI", data[:5])
     message = data[5 : 5 + length]
-    if compressed or len(message) != length:
-        return f"{rpc}: malformed gRPC message"
-    if kind == "bare":
-        return None if not message else f"{rpc}: the baseline answered a non-empty message"
+    if compressed or len(message) != length or len(data) != 5 + length:
+        return None, f"{path}: malformed gRPC message"
+    return message, None
+
+
+def check_response(rpc, path):
+    message, problem = grpc_message(path)
+    if problem:
+        return problem
     number, value, meaning = EXPECTED[rpc]
     if fields(message).get(number, [None])[0] != value:
         return f"{rpc}: the answer does not have {meaning}"
+    return None
+
+
+def save_answer(path, out):
+    message, problem = grpc_message(path)
+    if problem:
+        return problem
+    Path(out).write_bytes(message)
+    return None
+
+
+def same_answer(path, answer):
+    message, problem = grpc_message(path)
+    if problem:
+        return problem
+    expected = Path(answer).read_bytes()
+    if message != expected:
+        return f"{path}: {len(message)} bytes, not the {len(expected)} bytes of {answer}"
     return None
 
 
@@ -272,7 +298,9 @@ def table(path):
 def main(argv):
     commands = {
         "bodies": (bodies, 1),
-        "check-response": (check_response, 3),
+        "check-response": (check_response, 2),
+        "save-answer": (save_answer, 2),
+        "same-answer": (same_answer, 2),
         "handled": (handled, 2),
         "latency": (latency, None),
         "table": (table, 1),

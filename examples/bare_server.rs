@@ -1,6 +1,8 @@
 //! The baseline of the load benchmark (`bench/load.sh`): a tonic server of the same proto that
-//! does no work. Each of Validate, LookupBin and MaskCard decodes its request and answers the
-//! default (empty) response message; any other method of the service is UNIMPLEMENTED.
+//! does no work. Each of Validate, LookupBin and MaskCard decodes its request and answers a
+//! canned response message: a copy of the service's own answer to the benchmark's request,
+//! read at start-up, so both servers send messages of the same size (issue 4: "same message
+//! sizes"). Any other method of the service is UNIMPLEMENTED.
 //!
 //! Everything around the handlers is as the service sets it in `src/server.rs` and `main.rs`,
 //! so the load benchmark's ratio is the cost of the service's own work (the card rules, the BIN
@@ -14,10 +16,14 @@
 //! and `tonic::server::Grpc::unary` with the prost codec), rather than by implementing the
 //! generated trait, so the baseline keeps compiling as RPCs are added to the proto.
 //!
-//! Run: `cargo run --release --example bare_server -- 127.0.0.1:0` (the address to listen on;
-//! port 0 picks a free port). It prints `serving gRPC on ADDR` and serves until killed.
+//! Run: `cargo run --release --example bare_server -- 127.0.0.1:0 [ANSWERS]` (the address to
+//! listen on, port 0 picking a free one; ANSWERS a directory holding `Validate.answer`,
+//! `LookupBin.answer` and `MaskCard.answer`, each one encoded response message, as load.sh
+//! saves them from the service; a missing file means the empty message). It prints
+//! `serving gRPC on ADDR` and serves until killed.
 
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,46 +49,77 @@ const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One unary method that decodes `Req` and answers `Res::default()`.
-struct Empty<Req, Res>(std::marker::PhantomData<fn(Req) -> Res>);
-
-impl<Req, Res> Empty<Req, Res> {
-    fn new() -> Self {
-        Self(std::marker::PhantomData)
-    }
+/// One unary method that decodes `Req` and answers a copy of its canned `Res`.
+struct Canned<Req, Res> {
+    answer: Arc<Res>,
+    request: std::marker::PhantomData<fn(Req)>,
 }
 
-impl<Req, Res> UnaryService<Req> for Empty<Req, Res>
+impl<Req, Res> UnaryService<Req> for Canned<Req, Res>
 where
     Req: Send + 'static,
-    Res: Default + Send + 'static,
+    Res: Clone + Send + Sync + 'static,
 {
     type Response = Res;
     type Future = BoxFuture<Response<Res>, Status>;
 
     fn call(&mut self, _request: Request<Req>) -> Self::Future {
-        Box::pin(async { Ok(Response::new(Res::default())) })
+        // A copy per call, as the service builds a message per call.
+        let answer = Res::clone(&self.answer);
+        Box::pin(async { Ok(Response::new(answer)) })
     }
 }
 
 /// Decodes and answers one unary call of `method` as generated servers do.
-async fn unary<Req, Res, B>(request: http::Request<B>) -> http::Response<tonic::body::Body>
+async fn unary<Req, Res, B>(
+    answer: Arc<Res>,
+    request: http::Request<B>,
+) -> http::Response<tonic::body::Body>
 where
     Req: prost::Message + Default + Send + 'static,
-    Res: prost::Message + Default + Send + 'static,
+    Res: prost::Message + Clone + Default + Send + Sync + 'static,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     let codec = tonic_prost::ProstCodec::<Res, Req>::default();
     let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
-    grpc.unary(Empty::<Req, Res>::new(), request).await
+    let service = Canned {
+        answer,
+        request: std::marker::PhantomData,
+    };
+    grpc.unary(service, request).await
 }
 
-/// `cardlookup.v1.CardLookupService`, answering nothing.
+/// `cardlookup.v1.CardLookupService`, answering its canned messages.
 #[derive(Debug, Clone, Default)]
 struct BareCardLookup {
-    /// Shared state as a real service has; unused.
-    _state: Arc<()>,
+    validate: Arc<pb::ValidateResponse>,
+    lookup_bin: Arc<pb::LookupBinResponse>,
+    mask_card: Arc<pb::MaskCardResponse>,
+}
+
+impl BareCardLookup {
+    /// Reads the canned answers from `dir` (see the crate docs); none without a directory.
+    fn read(dir: Option<&Path>) -> Result<Self, Box<dyn std::error::Error>> {
+        fn answer<M: prost::Message + Default>(
+            dir: Option<&Path>,
+            rpc: &str,
+        ) -> Result<Arc<M>, Box<dyn std::error::Error>> {
+            let Some(path) = dir.map(|dir| dir.join(format!("{rpc}.answer"))) else {
+                return Ok(Arc::default());
+            };
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(Arc::new(M::decode(bytes.as_slice())?)),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Arc::default()),
+                Err(error) => Err(format!("{}: {error}", path.display()).into()),
+            }
+        }
+        Ok(Self {
+            validate: answer(dir, "Validate")?,
+            lookup_bin: answer(dir, "LookupBin")?,
+            mask_card: answer(dir, "MaskCard")?,
+        })
+    }
 }
 
 impl NamedService for BareCardLookup {
@@ -104,30 +141,41 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match request.uri().path() {
-            "/cardlookup.v1.CardLookupService/Validate" => Box::pin(async move {
-                Ok(unary::<pb::ValidateRequest, pb::ValidateResponse, B>(request).await)
-            }),
-            "/cardlookup.v1.CardLookupService/LookupBin" => Box::pin(async move {
-                Ok(unary::<pb::LookupBinRequest, pb::LookupBinResponse, B>(request).await)
-            }),
-            "/cardlookup.v1.CardLookupService/MaskCard" => Box::pin(async move {
-                Ok(unary::<pb::MaskCardRequest, pb::MaskCardResponse, B>(request).await)
-            }),
+            "/cardlookup.v1.CardLookupService/Validate" => {
+                let answer = Arc::clone(&self.validate);
+                Box::pin(
+                    async move { Ok(unary::<pb::ValidateRequest, _, B>(answer, request).await) },
+                )
+            }
+            "/cardlookup.v1.CardLookupService/LookupBin" => {
+                let answer = Arc::clone(&self.lookup_bin);
+                Box::pin(
+                    async move { Ok(unary::<pb::LookupBinRequest, _, B>(answer, request).await) },
+                )
+            }
+            "/cardlookup.v1.CardLookupService/MaskCard" => {
+                let answer = Arc::clone(&self.mask_card);
+                Box::pin(
+                    async move { Ok(unary::<pb::MaskCardRequest, _, B>(answer, request).await) },
+                )
+            }
             _ => Box::pin(async { Ok(Status::unimplemented("").into_http()) }),
         }
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let address = std::env::args()
-        .nth(1)
-        .ok_or("usage: bare_server ADDRESS (for example 127.0.0.1:0)")?;
+    let mut args = std::env::args().skip(1);
+    let address = args
+        .next()
+        .ok_or("usage: bare_server ADDRESS [ANSWERS] (for example 127.0.0.1:0)")?;
+    let service = BareCardLookup::read(args.next().as_deref().map(Path::new))?;
     // As `main.rs`: the multi-threaded runtime, one worker per core.
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(&address))
+    runtime.block_on(serve(&address, service))
 }
 
-async fn serve(address: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(address: &str, service: BareCardLookup) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(address).await?;
     println!("serving gRPC on {}", listener.local_addr()?);
 
@@ -147,7 +195,7 @@ async fn serve(address: &str) -> Result<(), Box<dyn std::error::Error>> {
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
-        .add_service(BareCardLookup::default())
+        .add_service(service)
         .serve_with_incoming(incoming)
         .await?;
     Ok(())
