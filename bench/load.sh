@@ -2,7 +2,8 @@
 # The load benchmark of issue 4: the service against a bare tonic server of the same proto that
 # does no work (examples/bare_server.rs) but answers the service's own response messages (saved
 # from one call to the service before the runs, so both send the same sizes), both driven by
-# h2load on this machine's loopback with gRPC-framed request bodies, in the same run. BENCHMARKS.md records a run and how to read it.
+# h2load on this machine's loopback with gRPC-framed request bodies, in the same run.
+# BENCHMARKS.md records a run and how to read it.
 #
 #   bash bench/load.sh            # about 4 minutes (after the build)
 #   bash bench/load.sh --quick    # about half a minute, for CI smoke use (rough figures)

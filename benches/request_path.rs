@@ -27,8 +27,10 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use card_lookup::bins::{BinIndex, BinStore, CardFacts, DataSource, LoadOptions, load};
-use card_lookup::card::{self, CardNetwork, Pan, Validation};
+use card_lookup::bins::{
+    BinIndex, BinStore, CardFacts, DataSource, LoadOptions, load, validate_number,
+};
+use card_lookup::card::{CardNetwork, Pan, Validation};
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -48,14 +50,6 @@ fn validate_and_lookup_bin<'a>(
     Some((facts.validation(&pan), issuer, facts.detection.network))
 }
 
-/// Validate's domain calls, as the Validate RPC makes them.
-fn validate(index: &BinIndex, number: &str) -> Validation {
-    match Pan::parse(number) {
-        Ok(pan) => CardFacts::of(index, &pan).validation(&pan),
-        Err(error) => card::validate_unparsed(&error),
-    }
-}
-
 /// LookupBin's domain calls, as the LookupBin RPC makes them (the request has at least 6
 /// digits).
 fn lookup_bin<'a>(index: &'a BinIndex, number: &str) -> Option<CardFacts<'a>> {
@@ -66,7 +60,11 @@ fn lookup_bin<'a>(index: &'a BinIndex, number: &str) -> Option<CardFacts<'a>> {
 fn bench_request_path(c: &mut Criterion) {
     let loaded = load(&[DataSource::Embedded], LoadOptions::default()).expect("embedded data");
     let numbers = common::embedded_valid_cards(&loaded.index);
-    assert!(numbers.iter().all(|n| validate(&loaded.index, n).valid));
+    assert!(
+        numbers
+            .iter()
+            .all(|n| validate_number(&loaded.index, n).valid)
+    );
     let store = BinStore::from_loaded(loaded, vec![DataSource::Embedded], LoadOptions::default());
 
     let mut group = c.benchmark_group("request_path");
@@ -84,17 +82,17 @@ fn bench_request_path(c: &mut Criterion) {
         black_box(validate_and_lookup_bin(&index, number));
     });
     bench("validate_rpc_then_lookup_bin_rpc", &|number| {
-        black_box(validate(&index, number));
+        black_box(validate_number(&index, number));
         black_box(lookup_bin(&index, number));
     });
     bench("validate_rpc", &|number| {
-        black_box(validate(&index, number));
+        black_box(validate_number(&index, number));
     });
     bench("lookup_bin_rpc", &|number| {
         black_box(lookup_bin(&index, number));
     });
     bench("validate_rpc_then_lookup_bin_rpc_via_store", &|number| {
-        black_box(validate(&store.current(), number));
+        black_box(validate_number(&store.current(), number));
         black_box(lookup_bin(&store.current(), number));
     });
     // The same card every time: the index entry and record stay in the CPU caches, as for a

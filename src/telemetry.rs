@@ -321,10 +321,11 @@ impl RpcMetrics {
     }
 
     pub fn bin_lookup(&self, found: bool) {
-        let mut lookups = BinLookups::default();
-        lookups.count(found);
-        self.bin_found.increment(lookups.found);
-        self.bin_not_found.increment(lookups.not_found);
+        if found {
+            self.bin_found.increment(1);
+        } else {
+            self.bin_not_found.increment(1);
+        }
     }
 }
 

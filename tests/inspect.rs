@@ -154,6 +154,9 @@ async fn ids_are_bounded_and_numbers_are_never_echoed() {
     let result = answers.message().await.unwrap().unwrap().results.remove(0);
     assert_eq!(result.code, Code::InvalidArgument as i32);
     assert!(result.id.is_empty());
+    // The item is an error: its number is validated, but no BIN or masked answer is built.
+    assert!(result.validation.is_some());
+    assert!(result.bin.is_none() && result.masked.is_empty());
     assert!(
         result.message.contains("id: longer than 128 bytes"),
         "{}",

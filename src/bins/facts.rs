@@ -6,6 +6,16 @@ use super::index::{BinIndex, BinMatch};
 use crate::card::iin::{self, Detection};
 use crate::card::{self, Pan, Validation};
 
+/// Validate's answer for a number as typed: with the issuer's own rules where `index` has
+/// them, and the reason when the text is not a number's digits.
+#[must_use]
+pub fn validate_number(index: &BinIndex, number: &str) -> Validation {
+    match Pan::parse(number) {
+        Ok(pan) => CardFacts::of(index, &pan).validation(&pan),
+        Err(error) => card::validate_unparsed(&error),
+    }
+}
+
 /// One number's BIN match and IIN detection, borrowed from the index they came from.
 #[derive(Debug, Clone, Copy)]
 pub struct CardFacts<'a> {

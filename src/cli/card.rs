@@ -16,7 +16,7 @@ use super::CliError;
 use super::answer::{BinInfo, Checked, Masked};
 use super::batch;
 use super::remote::Remote;
-use crate::bins::{BinIndex, CardFacts, DataSource, Format, LoadOptions, load};
+use crate::bins::{BinIndex, CardFacts, DataSource, Format, LoadOptions, load, validate_number};
 use crate::card::mask::MIN_PAN_DIGITS;
 use crate::card::{self, MaskOptions, MaskStyle, Pan};
 use crate::grpc::error::{MIN_BIN_DIGITS, RequestError};
@@ -454,8 +454,5 @@ impl Engine {
 /// Validates as grpc::card_lookup's Validate does: with the issuer's own rules (lengths,
 /// Luhn) where the BIN data has them.
 pub(super) fn offline_validate(index: &BinIndex, number: &str) -> Checked {
-    match Pan::parse(number) {
-        Ok(pan) => CardFacts::of(index, &pan).validation(&pan).into(),
-        Err(error) => card::validate_unparsed(&error).into(),
-    }
+    validate_number(index, number).into()
 }

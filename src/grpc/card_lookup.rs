@@ -188,29 +188,28 @@ fn inspect_item(
     lookups: &mut BinLookups,
 ) -> pb::InspectResult {
     let mut result = pb::InspectResult::default();
-    let answers = match Pan::parse(&item.number) {
-        Ok(pan) => {
-            let facts = CardFacts::of(index, &pan);
-            result.validation = Some(convert::validation(facts.validation(&pan)));
-            bin_answer(&facts, &pan, "").and_then(|bin| {
-                lookups.count(facts.hit.is_some());
-                result.bin = Some(bin);
-                result.masked = masked(&facts, &pan, options)?;
-                Ok(())
-            })
-        }
-        Err(error) => {
-            result.validation = Some(convert::validation(card::validate_unparsed(&error)));
-            Err(error.into())
-        }
+    let parsed = Pan::parse(&item.number).map(|pan| {
+        let facts = CardFacts::of(index, &pan);
+        (pan, facts)
+    });
+    let validation = match &parsed {
+        Ok((pan, facts)) => facts.validation(pan),
+        Err(error) => card::validate_unparsed(error),
     };
+    result.validation = Some(convert::validation(validation));
+    // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
             max: MAX_INSPECT_ID_BYTES,
         })
     } else {
         result.id = item.id;
-        answers
+        parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
+            result.bin = Some(bin_answer(&facts, &pan, "")?);
+            lookups.count(facts.hit.is_some());
+            result.masked = masked(&facts, &pan, options)?;
+            Ok(())
+        })
     };
     if let Err(error) = answers {
         result.code = error.code() as i32;
