@@ -34,12 +34,20 @@ const NUMBERS: [&str; 8] = [
 #[tokio::main]
 #[allow(clippy::cast_precision_loss)] // a rate for people to read
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let (flags, mut args): (Vec<String>, Vec<String>) = std::env::args()
+        .skip(1)
+        .partition(|arg| arg.starts_with("--"));
+    let bin_answers = match flags.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => pb::BinAnswerLayout::PerResult,
+        ["--shared-bins"] => pb::BinAnswerLayout::Shared,
+        _ => panic!("the one option is --shared-bins"),
+    };
+    args.reverse();
     let url = args
-        .next()
+        .pop()
         .unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
     let cards: usize = args
-        .next()
+        .pop()
         .map_or(2_000_000, |n| n.parse().expect("CARDS is a number"));
     let batches = cards.div_ceil(BATCH);
 
@@ -56,6 +64,7 @@ async fn main() {
             })
             .collect(),
         mask_style: pb::MaskStyle::LastFour.into(),
+        bin_answers: bin_answers.into(),
     };
     let started = Instant::now();
     tokio::spawn(async move {

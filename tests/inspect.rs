@@ -25,6 +25,7 @@ async fn each_item_gets_its_answers_and_its_own_status() {
                 item("short", "4111"),
             ],
             mask_style: pb::MaskStyle::BinAndLastFour.into(),
+            ..Default::default()
         },
         pb::InspectRequest {
             items: vec![
@@ -32,6 +33,7 @@ async fn each_item_gets_its_answers_and_its_own_status() {
                 item("luhn", "4111111111111112"),
             ],
             mask_style: pb::MaskStyle::Unspecified.into(),
+            ..Default::default()
         },
     ];
     let mut answers = client
@@ -113,14 +115,14 @@ async fn a_batch_over_the_cap_ends_the_stream() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let too_many = pb::InspectRequest {
-        items: (0..=card_lookup::grpc::card_lookup::MAX_INSPECT_ITEMS)
+        items: (0..=card_lookup::grpc::inspect::MAX_INSPECT_ITEMS)
             .map(|i| item(&i.to_string(), "4111111111111111"))
             .collect(),
-        mask_style: 0,
+        ..Default::default()
     };
     let fine = pb::InspectRequest {
         items: vec![item("a", "4111111111111111")],
-        mask_style: 0,
+        ..Default::default()
     };
     let mut answers = client
         .inspect(tokio_stream::iter(vec![fine, too_many]))
@@ -144,7 +146,7 @@ async fn ids_are_bounded_and_numbers_are_never_echoed() {
     let mut client = server.client().await;
     let request = pb::InspectRequest {
         items: vec![item(&"x".repeat(200), "4111111111111111")],
-        mask_style: 0,
+        ..Default::default()
     };
     let mut answers = client
         .inspect(tokio_stream::iter(vec![request]))
@@ -161,5 +163,86 @@ async fn ids_are_bounded_and_numbers_are_never_echoed() {
         result.message.contains("id: longer than 128 bytes"),
         "{}",
         result.message
+    );
+}
+
+/// A batch of a settlement file: cards of a few BINs, a repeat, and numbers with no BIN answer.
+fn settlement_batch(bin_answers: pb::BinAnswerLayout) -> pb::InspectRequest {
+    pb::InspectRequest {
+        items: vec![
+            item("visa-1", "4111111111111111"),
+            item("unionpay", "6228480000000000000"),
+            item("visa-2", "4111 1111 1111 1111"),
+            item("short", "4111"),
+            item("unknown-bin", "0000000000000000"),
+            item("garbage", "4111-abcd"),
+            item("visa-luhn", "4111111111111112"),
+        ],
+        mask_style: pb::MaskStyle::BinAndLastFour.into(),
+        bin_answers: bin_answers.into(),
+    }
+}
+
+#[tokio::test]
+async fn shared_bin_answers_are_the_per_result_answers_given_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut answers = client
+        .inspect(tokio_stream::iter(vec![
+            settlement_batch(pb::BinAnswerLayout::Unspecified),
+            settlement_batch(pb::BinAnswerLayout::Shared),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let per_result = answers.message().await.unwrap().unwrap();
+    let shared = answers.message().await.unwrap().unwrap();
+
+    assert!(per_result.bins.is_empty());
+    assert!(per_result.results.iter().all(|r| r.bin_index.is_none()));
+    // Three distinct answers: 411111 (asked three times), 622848, and the unknown BIN.
+    assert_eq!(shared.bins.len(), 3, "{:?}", shared.bins);
+    assert_eq!(shared.bins[0].bin, "411111");
+    assert_eq!(shared.bins[1].bin, "622848");
+    assert!(!shared.bins[2].found);
+    assert!(shared.bins.iter().all(|bin| bin.dataset_version.is_empty()));
+    assert_eq!(shared.dataset_version, per_result.dataset_version);
+    let indexes: Vec<_> = shared.results.iter().map(|r| r.bin_index).collect();
+    assert_eq!(
+        indexes,
+        [Some(0), Some(1), Some(0), None, Some(2), None, Some(0)]
+    );
+    for (inline, by_index) in per_result.results.iter().zip(&shared.results) {
+        assert!(by_index.bin.is_none(), "{}", by_index.id);
+        let resolved = by_index.bin_index.map(|i| &shared.bins[i as usize]);
+        assert_eq!(inline.bin.as_ref(), resolved, "{}", inline.id);
+        // Everything else is answered as with the per-result layout.
+        let rest = |r: &pb::InspectResult| pb::InspectResult {
+            bin: None,
+            bin_index: None,
+            ..r.clone()
+        };
+        assert_eq!(rest(inline), rest(by_index));
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_bin_answer_layout_ends_the_stream() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut request = settlement_batch(pb::BinAnswerLayout::Shared);
+    request.bin_answers = 7;
+    let status = client
+        .inspect(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        "bin_answers: 7 is not a BinAnswerLayout value"
     );
 }

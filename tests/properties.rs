@@ -78,10 +78,11 @@ proptest! {
         style in styles(),
         bin_len in 0usize..12,
         grouping in any::<bool>(),
+        mask_char in proptest::sample::select(vec!['*', 'X', '#', '\u{2022}', '\u{2588}']),
     ) {
         let pan = Pan::parse(&digits).unwrap();
         let network = iin::detect(pan.digits()).network;
-        let options = MaskOptions { style, mask_char: '*', keep_grouping: grouping };
+        let options = MaskOptions { style, mask_char, keep_grouping: grouping };
         let masked = card::mask(&pan, network, bin_len, &options);
         let shown: Vec<(usize, char)> = masked
             .chars()
@@ -103,6 +104,9 @@ proptest! {
             prop_assert!(shown.is_empty());
         }
         prop_assert_eq!(masked.chars().filter(|c| *c != ' ').count(), len);
+        // Every other character is the mask character; spaces only when grouping.
+        prop_assert!(masked.chars().all(|c| c.is_ascii_digit() || c == mask_char || (grouping && c == ' ')));
+        prop_assert!(!masked.starts_with(' ') && !masked.ends_with(' '));
     }
 
     #[test]

@@ -90,18 +90,34 @@ pub fn mask(
         (true, None) => CardNetwork::Visa.spec().gaps,
     };
 
-    let mut masked = String::with_capacity(len + gaps.len() + 3 * len);
-    for (position, &digit) in digits.iter().enumerate() {
-        if position > 0 && gaps.iter().any(|&g| usize::from(g) == position) {
-            masked.push(' ');
+    // Built as bytes (digits, spaces and the mask character's UTF-8 form, so always UTF-8), a
+    // group at a time: a run of hidden digits is one fill.
+    let mut mask_utf8 = [0; 4];
+    let hidden = options.mask_char.encode_utf8(&mut mask_utf8).as_bytes();
+    let mut masked = Vec::with_capacity(len * hidden.len() + gaps.len());
+    let shown = |range: std::ops::Range<usize>| digits[range].iter().map(|&digit| b'0' + digit);
+    let mut start = 0;
+    for end in gaps
+        .iter()
+        .map(|&gap| usize::from(gap))
+        .filter(|&gap| gap < len)
+        .chain([len])
+    {
+        if start > 0 {
+            masked.push(b' ');
         }
-        if position < leading || position >= len - trailing {
-            masked.push(char::from(b'0' + digit));
+        let hide_from = leading.clamp(start, end);
+        let hide_to = (len - trailing).clamp(hide_from, end);
+        masked.extend(shown(start..hide_from));
+        if let &[byte] = hidden {
+            masked.resize(masked.len() + (hide_to - hide_from), byte);
         } else {
-            masked.push(options.mask_char);
+            (hide_from..hide_to).for_each(|_| masked.extend_from_slice(hidden));
         }
+        masked.extend(shown(hide_to..end));
+        start = end;
     }
-    masked
+    String::from_utf8(masked).unwrap_or_default()
 }
 
 /// The form used wherever the service shows a number of its own accord (Validate's

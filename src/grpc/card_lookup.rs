@@ -9,9 +9,10 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
+use super::inspect;
 use super::observe::{CardNumberField, observe};
 use crate::admission::ClientIdentity;
-use crate::bins::{BinIndex, BinStore, CardFacts};
+use crate::bins::{BinStore, CardFacts};
 use crate::card::mask::MIN_PAN_DIGITS;
 use crate::card::{self, MaskOptions, Pan};
 use crate::card_testing::{CardTestingDetector, Verdict};
@@ -114,50 +115,32 @@ impl CardLookup {
         })
     }
 
-    /// One Inspect batch: every item answered, each with its own status.
+    /// One Inspect batch, answered from one snapshot of the data.
     fn inspect_batch(&self, request: pb::InspectRequest) -> Result<pb::InspectResponse, Status> {
-        if request.items.len() > MAX_INSPECT_ITEMS {
-            return Err(Status::invalid_argument(format!(
-                "items: {} in one request; at most {MAX_INSPECT_ITEMS}",
-                request.items.len()
-            )));
-        }
-        let style = convert::mask_style(request.mask_style)
-            .ok_or_else(|| Status::from(RequestError::UnknownMaskStyle(request.mask_style)))?;
-        let options = MaskOptions {
-            style,
-            ..MaskOptions::default()
-        };
         let index = self.store.current();
         let items = request.items.len();
         let mut lookups = BinLookups::default();
-        let results = request
-            .items
-            .into_iter()
-            .map(|item| inspect_item(&index, item, options, &mut lookups))
-            .collect();
+        let response = inspect::answer_batch(&index, request, &mut lookups)?;
         self.metrics.inspected(items, lookups);
-        Ok(pb::InspectResponse {
-            results,
-            dataset_version: index.version().to_owned(),
-        })
+        Ok(response)
     }
 }
 
-/// The longest item id Inspect echoes.
-const MAX_INSPECT_ID_BYTES: usize = 128;
-/// The most items one Inspect request may carry.
-pub const MAX_INSPECT_ITEMS: usize = 1000;
+/// LookupBin's refusal of a number too short to have a BIN.
+pub(super) fn require_bin(pan: &Pan) -> Result<(), RequestError> {
+    if pan.len() < MIN_BIN_DIGITS {
+        return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
+    }
+    Ok(())
+}
 
 /// LookupBin's answer for a parsed number, labelled with `dataset_version`.
-fn bin_answer(
+pub(super) fn bin_answer(
     facts: &CardFacts,
     pan: &Pan,
     dataset_version: &str,
 ) -> Result<pb::LookupBinResponse, RequestError> {
-    if pan.len() < MIN_BIN_DIGITS {
-        return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
-    }
+    require_bin(pan)?;
     Ok(convert::bin_lookup(
         facts.hit,
         facts.detection.network,
@@ -166,7 +149,11 @@ fn bin_answer(
 }
 
 /// MaskCard's masked number.
-fn masked(facts: &CardFacts, pan: &Pan, options: MaskOptions) -> Result<String, RequestError> {
+pub(super) fn masked(
+    facts: &CardFacts,
+    pan: &Pan,
+    options: MaskOptions,
+) -> Result<String, RequestError> {
     if pan.len() < MIN_PAN_DIGITS {
         return Err(RequestError::NotACardNumber { digits: pan.len() });
     }
@@ -176,46 +163,6 @@ fn masked(facts: &CardFacts, pan: &Pan, options: MaskOptions) -> Result<String, 
         facts.bin_len(),
         &options,
     ))
-}
-
-/// One Inspect item: the three answers, and the first reason one of them could not be given.
-/// Tallies its BIN lookup in `lookups`. Its BIN answer leaves `dataset_version` empty: the
-/// response names it once for every item.
-fn inspect_item(
-    index: &BinIndex,
-    item: pb::InspectItem,
-    options: MaskOptions,
-    lookups: &mut BinLookups,
-) -> pb::InspectResult {
-    let mut result = pb::InspectResult::default();
-    let parsed = Pan::parse(&item.number).map(|pan| {
-        let facts = CardFacts::of(index, &pan);
-        (pan, facts)
-    });
-    let validation = match &parsed {
-        Ok((pan, facts)) => facts.validation(pan),
-        Err(error) => card::validate_unparsed(error),
-    };
-    result.validation = Some(convert::validation(validation));
-    // An id too long to echo makes the item an error: its other answers are not built.
-    let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
-        Err(RequestError::InspectId {
-            max: MAX_INSPECT_ID_BYTES,
-        })
-    } else {
-        result.id = item.id;
-        parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            result.bin = Some(bin_answer(&facts, &pan, "")?);
-            lookups.count(facts.hit.is_some());
-            result.masked = masked(&facts, &pan, options)?;
-            Ok(())
-        })
-    };
-    if let Err(error) = answers {
-        result.code = error.code() as i32;
-        result.message = error.to_string();
-    }
-    result
 }
 
 impl CardNumberField for pb::ValidateRequest {

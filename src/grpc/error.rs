@@ -25,6 +25,10 @@ pub enum RequestError {
     UnknownMaskStyle(i32),
     #[error("id: longer than {max} bytes")]
     InspectId { max: usize },
+    #[error("items: {items} in one request; at most {max}")]
+    InspectItems { items: usize, max: usize },
+    #[error("bin_answers: {0} is not a BinAnswerLayout value")]
+    UnknownBinAnswerLayout(i32),
     /// The client was flagged by card-testing detection and refusal is on.
     #[error(
         "refused: this client's calls look like card testing ({0}); ask the card-lookup operators"
@@ -45,7 +49,9 @@ impl RequestError {
             | Self::NotACardNumber { .. }
             | Self::MaskCharacter(_)
             | Self::UnknownMaskStyle(_)
-            | Self::InspectId { .. } => Code::InvalidArgument,
+            | Self::InspectId { .. }
+            | Self::InspectItems { .. }
+            | Self::UnknownBinAnswerLayout(_) => Code::InvalidArgument,
             Self::Reload(_) => Code::FailedPrecondition,
             Self::CardTesting(_) => Code::PermissionDenied,
         }

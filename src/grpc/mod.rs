@@ -7,6 +7,7 @@ pub mod admin;
 pub mod card_lookup;
 mod convert;
 pub mod error;
+pub mod inspect;
 pub mod observe;
 
 pub use admin::Admin;

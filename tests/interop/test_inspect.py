@@ -46,3 +46,17 @@ def test_a_batch_over_1000_items_ends_the_stream_with_invalid_argument(stub):
         list(stub.Inspect(iter([too_many]), timeout=TIMEOUT))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "4111" not in (caught.value.details() or "")
+
+
+def test_shared_bin_answers_are_given_once_and_named_by_index(stub):
+    request = batch(("a", "4111111111111111"), ("b", "4111 1111 1111 1111"), ("c", "41"))
+    request.bin_answers = pb.BIN_ANSWER_LAYOUT_SHARED
+    (answer,) = list(stub.Inspect(iter([request]), timeout=TIMEOUT))
+    assert [bin.bin for bin in answer.bins] == ["411111"]
+    assert answer.bins[0].network == pb.CARD_NETWORK_VISA
+    first, second, short = answer.results
+    for result in (first, second):
+        assert not result.HasField("bin")
+        assert result.HasField("bin_index") and result.bin_index == 0
+    # No BIN answer for two digits: no index either.
+    assert not short.HasField("bin_index")
