@@ -32,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "cardlookup.v1.MaskCardRequest",
                 "cardlookup.v1.InspectItem",
             ])
+            // Boxed: an answer's BIN part is most of its size, and an Inspect batch builds and
+            // moves a thousand results (with shared BIN answers, `bin` is unset in all of them).
+            .boxed(".cardlookup.v1.InspectResult.bin")
             .compile_fds(descriptors)?;
     }
     Ok(())

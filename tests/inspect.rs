@@ -215,7 +215,7 @@ async fn shared_bin_answers_are_the_per_result_answers_given_once() {
     for (inline, by_index) in per_result.results.iter().zip(&shared.results) {
         assert!(by_index.bin.is_none(), "{}", by_index.id);
         let resolved = by_index.bin_index.map(|i| &shared.bins[i as usize]);
-        assert_eq!(inline.bin.as_ref(), resolved, "{}", inline.id);
+        assert_eq!(inline.bin.as_deref(), resolved, "{}", inline.id);
         // Everything else is answered as with the per-result layout.
         let rest = |r: &pb::InspectResult| pb::InspectResult {
             bin: None,

@@ -127,7 +127,7 @@ impl BinAnswers {
         pan: &Pan,
     ) -> Result<(), RequestError> {
         match self {
-            Self::PerResult => result.bin = Some(bin_answer(facts, pan, "")?),
+            Self::PerResult => result.bin = Some(Box::new(bin_answer(facts, pan, "")?)),
             Self::Shared(shared) => {
                 require_bin(pan)?;
                 let key = (facts.hit.map(|hit| hit.prefix), facts.detection.network);
