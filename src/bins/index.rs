@@ -82,7 +82,7 @@ impl Prefix {
     /// The prefix as digits, leading zeros included.
     #[must_use]
     pub fn to_text(self) -> String {
-        format!("{:0width$}", self.value, width = self.len())
+        super::zero_padded(self.value, self.len())
     }
 
     /// The map key: length and value in one word.

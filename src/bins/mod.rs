@@ -15,3 +15,15 @@ pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
 pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};
 pub use record::{BinRecord, CardType, Country, Issuer};
 pub use store::{BinStore, ReloadOutcome, ReloadTrigger};
+
+/// `value` in decimal, zero-padded on the left to `width` digits (BINs and country codes keep
+/// their leading zeros). Written digit by digit: `format!` with a width was a visible part of
+/// building a LookupBin answer.
+fn zero_padded(mut value: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    String::from_utf8(digits).unwrap_or_default()
+}

@@ -68,7 +68,9 @@ impl Country {
     /// The numeric code as ISO writes it, three digits with leading zeros; empty if none.
     #[must_use]
     pub fn numeric_text(self) -> String {
-        self.numeric.map(|n| format!("{n:03}")).unwrap_or_default()
+        self.numeric
+            .map(|n| super::zero_padded(u64::from(n), 3))
+            .unwrap_or_default()
     }
 }
 

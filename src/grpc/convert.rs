@@ -82,7 +82,7 @@ pub(super) fn bin_lookup(
         found: true,
         bin: prefix.to_text(),
         network: network(record.network.or(iin_network)).into(),
-        brand: record.brand.to_string(),
+        brand: String::from(&*record.brand),
         card_type: match record.card_type {
             None => pb::CardType::Unspecified,
             Some(CardType::Debit) => pb::CardType::Debit,
@@ -96,11 +96,11 @@ pub(super) fn bin_lookup(
             Some(false) => pb::PrepaidStatus::NotPrepaid,
         }
         .into(),
-        category: record.category.to_string(),
+        category: String::from(&*record.category),
         issuer: Some(pb::Issuer {
-            name: record.issuer.name.to_string(),
-            url: record.issuer.url.to_string(),
-            phone: record.issuer.phone.to_string(),
+            name: String::from(&*record.issuer.name),
+            url: String::from(&*record.issuer.url),
+            phone: String::from(&*record.issuer.phone),
         }),
         country: record.country.map(|c| pb::Country {
             alpha2: c.alpha2.to_owned(),
