@@ -199,7 +199,7 @@ pub struct Detection {
 /// possible network already matches a whole range (the strongest then wins).
 ///
 /// Every call is on the request path (Validate, LookupBin, MaskCard and each Inspect item), so
-/// the answer is read from [`SEGMENTS`], built once from the ranges: a bucket chosen by the
+/// the answer is read from the segment table (`SEGMENTS`), built once from the ranges: a bucket chosen by the
 /// first three digits, then a binary search over the few segments in it, instead of a walk over
 /// every range.
 #[must_use]
