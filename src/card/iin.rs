@@ -199,9 +199,9 @@ pub struct Detection {
 /// possible network already matches a whole range (the strongest then wins).
 ///
 /// Every call is on the request path (Validate, LookupBin, MaskCard and each Inspect item), so
-/// the answer is read from the segment table (`SEGMENTS`), built once from the ranges: a bucket chosen by the
-/// first three digits, then a binary search over the few segments in it, instead of a walk over
-/// every range.
+/// the answer is read from the segment table (`SEGMENTS`), built once from the ranges: a bucket
+/// chosen by the first three digits, then a binary search over the few segments in it, instead
+/// of a walk over every range.
 #[must_use]
 pub fn detect(digits: &[u8]) -> Detection {
     let known = digits.len().min(MAX_IIN_DIGITS);
