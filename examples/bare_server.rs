@@ -7,10 +7,10 @@
 //! Everything around the handlers is as the service sets it in `src/server.rs` and `main.rs`,
 //! so the load benchmark's ratio is the cost of the service's own work (the card rules, the BIN
 //! index, metrics, request ids): a multi-threaded Tokio runtime with one worker per core,
-//! TCP_NODELAY on accepted connections, the same HTTP/2 limits (streams per connection, reset
-//! streams, header list size, keepalive), the 4 KiB request limit, and the same services on the
-//! router (health and reflection beside the card lookup service), and the same allocator
-//! (mimalloc).
+//! TCP_NODELAY on accepted connections, the same HTTP/2 limits (from `server::http2_server`:
+//! streams per connection, reset streams, header list size, keepalive), the 128 KiB request
+//! limit, the same services on the router (health and reflection beside the card lookup
+//! service), and the same allocator (mimalloc).
 //!
 //! The service is written the way tonic's generated `CardLookupServiceServer` is (a path match
 //! and `tonic::server::Grpc::unary` with the prost codec), rather than by implementing the
@@ -26,28 +26,19 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use card_lookup::proto::FILE_DESCRIPTOR_SET;
 use card_lookup::proto::cardlookup::v1 as pb;
-use card_lookup::server::MAX_REQUEST_BYTES;
+use card_lookup::server::{MAX_REQUEST_BYTES, http2_server};
 use tokio::net::TcpListener;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 /// The allocator the service uses (src/main.rs), so both ends are measured as shipped.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-// The HTTP/2 settings of `src/server.rs` (private constants there; keep these equal).
-const MAX_CONCURRENT_STREAMS: u32 = 1024;
-const MAX_LOCAL_ERROR_RESETS: usize = 1024;
-const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One unary method that decodes `Req` and answers a copy of its canned `Res`.
 struct Canned<Req, Res> {
@@ -186,12 +177,8 @@ async fn serve(address: &str, service: BareCardLookup) -> Result<(), Box<dyn std
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+    // The service's HTTP/2 settings, from the same function.
+    http2_server()
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)

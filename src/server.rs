@@ -42,6 +42,19 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often histogram storage is compacted (the exporter leaves this to its user).
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A tonic server with the service's HTTP/2 limits: concurrent streams, error resets, header
+/// size and keepalive. The bare server of the load benchmark (examples/bare_server.rs) starts
+/// from it too, so that both are measured with the same settings.
+#[must_use]
+pub fn http2_server() -> Server {
+    Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
 /// The sockets the service answers on, bound by the caller (tests bind port 0).
 #[derive(Debug)]
 pub struct Listeners {
@@ -129,14 +142,9 @@ pub async fn run(
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
     let incoming = incoming::accept(listeners.grpc, tls, stop.clone());
-    let grpc = Server::builder()
+    let grpc = http2_server()
         // The caller's grpc-timeout wins when shorter.
         .timeout(config.request_timeout)
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)
