@@ -28,10 +28,22 @@ pub const MIN_PREFIX_DIGITS: usize = 4;
 pub const MAX_PREFIX_DIGITS: usize = 11;
 
 /// A BIN prefix of 4 to 11 digits, leading zeros kept by its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
     len: u8,
     value: u64,
+}
+
+/// The most leading digits `Debug` shows: a prefix matched against a card number can be 11 of
+/// its digits, more than the first 8 PCI DSS lets anything show.
+const DEBUG_SHOWN_DIGITS: usize = 8;
+
+impl std::fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.to_text();
+        let shown = text.len().min(DEBUG_SHOWN_DIGITS);
+        write!(f, "Prefix({}{})", &text[..shown], "*".repeat(text.len() - shown))
+    }
 }
 
 /// Why text is not a BIN prefix. Never carries the text, which may be a whole card number.
@@ -446,6 +458,15 @@ mod tests {
         assert!(index.longest_match(&digits("0021020000")).is_some());
         assert!(index.longest_match(&digits("2102000000")).is_none());
         assert_eq!(p("002102").to_text(), "002102");
+    }
+
+    #[test]
+    fn debug_shows_at_most_eight_digits() {
+        assert_eq!(format!("{:?}", p("411111")), "Prefix(411111)");
+        assert_eq!(format!("{:?}", p("41111111111")), "Prefix(41111111***)");
+        let index = index(&[("41111111111", "", "ELEVEN")]);
+        let hit = index.longest_match(&digits("4111111111111111")).unwrap();
+        assert!(!format!("{hit:?}").contains("411111111"), "{hit:?}");
     }
 
     #[test]
