@@ -58,6 +58,8 @@ expect "LookupBin gives the network"  'CARD_NETWORK_UNIONPAY'    call LookupBin 
 expect "LookupBin refuses 5 digits"   'Code: InvalidArgument'    call LookupBin '{"number":"41111"}'
 expect "MaskCard BIN and last four"   '"masked": "411111******1111"' call MaskCard '{"number":"4111111111111111","style":"MASK_STYLE_BIN_AND_LAST_FOUR"}'
 expect "MaskCard refuses non-cards"   'Code: InvalidArgument'    call MaskCard '{"number":"1234"}'
+expect "Inspect answers each item"    '"masked": "411111******1111"' call Inspect '{"items":[{"id":"a","number":"4111111111111111"},{"id":"b","number":"x"}],"maskStyle":"MASK_STYLE_BIN_AND_LAST_FOUR"}'
+expect "Inspect shares BIN answers"   '"binIndex": 0'            call Inspect '{"items":[{"id":"a","number":"4111111111111111"},{"id":"b","number":"4111 1111 1111 1111"}],"binAnswers":"BIN_ANSWER_LAYOUT_SHARED"}'
 expect "admin: index info"            '"format": "bin-list-data"' "$GRPCURL" -plaintext "$ADMIN" cardlookup.admin.v1.AdminService/GetIndexInfo
 expect "admin: reload"                '"success": true'          "$GRPCURL" -plaintext "$ADMIN" cardlookup.admin.v1.AdminService/Reload
 
