@@ -42,7 +42,12 @@ impl std::fmt::Debug for Prefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.to_text();
         let shown = text.len().min(DEBUG_SHOWN_DIGITS);
-        write!(f, "Prefix({}{})", &text[..shown], "*".repeat(text.len() - shown))
+        write!(
+            f,
+            "Prefix({}{})",
+            &text[..shown],
+            "*".repeat(text.len() - shown)
+        )
     }
 }
 
