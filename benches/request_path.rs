@@ -1,10 +1,10 @@
 //! Validate plus LookupBin of one card, in process: the domain work of the RPCs as
 //! `src/grpc/card_lookup.rs` does it, without gRPC, protobuf or metrics.
 //!
-//! - `validate_and_lookup_bin`: both answers for one card, as an Inspect item gets them:
-//!   `Pan::parse`, then `CardFacts::of` (one `longest_match`, one `iin::detect`), then the
-//!   validation with the issuer's rules from the match. The LookupBin answer is the match and
-//!   the network already found.
+//! - `validate_and_lookup_bin`: both answers for one card, as an Inspect item gets them
+//!   (`bins::examine`): `Pan::parse`, then `CardFacts::of` (one `longest_match`, one
+//!   `iin::detect`), then the validation with the issuer's rules from the match. The LookupBin
+//!   answer is the match and the network already found.
 //! - `validate_and_lookup_bin_same_card`: the same, for one card asked again and again (its
 //!   index entry and record stay in the CPU caches).
 //! - `validate_rpc_then_lookup_bin_rpc`: the same card asked in two unary calls, Validate then
@@ -28,27 +28,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use card_lookup::bins::{
-    BinIndex, BinStore, CardFacts, DataSource, LoadOptions, load, validate_number,
+    BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
-use card_lookup::card::{CardNetwork, Pan, Validation};
+use card_lookup::card::Pan;
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The allocator the service uses (src/main.rs), so allocations cost what they cost there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Both answers for one card: the validation, and the BIN record's issuer name and the
-/// network, standing for the LookupBin answer.
-fn validate_and_lookup_bin<'a>(
-    index: &'a BinIndex,
-    number: &str,
-) -> Option<(Validation, Option<&'a str>, Option<CardNetwork>)> {
-    let pan = Pan::parse(number).ok()?;
-    let facts = CardFacts::of(index, &pan);
-    let issuer = facts.hit.map(|hit| &*hit.record.issuer.name);
-    Some((facts.validation(&pan), issuer, facts.detection.network))
-}
 
 /// LookupBin's domain calls, as the LookupBin RPC makes them (the request has at least 6
 /// digits).
@@ -79,7 +67,7 @@ fn bench_request_path(c: &mut Criterion) {
         });
     };
     bench("validate_and_lookup_bin", &|number| {
-        black_box(validate_and_lookup_bin(&index, number));
+        black_box(examine(&index, number));
     });
     bench("validate_rpc_then_lookup_bin_rpc", &|number| {
         black_box(validate_number(&index, number));
@@ -98,12 +86,7 @@ fn bench_request_path(c: &mut Criterion) {
     // The same card every time: the index entry and record stay in the CPU caches, as for a
     // BIN that many payments share; the cycling benches before it pay for cache misses.
     group.bench_function("validate_and_lookup_bin_same_card", |b| {
-        b.iter(|| {
-            black_box(validate_and_lookup_bin(
-                &index,
-                black_box(numbers[0].as_str()),
-            ))
-        });
+        b.iter(|| black_box(examine(&index, black_box(numbers[0].as_str()))));
     });
     group.finish();
 }

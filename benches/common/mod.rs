@@ -10,7 +10,7 @@ use card_lookup::bins::{
     BinIndex, BinRecord, CardType, Country, DataSource, IndexBuilder, Issuer, LoadOptions, Prefix,
     load,
 };
-use card_lookup::card::{self, CardNetwork, IssuerRules, LengthSet};
+use card_lookup::card::{self, CardNetwork, IssuerRules, LengthSet, luhn};
 
 /// How many different numbers a lookup bench cycles through: enough that a large index is
 /// read from memory, not from a cache that holds one hot entry.
@@ -50,21 +50,7 @@ pub(crate) fn card_number(prefix: &str, rng: &mut Rng) -> String {
     while number.len() < 15 {
         number.push((rng.below(10)) as u8);
     }
-    let sum: u32 = number
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i.is_multiple_of(2) {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    number.push(((10 - sum % 10) % 10) as u8);
+    number.push(luhn::check_digit(&number));
     number.iter().map(|&d| char::from(b'0' + d)).collect()
 }
 

@@ -4,16 +4,40 @@
 
 use super::index::{BinIndex, BinMatch};
 use crate::card::iin::{self, Detection};
-use crate::card::{self, Pan, Validation};
+use crate::card::{self, Pan, PanError, Validation};
 
-/// Validate's answer for a number as typed: with the issuer's own rules where `index` has
-/// them, and the reason when the text is not a number's digits.
+/// A number as typed, examined once: Validate's answer for it and, when it is a number's
+/// digits, the digits with their facts (what LookupBin and MaskCard answer from).
+#[derive(Debug)]
+pub struct Examined<'a> {
+    pub validation: Validation,
+    pub parsed: Result<(Pan, CardFacts<'a>), PanError>,
+}
+
+/// Parses `number`, looks it up in `index` and the IIN ranges when it parses, and validates
+/// it: with the issuer's own rules where `index` has them, and the reason when the text is not
+/// a number's digits.
+#[must_use]
+pub fn examine<'a>(index: &'a BinIndex, number: &str) -> Examined<'a> {
+    match Pan::parse(number) {
+        Ok(pan) => {
+            let facts = CardFacts::of(index, &pan);
+            Examined {
+                validation: facts.validation(&pan),
+                parsed: Ok((pan, facts)),
+            }
+        }
+        Err(error) => Examined {
+            validation: card::validate_unparsed(&error),
+            parsed: Err(error),
+        },
+    }
+}
+
+/// Validate's answer for a number as typed ([`examine`]'s validation).
 #[must_use]
 pub fn validate_number(index: &BinIndex, number: &str) -> Validation {
-    match Pan::parse(number) {
-        Ok(pan) => CardFacts::of(index, &pan).validation(&pan),
-        Err(error) => card::validate_unparsed(&error),
-    }
+    examine(index, number).validation
 }
 
 /// One number's BIN match and IIN detection, borrowed from the index they came from.

@@ -9,7 +9,7 @@ pub mod load;
 pub mod record;
 pub mod store;
 
-pub use facts::{CardFacts, validate_number};
+pub use facts::{CardFacts, Examined, examine, validate_number};
 pub use format::Format;
 pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
 pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};

@@ -12,7 +12,7 @@ use super::error::{MIN_BIN_DIGITS, RequestError};
 use super::inspect;
 use super::observe::{CardNumberField, observe};
 use crate::admission::ClientIdentity;
-use crate::bins::{BinStore, CardFacts};
+use crate::bins::{self, BinStore, CardFacts, Examined};
 use crate::card::mask::MIN_PAN_DIGITS;
 use crate::card::{self, MaskOptions, Pan};
 use crate::card_testing::{CardTestingDetector, Verdict};
@@ -65,10 +65,8 @@ impl CardLookup {
         client: Option<&ClientIdentity>,
     ) -> Result<pb::ValidateResponse, RequestError> {
         let index = self.store.current();
-        let (validation, bin) = match Pan::parse(&request.number) {
-            Ok(pan) => (CardFacts::of(&index, &pan).validation(&pan), bin_of(&pan)),
-            Err(error) => (card::validate_unparsed(&error), None),
-        };
+        let Examined { validation, parsed } = bins::examine(&index, &request.number);
+        let bin = parsed.ok().and_then(|(pan, _)| bin_of(&pan));
         let luhn = validation.length_valid.then_some(validation.luhn_valid);
         self.screen(client, bin, luhn)?;
         Ok(convert::validation(validation))

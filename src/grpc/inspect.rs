@@ -8,8 +8,8 @@ use rustc_hash::FxBuildHasher;
 use super::card_lookup::{bin_answer, masked, require_bin};
 use super::convert;
 use super::error::RequestError;
-use crate::bins::{BinIndex, CardFacts, Prefix};
-use crate::card::{self, CardNetwork, MaskOptions, Pan};
+use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
+use crate::card::{CardNetwork, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
 use crate::telemetry::BinLookups;
 
@@ -70,14 +70,7 @@ fn answer_item(
     lookups: &mut BinLookups,
 ) -> pb::InspectResult {
     let mut result = pb::InspectResult::default();
-    let parsed = Pan::parse(&item.number).map(|pan| {
-        let facts = CardFacts::of(index, &pan);
-        (pan, facts)
-    });
-    let validation = match &parsed {
-        Ok((pan, facts)) => facts.validation(pan),
-        Err(error) => card::validate_unparsed(error),
-    };
+    let Examined { validation, parsed } = examine(index, &item.number);
     result.validation = Some(convert::validation(validation));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
