@@ -11,14 +11,15 @@ use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics::Counter;
-use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
@@ -104,7 +105,9 @@ struct ClientClass {
 /// The admission rules and their state, shared by every connection.
 #[derive(Debug)]
 pub struct Admission {
-    in_flight: Arc<Semaphore>,
+    /// Calls admitted and not yet ended; at most `max_in_flight`.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
     classes: Vec<ClientClass>,
     /// Client id → index into `classes`.
     members: HashMap<String, usize>,
@@ -137,7 +140,8 @@ impl Admission {
             .flat_map(|(i, rule)| rule.members.iter().map(move |m| (m.clone(), i)))
             .collect();
         Self {
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
             default_class: rules.iter().position(|r| r.class == DEFAULT_CLASS),
             classes,
             members,
@@ -241,17 +245,11 @@ type Answer<E> = Result<http::Response<tonic::body::Body>, E>;
 
 impl<S, B> tower::Service<http::Request<B>> for AdmissionService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Answer<S::Error>> + Send>>;
+    type Future = AdmissionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -266,18 +264,21 @@ where
             .iter()
             .any(|prefix| path.starts_with(prefix))
         {
-            return Box::pin(inner.call(request));
+            return AdmissionFuture::Exempt {
+                call: inner.call(request),
+            };
         }
-        let admission = Arc::clone(&self.admission);
         let method = Method::from_path(path);
-        let refuse = move |status: Status| -> Self::Future {
+        let refuse = |status: Status| {
             if let Some(method) = method {
-                admission.metrics.started(method);
-                admission
+                self.admission.metrics.started(method);
+                self.admission
                     .metrics
                     .handled(method, status.code(), Duration::ZERO);
             }
-            Box::pin(std::future::ready(Ok(status.into_http())))
+            AdmissionFuture::Refused {
+                answer: Some(status.into_http()),
+            }
         };
 
         let client = self.admission.identify(&request);
@@ -285,30 +286,100 @@ where
             tracing::debug!(client = %client.id, class = %client.class, "rate limited");
             return refuse(status);
         }
-        let Ok(permit) = Arc::clone(&self.admission.in_flight).try_acquire_owned() else {
+        let Some(slot) = InFlightSlot::take(&self.admission) else {
             self.admission.shed.increment(1);
             return refuse(Status::resource_exhausted(
                 "the server is at its concurrency limit; retry shortly or on another replica",
             ));
         };
         request.extensions_mut().insert(client);
-        let admission = Arc::clone(&self.admission);
-        let started = Instant::now();
-        Box::pin(async move {
-            let answer = AssertUnwindSafe(inner.call(request)).catch_unwind().await;
-            drop(permit);
-            answer.unwrap_or_else(|_panic| {
-                // The panic's message is not logged: it could hold request data. The panic
-                // hook (main.rs) logs where it happened.
-                admission.panics.increment(1);
-                if let Some(method) = method {
-                    admission
-                        .metrics
-                        .handled(method, Code::Internal, started.elapsed());
-                }
-                Ok(Status::internal("internal error; the call was not completed").into_http())
-            })
-        })
+        AdmissionFuture::Admitted {
+            call: AssertUnwindSafe(inner.call(request)).catch_unwind(),
+            slot,
+            method,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// One admitted call's place under `--max-concurrent-requests`, given back when the call ends
+/// (answered, panicked or dropped).
+///
+/// A counter rather than a semaphore: calls never wait for a place, and a semaphore's release
+/// takes a lock on every call.
+#[derive(Debug)]
+pub struct InFlightSlot(Arc<Admission>);
+
+impl InFlightSlot {
+    fn take(admission: &Arc<Admission>) -> Option<Self> {
+        let taken = admission.in_flight.fetch_add(1, Ordering::AcqRel);
+        if taken >= admission.max_in_flight {
+            admission.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(admission)))
+    }
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer [`AdmissionService`] gives: a named future rather than a boxed one, so a call
+    /// costs no allocation of its own here.
+    #[project = AdmissionProjection]
+    pub enum AdmissionFuture<F> {
+        /// Health and reflection: the inner call as it is.
+        Exempt { #[pin] call: F },
+        /// Refused before the handler; the answer is ready.
+        Refused { answer: Option<http::Response<tonic::body::Body>> },
+        /// The handler's call, holding its slot until it ends; a panic becomes `INTERNAL`.
+        Admitted {
+            #[pin]
+            call: CatchUnwind<AssertUnwindSafe<F>>,
+            slot: InFlightSlot,
+            method: Option<Method>,
+            started: Instant,
+        },
+    }
+}
+
+impl<F, E> Future for AdmissionFuture<F>
+where
+    F: Future<Output = Answer<E>>,
+{
+    type Output = Answer<E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProjection::Exempt { call } => call.poll(cx),
+            AdmissionProjection::Refused { answer } => {
+                Poll::Ready(Ok(answer.take().expect("polled after completion")))
+            }
+            AdmissionProjection::Admitted {
+                call,
+                slot,
+                method,
+                started,
+            } => {
+                let answer = std::task::ready!(call.poll(cx));
+                Poll::Ready(answer.unwrap_or_else(|_panic| {
+                    // The panic's message is not logged: it could hold request data. The panic
+                    // hook (main.rs) logs where it happened.
+                    let admission = &slot.0;
+                    admission.panics.increment(1);
+                    if let Some(method) = *method {
+                        admission
+                            .metrics
+                            .handled(method, Code::Internal, started.elapsed());
+                    }
+                    Ok(Status::internal("internal error; the call was not completed").into_http())
+                }))
+            }
+        }
     }
 }
 
