@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
 use super::error::RequestError;
@@ -17,6 +17,9 @@ use crate::telemetry::{Method, RpcMetrics, code_name};
 
 /// The metadata key that carries the request id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
+/// [`REQUEST_ID`] as a key, made once: a `&str` key is parsed again on every use.
+static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
+    LazyLock::new(|| MetadataKey::from_static(REQUEST_ID));
 const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// Runs `handler` on the request's message, and records the call: `grpc_server_*` metrics,
@@ -37,6 +40,7 @@ where
     let started = Instant::now();
     metrics.started(method);
     let request_id = request_id(request.metadata());
+    let request_id_text = request_id.to_str().unwrap_or_default();
     // The call's log line, prepared only when it will be written: it costs a parse and a mask.
     let log = tracing::enabled!(tracing::Level::DEBUG).then(|| CallLog {
         client_id: request
@@ -53,24 +57,14 @@ where
     });
     let result = handler(request.into_inner()).await;
     let elapsed = started.elapsed();
-    // Sensitive: every id is new, so HPACK indexing them only churns the connection's table
-    // (the profile in BENCHMARKS.md shows it costing more than the handler's own work).
-    let id_value = MetadataValue::try_from(request_id.as_str())
-        .ok()
-        .map(|mut value| {
-            value.set_sensitive(true);
-            value
-        });
     match result {
         Ok(message) => {
             metrics.handled(method, Code::Ok, elapsed);
             if let Some(log) = &log {
-                log.write(&request_id, method, Code::Ok, elapsed, "");
+                log.write(request_id_text, method, Code::Ok, elapsed, "");
             }
             let mut response = Response::new(message);
-            if let Some(value) = id_value {
-                response.metadata_mut().insert(REQUEST_ID, value);
-            }
+            response.metadata_mut().insert(&*REQUEST_ID_KEY, request_id);
             Ok(response)
         }
         Err(error) => {
@@ -78,16 +72,14 @@ where
             metrics.handled(method, status.code(), elapsed);
             if let Some(log) = &log {
                 log.write(
-                    &request_id,
+                    request_id_text,
                     method,
                     status.code(),
                     elapsed,
                     status.message(),
                 );
             }
-            if let Some(value) = id_value {
-                status.metadata_mut().insert(REQUEST_ID, value);
-            }
+            status.metadata_mut().insert(&*REQUEST_ID_KEY, request_id);
             Err(status)
         }
     }
@@ -130,12 +122,20 @@ impl CallLog {
     }
 }
 
-fn request_id(metadata: &MetadataMap) -> String {
-    metadata
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| is_safe_token(id))
-        .map_or_else(new_request_id, str::to_owned)
+/// The call's id for the answer's metadata: the caller's own when it is safe to log (a
+/// cheap clone of the received value), else a new one.
+///
+/// Sensitive either way: every id is new, so HPACK indexing them only churns the
+/// connection's table (the profile in BENCHMARKS.md shows it costing more than the handler's
+/// own work).
+fn request_id(metadata: &MetadataMap) -> MetadataValue<Ascii> {
+    let mut id = metadata
+        .get(&*REQUEST_ID_KEY)
+        .filter(|value| value.to_str().is_ok_and(is_safe_token))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    id.set_sensitive(true);
+    id
 }
 
 /// Short, printable, and without a run of digits long enough to be a card number: the id is
@@ -153,53 +153,65 @@ pub(crate) fn is_safe_token(id: &str) -> bool {
 /// A process-unique id: a random per-process prefix and a counter. Cheaper than a UUID per
 /// call, and unique across replicas with overwhelming probability.
 ///
-/// Written by hand rather than with `format!`, which cost a thousand instructions a call
-/// (BENCHMARKS.md, the profile).
-fn new_request_id() -> String {
-    static PREFIX: LazyLock<String> = LazyLock::new(|| {
+/// Written into a buffer by hand rather than with `format!`, which cost a thousand
+/// instructions a call (BENCHMARKS.md, the profile).
+fn new_request_id() -> MetadataValue<Ascii> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    static PREFIX: LazyLock<[u8; 17]> = LazyLock::new(|| {
         let process = RandomState::new().hash_one(0u8);
-        format!("{process:016x}-")
+        let mut prefix = [b'-'; 17];
+        for (i, byte) in prefix[..16].iter_mut().enumerate() {
+            *byte = HEX[((process >> ((15 - i) * 4)) & 0xf) as usize];
+        }
+        prefix
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let digits = (u64::BITS - sequence.leading_zeros()).div_ceil(4).max(1);
-    let mut id = String::with_capacity(PREFIX.len() + 16);
-    id.push_str(&PREFIX);
-    for shift in (0..digits).rev() {
-        id.push(char::from(HEX[((sequence >> (shift * 4)) & 0xf) as usize]));
+    let digits = (u64::BITS - sequence.leading_zeros()).div_ceil(4).max(1) as usize;
+    let mut id = [0u8; 33];
+    id[..17].copy_from_slice(&*PREFIX);
+    for (i, byte) in id[17..17 + digits].iter_mut().enumerate() {
+        *byte = HEX[((sequence >> ((digits - 1 - i) * 4)) & 0xf) as usize];
     }
-    id
+    MetadataValue::try_from(&id[..17 + digits]).expect("hex digits and '-' are valid metadata")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(value: &MetadataValue<Ascii>) -> String {
+        value.to_str().unwrap().to_owned()
+    }
+
     #[test]
     fn keeps_safe_caller_ids_and_replaces_others() {
         let mut metadata = MetadataMap::new();
         metadata.insert(REQUEST_ID, "checkout-42.a_b".parse().unwrap());
-        assert_eq!(request_id(&metadata), "checkout-42.a_b");
+        let kept = request_id(&metadata);
+        assert_eq!(text(&kept), "checkout-42.a_b");
+        assert!(kept.is_sensitive(), "never indexed by HPACK");
 
         metadata.insert(REQUEST_ID, "has space".parse().unwrap());
-        assert_ne!(request_id(&metadata), "has space");
+        assert_ne!(text(&request_id(&metadata)), "has space");
         let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
         metadata.insert(REQUEST_ID, long.parse().unwrap());
-        assert_ne!(request_id(&metadata), long);
+        assert_ne!(text(&request_id(&metadata)), long);
         metadata.insert(REQUEST_ID, "id-4111111111111111".parse().unwrap());
-        assert!(!request_id(&metadata).contains("4111111111111111"));
+        let replaced = request_id(&metadata);
+        assert!(!text(&replaced).contains("4111111111111111"));
+        assert!(replaced.is_sensitive());
     }
 
     #[test]
     fn generated_ids_differ() {
-        assert_ne!(new_request_id(), new_request_id());
+        assert_ne!(text(&new_request_id()), text(&new_request_id()));
     }
 
     #[test]
     fn generated_ids_are_a_process_prefix_and_a_hex_sequence() {
-        let first = new_request_id();
-        let second = new_request_id();
+        let first = text(&new_request_id());
+        let second = text(&new_request_id());
         let (prefix, sequence) = first.split_once('-').unwrap();
         assert_eq!(prefix.len(), 16);
         assert!(second.starts_with(&format!("{prefix}-")));
