@@ -164,7 +164,12 @@ impl CardTestingDetector {
     /// Records a call: the number's BIN, and whether it passed Luhn when it was validated.
     pub fn observe(&self, client: &ClientIdentity, bin: u32, luhn_valid: Option<bool>) -> Verdict {
         let now = self.now();
-        let mut window = self.clients.entry(Arc::clone(&client.id)).or_default();
+        // Looked up by reference first: the key's clone (and its drop) is needed only for a
+        // new client, and its reference count is shared by every call of the connection.
+        let mut window = match self.clients.get_mut(&*client.id) {
+            Some(window) => window,
+            None => self.clients.entry(Arc::clone(&client.id)).or_default(),
+        };
         window.last_seen = now;
         let slot = window.slot(now);
         slot.bins.insert(bin);

@@ -240,10 +240,13 @@ impl Method {
     /// The method a gRPC request path (`/package.Service/Method`) calls, if it is one of ours.
     #[must_use]
     pub fn from_path(path: &str) -> Option<Self> {
-        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        Self::ALL
-            .into_iter()
-            .find(|m| m.service() == service && m.name() == method)
+        // Prefix comparisons rather than a search for the separator: this runs on every call.
+        let path = path.strip_prefix('/')?;
+        Self::ALL.into_iter().find(|m| {
+            path.strip_prefix(m.service())
+                .and_then(|rest| rest.strip_prefix('/'))
+                == Some(m.name())
+        })
     }
 
     #[must_use]
@@ -422,6 +425,27 @@ mod tests {
             latency_buckets(Duration::from_millis(5)).len(),
             BASE_BUCKETS.len()
         );
+    }
+
+    #[test]
+    fn methods_are_found_by_their_request_path() {
+        for method in Method::ALL {
+            let path = format!("/{}/{}", method.service(), method.name());
+            assert_eq!(Method::from_path(&path), Some(method), "{path}");
+        }
+        for other in [
+            "",
+            "/",
+            "/cardlookup.v1.CardLookupService/",
+            "/cardlookup.v1.CardLookupService/Validatex",
+            "/cardlookup.v1.CardLookupService/Validate/",
+            "cardlookup.v1.CardLookupService/Validate",
+            "/cardlookup.v1.CardLookupServiceValidate",
+            "/cardlookup.admin.v1.AdminService/Validate",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert_eq!(Method::from_path(other), None, "{other}");
+        }
     }
 
     #[test]

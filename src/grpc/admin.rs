@@ -98,7 +98,7 @@ impl pb::admin_service_server::AdminService for Admin {
         &self,
         request: Request<pb::GetIndexInfoRequest>,
     ) -> Result<Response<pb::GetIndexInfoResponse>, Status> {
-        observe(&self.metrics, Method::GetIndexInfo, request, |_| async {
+        observe(&self.metrics, Method::GetIndexInfo, request, |_, _| async {
             Ok(index_info(&self.store))
         })
         .await
@@ -108,7 +108,7 @@ impl pb::admin_service_server::AdminService for Admin {
         &self,
         request: Request<pb::ReloadRequest>,
     ) -> Result<Response<pb::ReloadResponse>, Status> {
-        observe(&self.metrics, Method::Reload, request, |_| async {
+        observe(&self.metrics, Method::Reload, request, |_, _| async {
             self.store
                 .reload(ReloadTrigger::Admin)
                 .await

@@ -211,12 +211,11 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        let client = request.extensions().get::<ClientIdentity>().cloned();
         observe(
             &self.metrics,
             Method::Validate,
             request,
-            |request| async move { self.validate(&request, client.as_ref()) },
+            |request, client| async move { self.validate(&request, client.as_ref()) },
         )
         .await
     }
@@ -225,12 +224,11 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::LookupBinRequest>,
     ) -> Result<Response<pb::LookupBinResponse>, Status> {
-        let client = request.extensions().get::<ClientIdentity>().cloned();
         observe(
             &self.metrics,
             Method::LookupBin,
             request,
-            |request| async move { self.lookup_bin(&request, client.as_ref()) },
+            |request, client| async move { self.lookup_bin(&request, client.as_ref()) },
         )
         .await
     }
@@ -273,7 +271,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             &self.metrics,
             Method::MaskCard,
             request,
-            |request| async move { self.mask_card(&request) },
+            |request, _client| async move { self.mask_card(&request) },
         )
         .await
     }
