@@ -29,7 +29,9 @@
 # spell of the machine hits both alike. A row of the table gives the median of its rounds'
 # requests/s and the percentiles of all their requests together. h2load runs on one thread
 # (-t 1); both servers use one Tokio worker per core, so load generator and servers share the
-# cores, as issue 4 specifies. The "others" column is the share of all cores that other
+# cores, as issue 4 specifies. The "server CPU a call" column is the server process's user and
+# system time (from /proc) over the calls h2load counted: steadier than requests/s from run to
+# run, and it shows how much more work a service call is than a bare one. The "others" column is the share of all cores that other
 # processes used during the row's rounds (the most of any round): above a few percent, someone
 # else's work disturbed the figures.
 #
@@ -202,6 +204,8 @@ server_ticks() {
   done
   echo "$total"
 }
+# CPU ticks (user and system) used so far by one process.
+process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Sets variable $1 to the user and system time of this shell's finished children so far, in
 # ticks (h2load is the only child that finishes during a run). `times` must run in this shell,
 # not in a $(...) subshell, which has children of its own.
@@ -214,15 +218,17 @@ children_ticks() {
 }
 
 # Runs h2load once. Arguments: server, rpc, mode, round, attempt. Appends a row to rounds.tsv:
-# rpc, server, mode, round, requests/s, others' CPU share, log file, warm-up to leave out (ms).
+# rpc, server, mode, round, requests/s, others' CPU share, log file, warm-up to leave out (ms),
+# the server's CPU time a call (µs, user and system: from /proc after the warm-up for
+# saturation, whose h2load counts leave the warm-up out; over the whole run at a fixed rate).
 # Returns 1 (and appends nothing) when other processes disturbed the round beyond --max-others
 # and attempts remain.
 max_attempts=10
 failures=0
 run() {
   local server="$1" rpc="$2" mode="$3" round="$4" attempt="$5"
-  local address=$service
-  [[ $server == bare ]] && address=$bare
+  local address=$service pid=${pids[0]}
+  [[ $server == bare ]] && address=$bare pid=${pids[1]}
   local name
   name="$work/$server-$rpc-${mode//[^A-Za-z0-9]/}-$round-$attempt"
   local options skip_ms
@@ -248,8 +254,13 @@ run() {
   children_ticks h2load0
   started=$(date +%s%N)
   timeout $((duration * 2 + 60)) h2load -t 1 "${options[@]}" -d "$work/$rpc.bin" "${headers[@]}" \
-    --log-file "$name.log" "$(url "$address" "$rpc")" >"$name.h2load" 2>&1 ||
+    --log-file "$name.log" "$(url "$address" "$rpc")" >"$name.h2load" 2>&1 &
+  local h2load_pid=$! cpu0 cpu1
+  [[ $mode == saturation ]] && sleep "$(awk -v ms="$warm_up_ms" 'BEGIN { print ms / 1000 }')"
+  cpu0=$(process_ticks "$pid")
+  wait "$h2load_pid" ||
     { echo "load.sh: h2load failed ($name.h2load)" >&2; cat "$name.h2load" >&2; exit 1; }
+  cpu1=$(process_ticks "$pid")
   children_ticks h2load1
   # What the rest of the machine used meanwhile, as a share of all cores: other processes
   # (someone compiling) slow both servers and make the comparison noisy.
@@ -294,10 +305,12 @@ run() {
       "$rpc" "$server" "$mode" "$round" "$(awk -v o="$others" 'BEGIN{print o * 100}')" >&2
     return 1
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rpc" "$server" "$mode" "$round" "$rps" "$others" \
-    "$name.log" "$skip_ms" >>"$work/rounds.tsv"
-  printf '%-9s %-7s %-11s round %s: %7.0f req/s  p50 %5s µs  p99 %5s µs  p99.9 %5s µs  others %3.0f%% CPU\n' \
-    "$rpc" "$server" "$mode" "$round" "$rps" "$p50" "$p99" "$p999" "$(awk -v o="$others" 'BEGIN{print o * 100}')" >&2
+  local cpu_us
+  cpu_us=$(awk -v t=$((cpu1 - cpu0)) -v n="$succeeded" 'BEGIN { printf "%.2f\n", n ? t * 1e4 / n : 0 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rpc" "$server" "$mode" "$round" "$rps" "$others" \
+    "$name.log" "$skip_ms" "$cpu_us" >>"$work/rounds.tsv"
+  printf '%-9s %-7s %-11s round %s: %7.0f req/s  p50 %5s µs  p99 %5s µs  p99.9 %5s µs  CPU %5.1f µs a call  others %3.0f%% CPU\n' \
+    "$rpc" "$server" "$mode" "$round" "$rps" "$p50" "$p99" "$p999" "$cpu_us" "$(awk -v o="$others" 'BEGIN{print o * 100}')" >&2
 }
 
 step "measuring: $rounds rounds of $duration s a server and mode, after ${warm_up_ms} ms of warm-up each"

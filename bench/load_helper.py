@@ -238,15 +238,18 @@ def micros(value):
 
 def table(path):
     """ROUNDS_FILE: tab-separated rpc, server, mode, round, requests/s, others' CPU share, log
-    file, warm-up milliseconds to leave out of the log."""
+    file, warm-up milliseconds to leave out of the log, the server's CPU microseconds a call."""
     groups = {}
     with open(path) as rounds:
         for line in rounds:
-            rpc, server, mode, _, rps, others, log, skip_ms = line.rstrip("\n").split("\t")
-            group = groups.setdefault((rpc, server, mode), {"rps": [], "others": [], "logs": []})
+            rpc, server, mode, _, rps, others, log, skip_ms, cpu = line.rstrip("\n").split("\t")
+            group = groups.setdefault(
+                (rpc, server, mode), {"rps": [], "others": [], "logs": [], "cpu": []}
+            )
             group["rps"].append(float(rps))
             group["others"].append(float(others))
             group["logs"].append((log, int(skip_ms)))
+            group["cpu"].append(float(cpu))
     rows = []
     for (rpc, server, mode), group in groups.items():
         times = []
@@ -255,12 +258,13 @@ def table(path):
         times.sort()
         quantiles = [percentile(times, q) if times else 0 for q in (0.50, 0.99, 0.999)]
         rows.append((rpc, server, mode, statistics.median(group["rps"]), *quantiles,
-                     max(group["others"])))
+                     statistics.median(group["cpu"]), max(group["others"])))
     bare = {(r[0], r[2]): r for r in rows if r[1] == "bare"}
-    header = ("RPC", "mode", "requests/s", "p50", "p99", "p99.9", "vs bare server", "others")
+    header = ("RPC", "mode", "requests/s", "p50", "p99", "p99.9", "server CPU a call",
+              "vs bare server", "others")
     lines = []
     verdicts = []
-    for rpc, server, mode, rps, p50, p99, p999, others in rows:
+    for rpc, server, mode, rps, p50, p99, p999, cpu, others in rows:
         name = rpc if server == "service" else f"{rpc} (bare)"
         ratio = ""
         base = bare.get((rpc, mode))
@@ -268,6 +272,8 @@ def table(path):
             if mode == "saturation":
                 share = rps / base[3] if base[3] else 0.0
                 ratio = f"{share:.0%} of its req/s"
+                if base[7]:
+                    ratio += f", {cpu / base[7]:.2f}x its CPU a call"
                 verdicts.append(
                     f"{rpc} saturation reaches {share:.0%} of the bare server's requests/s "
                     f"(target: at least 90%): {'met' if share >= 0.9 else 'NOT met'}"
@@ -280,8 +286,8 @@ def table(path):
                 f"{'met' if p99 <= 1000 else 'NOT met'}"
             )
         lines.append(
-            (name, mode, f"{rps:,.0f}", micros(p50), micros(p99), micros(p999), ratio,
-             f"{others:.0%}")
+            (name, mode, f"{rps:,.0f}", micros(p50), micros(p99), micros(p999),
+             f"{cpu:.1f} µs", ratio, f"{others:.0%}")
         )
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
