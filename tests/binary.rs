@@ -150,6 +150,22 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
             "{format} log shows {} card numbers",
             leaked.len()
         );
+        if format == "json" {
+            // Each call's debug line names the call for log pipelines: its id, the caller and
+            // the number masked.
+            let validate = output
+                .lines()
+                .find(|line| line.contains(r#""grpc_method":"Validate""#))
+                .unwrap_or_else(|| panic!("no Validate call line:\n{output}"));
+            for field in [
+                r#""request_id":""#,
+                r#""client_id":"127.0.0.1""#,
+                r#""masked_number":"************1111""#,
+                r#""grpc_code":"OK""#,
+            ] {
+                assert!(validate.contains(field), "{field} missing: {validate}");
+            }
+        }
     }
 }
 

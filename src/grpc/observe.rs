@@ -42,11 +42,10 @@ where
     let started = Instant::now();
     metrics.started(method);
     let request_id = request_id(request.metadata());
-    let request_id_text = request_id.to_str().unwrap_or_default();
-    // The call's log line, prepared only when it will be written: it costs a parse and a mask.
     // Moved out rather than cloned: a clone and its drop are four atomic operations on
     // reference counts that every call shares.
     let client = request.extensions_mut().remove::<ClientIdentity>();
+    // The call's log line, prepared only when it will be written: it costs a parse and a mask.
     let log = tracing::enabled!(tracing::Level::DEBUG).then(|| CallLog {
         client_id: client
             .as_ref()
@@ -65,7 +64,7 @@ where
         Ok(message) => {
             metrics.handled(method, Code::Ok, elapsed);
             if let Some(log) = &log {
-                log.write(request_id_text, method, Code::Ok, elapsed, "");
+                log.write(&request_id, method, Code::Ok, elapsed, "");
             }
             let mut response = Response::new(message);
             response.metadata_mut().insert(&*REQUEST_ID_KEY, request_id);
@@ -76,7 +75,7 @@ where
             metrics.handled(method, status.code(), elapsed);
             if let Some(log) = &log {
                 log.write(
-                    request_id_text,
+                    &request_id,
                     method,
                     status.code(),
                     elapsed,
@@ -106,14 +105,14 @@ struct CallLog {
 impl CallLog {
     fn write(
         &self,
-        request_id: &str,
+        request_id: &MetadataValue<Ascii>,
         method: Method,
         code: Code,
         elapsed: std::time::Duration,
         error: &str,
     ) {
         tracing::debug!(
-            request_id,
+            request_id = request_id.to_str().unwrap_or_default(),
             grpc_service = method.service(),
             grpc_method = method.name(),
             grpc_code = code_name(code),
