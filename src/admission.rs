@@ -315,13 +315,17 @@ where
 pub struct InFlightSlot(Arc<Admission>);
 
 impl InFlightSlot {
+    /// A place if fewer than `max_in_flight` calls hold one. Compare-and-swap rather than
+    /// add-then-check, so that calls refused at the limit never make another call see the
+    /// limit reached when it is not.
     fn take(admission: &Arc<Admission>) -> Option<Self> {
-        let taken = admission.in_flight.fetch_add(1, Ordering::AcqRel);
-        if taken >= admission.max_in_flight {
-            admission.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(Arc::clone(admission)))
+        admission
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < admission.max_in_flight).then_some(taken + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(admission)))
     }
 }
 
@@ -449,6 +453,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(grpc_status(&answer), None);
+    }
+
+    #[test]
+    fn at_most_the_limit_of_calls_hold_a_place_and_an_ended_call_frees_its_own() {
+        let admission = Arc::new(Admission::new(2, &[], Arc::new(RpcMetrics::new())));
+        let first = InFlightSlot::take(&admission).expect("below the limit");
+        let second = InFlightSlot::take(&admission).expect("below the limit");
+        for _ in 0..3 {
+            assert!(InFlightSlot::take(&admission).is_none(), "at the limit");
+        }
+        drop(first);
+        let third = InFlightSlot::take(&admission).expect("a place was freed");
+        assert!(InFlightSlot::take(&admission).is_none());
+        drop((second, third));
+        assert_eq!(admission.in_flight.load(Ordering::Acquire), 0);
     }
 
     #[test]
