@@ -31,9 +31,9 @@
 # (-t 1); both servers use one Tokio worker per core, so load generator and servers share the
 # cores, as issue 4 specifies. The "server CPU a call" column is the server process's user and
 # system time (from /proc) over the calls h2load counted: steadier than requests/s from run to
-# run, and it shows how much more work a service call is than a bare one. The "others" column is the share of all cores that other
-# processes used during the row's rounds (the most of any round): above a few percent, someone
-# else's work disturbed the figures.
+# run, and it shows how much more work a service call is than a bare one. The "others" column
+# is the share of all cores that other processes used during the row's rounds (the most of any
+# round): above a few percent, someone else's work disturbed the figures.
 #
 # Latency percentiles come from h2load's per-request log (--log-file), nearest rank, without
 # the warm-up. h2load counts any HTTP 200 as a success, even when the gRPC status is not OK, so
@@ -194,18 +194,18 @@ for rpc in $rpcs; do
   echo "bare $rpc: grpc-status 0, the service's message" >&2
 done
 
-# CPU ticks (1/100 s) used so far: by the whole machine (busy, not idle or waiting), and by
-# the two servers. h2load's own come from bash's `times` around each run.
+# CPU ticks (1/100 s) used so far: by the whole machine (busy, not idle or waiting), by one
+# process (user and system), and by the two servers. h2load's own come from bash's `times`
+# around each run.
 machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 server_ticks() {
   local total=0 pid
   for pid in "${pids[@]}"; do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    total=$((total + $(process_ticks "$pid")))
   done
   echo "$total"
 }
-# CPU ticks (user and system) used so far by one process.
-process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Sets variable $1 to the user and system time of this shell's finished children so far, in
 # ticks (h2load is the only child that finishes during a run). `times` must run in this shell,
 # not in a $(...) subshell, which has children of its own.
@@ -227,6 +227,7 @@ max_attempts=10
 failures=0
 run() {
   local server="$1" rpc="$2" mode="$3" round="$4" attempt="$5"
+  # pids: the service was started first, then the bare server.
   local address=$service pid=${pids[0]}
   [[ $server == bare ]] && address=$bare pid=${pids[1]}
   local name

@@ -164,7 +164,9 @@ impl Admission {
         }
     }
 
-    fn identify<B>(&self, request: &http::Request<B>) -> ClientIdentity {
+    /// Who `request` comes from, and the rate-limit class that covers it (none when no rule
+    /// does): one lookup of the client's id serves both.
+    fn identify<B>(&self, request: &http::Request<B>) -> (ClientIdentity, Option<&ClientClass>) {
         let peer = request.extensions().get::<PeerInfo>();
         let id: Arc<str> = peer
             .and_then(|p| p.client_subject.clone())
@@ -183,34 +185,29 @@ impl Admission {
             .get(&*id)
             .copied()
             .or(self.default_class)
-            .map_or_else(
-                || Arc::clone(&self.default_name),
-                |i| Arc::clone(&self.classes[i].name),
-            );
-        ClientIdentity { id, class }
+            .map(|i| &self.classes[i]);
+        let name = class.map_or_else(
+            || Arc::clone(&self.default_name),
+            |class| Arc::clone(&class.name),
+        );
+        (ClientIdentity { id, class: name }, class)
     }
+}
 
-    /// `Err` with the answer when the client's class has no calls left this instant.
+impl ClientClass {
+    /// `Err` with the answer when the class has no calls left this instant for `client`.
     fn check_rate(&self, client: &ClientIdentity) -> Result<(), Status> {
-        let index = match self.members.get(&*client.id) {
-            Some(&i) => i,
-            None => match self.default_class {
-                Some(i) => i,
-                None => return Ok(()),
-            },
-        };
-        let class = &self.classes[index];
-        let Err(not_until) = class.limiter.check_key(&client.id) else {
+        let Err(not_until) = self.limiter.check_key(&client.id) else {
             return Ok(());
         };
-        class.refused.increment(1);
+        self.refused.increment(1);
         let wait = not_until
             .wait_time_from(DefaultClock::default().now())
             .max(Duration::from_millis(1));
         let mut status = Status::resource_exhausted(format!(
             "rate limit of client class `{}` ({}/s) exceeded; retry after {} ms",
-            class.name,
-            class.per_second,
+            self.name,
+            self.per_second,
             wait.as_millis()
         ));
         // gRPC clients with a retry policy honour this pushback.
@@ -285,8 +282,8 @@ where
             }
         };
 
-        let client = self.admission.identify(&request);
-        if let Err(status) = self.admission.check_rate(&client) {
+        let (client, class) = self.admission.identify(&request);
+        if let Err(status) = class.map_or(Ok(()), |class| class.check_rate(&client)) {
             tracing::debug!(client = %client.id, class = %client.class, "rate limited");
             return refuse(status);
         }

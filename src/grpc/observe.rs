@@ -158,18 +158,14 @@ pub(crate) fn is_safe_token(id: &str) -> bool {
 /// counter's values in blocks, so that calls on different cores do not contend for one
 /// atomic.
 ///
-/// Written into a buffer by hand rather than with `format!`, which cost a thousand
-/// instructions a call (BENCHMARKS.md, the profile).
+/// The sequence is written into a buffer by hand rather than with `format!`, which cost a
+/// thousand instructions a call (BENCHMARKS.md, the profile).
 fn new_request_id() -> MetadataValue<Ascii> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    static PREFIX: LazyLock<[u8; 17]> = LazyLock::new(|| {
-        let process = RandomState::new().hash_one(0u8);
-        let mut prefix = [b'-'; 17];
-        for (i, byte) in prefix[..16].iter_mut().enumerate() {
-            *byte = HEX[((process >> ((15 - i) * 4)) & 0xf) as usize];
-        }
-        prefix
-    });
+    /// The prefix's length: 16 hex digits and a dash.
+    const PREFIX_LEN: usize = 17;
+    static PREFIX: LazyLock<String> =
+        LazyLock::new(|| format!("{:016x}-", RandomState::new().hash_one(0u8)));
     const BLOCK: u64 = 1024;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     thread_local! {
@@ -186,12 +182,13 @@ fn new_request_id() -> MetadataValue<Ascii> {
         next
     });
     let digits = (u64::BITS - sequence.leading_zeros()).div_ceil(4).max(1) as usize;
-    let mut id = [0u8; 33];
-    id[..17].copy_from_slice(&*PREFIX);
-    for (i, byte) in id[17..17 + digits].iter_mut().enumerate() {
-        *byte = HEX[((sequence >> ((digits - 1 - i) * 4)) & 0xf) as usize];
+    let mut id = [0u8; PREFIX_LEN + 16];
+    id[..PREFIX_LEN].copy_from_slice(PREFIX.as_bytes());
+    let id = &mut id[..PREFIX_LEN + digits];
+    for (shift, byte) in id[PREFIX_LEN..].iter_mut().rev().enumerate() {
+        *byte = HEX[((sequence >> (shift * 4)) & 0xf) as usize];
     }
-    MetadataValue::try_from(&id[..17 + digits]).expect("hex digits and '-' are valid metadata")
+    MetadataValue::try_from(&*id).expect("hex digits and '-' are valid metadata")
 }
 
 #[cfg(test)]
