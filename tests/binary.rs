@@ -75,10 +75,14 @@ fn start_with(log_format: &str, extra: &[&str]) -> Running {
     }
 }
 
-async fn call_every_rpc(grpc: SocketAddr) {
+/// Calls every RPC with each of [`PANS`], sending no request id, and returns the ids the
+/// Validate answers carried: the server logs every call (RUST_LOG=trace), so it makes one for
+/// each.
+async fn call_every_rpc(grpc: SocketAddr) -> Vec<String> {
     let mut client = CardLookupServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
+    let mut validate_ids = Vec::new();
     for pan in PANS {
         let number = pan.to_owned();
         let valid = client
@@ -86,8 +90,10 @@ async fn call_every_rpc(grpc: SocketAddr) {
                 number: number.clone(),
             })
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
+        let id = valid.metadata().get("x-request-id").expect("x-request-id");
+        validate_ids.push(id.to_str().unwrap().to_owned());
+        let valid = valid.into_inner();
         assert!(valid.valid, "{valid:?}");
         client
             .lookup_bin(pb::LookupBinRequest {
@@ -112,6 +118,7 @@ async fn call_every_rpc(grpc: SocketAddr) {
             .await
             .unwrap_err();
     }
+    validate_ids
 }
 
 /// Sends SIGTERM and returns the exit status and everything the process printed.
@@ -141,7 +148,7 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
         let running = start(format);
         let startup = running.startup.concat();
         assert!(startup.contains("loaded 327012 BINs"), "{startup}");
-        call_every_rpc(running.grpc).await;
+        let validate_ids = call_every_rpc(running.grpc).await;
         let (status, output) = terminate(running);
         assert!(status.success(), "{format}: exit {status:?}\n{output}");
         let leaked = leaked_pans(&output, &PANS);
@@ -151,14 +158,17 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
             leaked.len()
         );
         if format == "json" {
-            // Each call's debug line names the call for log pipelines: its id, the caller and
-            // the number masked.
+            // Each call's debug line names the call for log pipelines: the id its answer
+            // carried, the caller and the number masked.
+            let distinct: std::collections::HashSet<_> = validate_ids.iter().collect();
+            assert_eq!(distinct.len(), PANS.len(), "{validate_ids:?}");
+            let request_id = format!(r#""request_id":"{}""#, validate_ids[0]);
             let validate = output
                 .lines()
-                .find(|line| line.contains(r#""grpc_method":"Validate""#))
-                .unwrap_or_else(|| panic!("no Validate call line:\n{output}"));
+                .find(|line| line.contains(&request_id))
+                .unwrap_or_else(|| panic!("no line with {request_id}:\n{output}"));
             for field in [
-                r#""request_id":""#,
+                r#""grpc_method":"Validate""#,
                 r#""client_id":"127.0.0.1""#,
                 r#""masked_number":"************1111""#,
                 r#""grpc_code":"OK""#,

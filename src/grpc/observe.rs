@@ -28,7 +28,10 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 /// response's (or error's) metadata.
 ///
 /// The caller's `x-request-id` is kept when it is a short token of letters, digits, `.`, `_`
-/// and `-` (safe to log); otherwise a new one is made.
+/// and `-` (safe to log); otherwise a new one is made. A caller that sent none gets one the
+/// service made on an error, and on a success only when the call was logged: an id that names
+/// no log line tells the caller nothing, and encoding one on every answer cost both ends about
+/// a microsecond a call (BENCHMARKS.md, "What the request id costs").
 pub async fn observe<Req, Res, Handled>(
     metrics: &RpcMetrics,
     method: Method,
@@ -41,12 +44,13 @@ where
 {
     let started = Instant::now();
     metrics.started(method);
-    let request_id = request_id(request.metadata());
+    let caller_id = caller_request_id(request.metadata());
     // Moved out rather than cloned: a clone and its drop are four atomic operations on
     // reference counts that every call shares.
     let client = request.extensions_mut().remove::<ClientIdentity>();
     // The call's log line, prepared only when it will be written: it costs a parse and a mask.
     let log = tracing::enabled!(tracing::Level::DEBUG).then(|| CallLog {
+        request_id: caller_id.clone().unwrap_or_else(new_request_id),
         client_id: client
             .as_ref()
             .map(|client| client.id.to_string())
@@ -58,34 +62,45 @@ where
             .map(|pan| pan.to_string())
             .unwrap_or_default(),
     });
-    let result = handler(request.into_inner(), client).await;
+    let result = handler(request.into_inner(), client)
+        .await
+        .map_err(Status::from);
     let elapsed = started.elapsed();
+    let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+    metrics.handled(method, code, elapsed);
+    // The logged call's id, else the caller's.
+    let request_id = match log {
+        Some(log) => {
+            let error = result.as_ref().err().map_or("", Status::message);
+            log.write(method, code, elapsed, error);
+            Some(log.request_id)
+        }
+        None => caller_id,
+    };
     match result {
         Ok(message) => {
-            metrics.handled(method, Code::Ok, elapsed);
-            if let Some(log) = &log {
-                log.write(&request_id, method, Code::Ok, elapsed, "");
-            }
             let mut response = Response::new(message);
-            response.metadata_mut().insert(&*REQUEST_ID_KEY, request_id);
+            if let Some(id) = request_id {
+                attach(response.metadata_mut(), id);
+            }
             Ok(response)
         }
-        Err(error) => {
-            let mut status = Status::from(error);
-            metrics.handled(method, status.code(), elapsed);
-            if let Some(log) = &log {
-                log.write(
-                    &request_id,
-                    method,
-                    status.code(),
-                    elapsed,
-                    status.message(),
-                );
-            }
-            status.metadata_mut().insert(&*REQUEST_ID_KEY, request_id);
+        Err(mut status) => {
+            attach(
+                status.metadata_mut(),
+                request_id.unwrap_or_else(new_request_id),
+            );
             Err(status)
         }
     }
+}
+
+/// Puts the request id into an answer's metadata, marked sensitive: every id is new, so HPACK
+/// indexing them would only churn the connection's table (the profile in BENCHMARKS.md showed
+/// that costing more than the handler's own work).
+fn attach(metadata: &mut MetadataMap, mut id: MetadataValue<Ascii>) {
+    id.set_sensitive(true);
+    metadata.insert(&*REQUEST_ID_KEY, id);
 }
 
 /// Requests that carry a card number say where it is, so the call's log line can show it
@@ -98,21 +113,16 @@ pub trait CardNumberField {
 /// pipelines: request_id, grpc_service, grpc_method, grpc_code, duration_us, client_id,
 /// masked_number, error.
 struct CallLog {
+    /// The caller's id, or one made for this call.
+    request_id: MetadataValue<Ascii>,
     client_id: String,
     masked_number: String,
 }
 
 impl CallLog {
-    fn write(
-        &self,
-        request_id: &MetadataValue<Ascii>,
-        method: Method,
-        code: Code,
-        elapsed: std::time::Duration,
-        error: &str,
-    ) {
+    fn write(&self, method: Method, code: Code, elapsed: std::time::Duration, error: &str) {
         tracing::debug!(
-            request_id = request_id.to_str().unwrap_or_default(),
+            request_id = self.request_id.to_str().unwrap_or_default(),
             grpc_service = method.service(),
             grpc_method = method.name(),
             grpc_code = code_name(code),
@@ -125,20 +135,15 @@ impl CallLog {
     }
 }
 
-/// The call's id for the answer's metadata: the caller's own when it is safe to log (a
-/// cheap clone of the received value), else a new one.
-///
-/// Sensitive either way: every id is new, so HPACK indexing them only churns the
-/// connection's table (the profile in BENCHMARKS.md shows it costing more than the handler's
-/// own work).
-fn request_id(metadata: &MetadataMap) -> MetadataValue<Ascii> {
-    let mut id = metadata
-        .get(&*REQUEST_ID_KEY)
-        .filter(|value| value.to_str().is_ok_and(is_safe_token))
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    id.set_sensitive(true);
-    id
+/// The caller's `x-request-id` when it sent one: its own value when it is safe to log (a
+/// cheap clone of the received value), else a new id in its place.
+fn caller_request_id(metadata: &MetadataMap) -> Option<MetadataValue<Ascii>> {
+    let sent = metadata.get(&*REQUEST_ID_KEY)?;
+    Some(if sent.to_str().is_ok_and(is_safe_token) {
+        sent.clone()
+    } else {
+        new_request_id()
+    })
 }
 
 /// Short, printable, and without a run of digits long enough to be a card number: the id is
@@ -201,21 +206,24 @@ mod tests {
 
     #[test]
     fn keeps_safe_caller_ids_and_replaces_others() {
-        let mut metadata = MetadataMap::new();
-        metadata.insert(REQUEST_ID, "checkout-42.a_b".parse().unwrap());
-        let kept = request_id(&metadata);
-        assert_eq!(text(&kept), "checkout-42.a_b");
-        assert!(kept.is_sensitive(), "never indexed by HPACK");
-
-        metadata.insert(REQUEST_ID, "has space".parse().unwrap());
-        assert_ne!(text(&request_id(&metadata)), "has space");
+        let caller_id = |sent: &str| {
+            let mut metadata = MetadataMap::new();
+            metadata.insert(REQUEST_ID, sent.parse().unwrap());
+            text(&caller_request_id(&metadata).expect("an id for an id sent"))
+        };
+        assert_eq!(caller_id("checkout-42.a_b"), "checkout-42.a_b");
+        assert_ne!(caller_id("has space"), "has space");
         let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
-        metadata.insert(REQUEST_ID, long.parse().unwrap());
-        assert_ne!(text(&request_id(&metadata)), long);
-        metadata.insert(REQUEST_ID, "id-4111111111111111".parse().unwrap());
-        let replaced = request_id(&metadata);
-        assert!(!text(&replaced).contains("4111111111111111"));
-        assert!(replaced.is_sensitive());
+        assert_ne!(caller_id(&long), long);
+        assert!(!caller_id("id-4111111111111111").contains("4111111111111111"));
+        assert!(caller_request_id(&MetadataMap::new()).is_none());
+    }
+
+    #[test]
+    fn ids_in_answers_are_never_indexed_by_hpack() {
+        let mut metadata = MetadataMap::new();
+        attach(&mut metadata, new_request_id());
+        assert!(metadata.get(REQUEST_ID).unwrap().is_sensitive());
     }
 
     #[test]
