@@ -7,7 +7,10 @@
 #
 #   bash bench/profile.sh                 # Validate, 20,000 calls
 #   bash bench/profile.sh LookupBin 5000  # another RPC, another number of calls
-#   bash bench/profile.sh --bare          # the bare baseline server (examples/bare_server.rs)
+#   bash bench/profile.sh --bare          # the bare baseline server (examples/bare_server.rs),
+#                                         # answering the service's messages that the latest
+#                                         # bench/load.sh run saved (else empty messages)
+#   bash bench/profile.sh --bare --answers DIR  # ... the answers saved in DIR
 #   bash bench/profile.sh --no-build ...  # profile the binaries already built, as they are
 #
 # Instruction counts, not time: they leave out cache misses and waiting, and count the same on
@@ -20,10 +23,15 @@ cd "$(dirname "$0")/.."
 
 build=1
 server=service
+answers=""
 while [[ "${1:-}" == --* ]]; do
   case "$1" in
     --no-build) build=0 ;;
     --bare) server=bare ;;
+    --answers)
+      answers="${2:?--answers needs a directory}"
+      shift
+      ;;
     *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,7 +59,16 @@ fi
 
 command=(target/release/card-lookup --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --no-watch)
 if [[ $server == bare ]]; then
-  command=(target/release/examples/bare_server 127.0.0.1:0)
+  if [[ -z "$answers" ]]; then
+    answers=$(ls -d target/bench-load/*/answers 2>/dev/null | tail -n 1 || true)
+  fi
+  if [[ -n "$answers" ]]; then
+    echo "profile.sh: the bare server answers the messages saved in $answers" >&2
+  else
+    echo "profile.sh: no saved answers (run bench/load.sh once): the bare server answers" \
+      "empty messages, smaller than the service's" >&2
+  fi
+  command=(target/release/examples/bare_server 127.0.0.1:0 ${answers:+"$answers"})
 fi
 if ((build)); then
   cargo build --release --locked --bin card-lookup --example bare_server >&2
