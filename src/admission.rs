@@ -1,6 +1,7 @@
 //! Admission control, in front of every RPC: who the client is, whether its rate limit allows
-//! the call, whether the server has room for it, and a panicking handler turned into an
-//! `INTERNAL` answer for that call alone.
+//! the call, whether the server has room for it, and how long an admitted call may hold its
+//! place (`--request-timeout`); a panicking handler is turned into an `INTERNAL` answer for that
+//! call alone.
 //!
 //! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
 //! rather fail fast and fall back than wait. Health checks and reflection are never refused.
@@ -112,6 +113,8 @@ pub struct Admission {
     /// invalidated each time.
     in_flight: CachePadded<AtomicUsize>,
     max_in_flight: usize,
+    /// How long an admitted call may run before it is answered CANCELLED.
+    request_timeout: Duration,
     classes: Vec<ClientClass>,
     /// Client id → index into `classes`.
     members: HashMap<String, usize>,
@@ -123,9 +126,15 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// At most `max_in_flight` calls at once; rates per the rules.
+    /// At most `max_in_flight` calls at once, each for at most `request_timeout`; rates per the
+    /// rules.
     #[must_use]
-    pub fn new(max_in_flight: usize, rules: &[RateLimitRule], metrics: Arc<RpcMetrics>) -> Self {
+    pub fn new(
+        max_in_flight: usize,
+        request_timeout: Duration,
+        rules: &[RateLimitRule],
+        metrics: Arc<RpcMetrics>,
+    ) -> Self {
         let classes: Vec<ClientClass> = rules
             .iter()
             .map(|rule| ClientClass {
@@ -146,6 +155,7 @@ impl Admission {
         Self {
             in_flight: CachePadded::new(AtomicUsize::new(0)),
             max_in_flight,
+            request_timeout,
             default_class: rules.iter().position(|r| r.class == DEFAULT_CLASS),
             classes,
             members,
@@ -299,6 +309,7 @@ where
             slot,
             method,
             started: Instant::now(),
+            expiry: None,
         }
     }
 }
@@ -341,13 +352,16 @@ pin_project_lite::pin_project! {
         Exempt { #[pin] call: F },
         /// Refused before the handler; the answer is ready.
         Refused { answer: Option<http::Response<tonic::body::Body>> },
-        /// The handler's call, holding its slot until it ends; a panic becomes `INTERNAL`.
+        /// The handler's call, holding its slot until it ends or its time is up; a panic
+        /// becomes `INTERNAL`. `expiry` is the request timeout's timer, made only when the
+        /// call has to wait.
         Admitted {
             #[pin]
             call: CatchUnwind<AssertUnwindSafe<F>>,
             slot: InFlightSlot,
             method: Option<Method>,
             started: Instant,
+            expiry: Option<Pin<Box<tokio::time::Sleep>>>,
         },
     }
 }
@@ -369,8 +383,19 @@ where
                 slot,
                 method,
                 started,
+                expiry,
             } => {
-                let answer = std::task::ready!(call.poll(cx));
+                let Poll::Ready(answer) = call.poll(cx) else {
+                    // A timer only for a call that waits (for its request body, as a rule):
+                    // nearly every call is answered on its first poll and never needs one,
+                    // which saves making and dropping a tokio timer on every call.
+                    let deadline = *started + slot.0.request_timeout;
+                    let expiry = expiry
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                    std::task::ready!(expiry.as_mut().poll(cx));
+                    // As tonic answers a call past the caller's own `grpc-timeout`.
+                    return Poll::Ready(Ok(Status::cancelled("Timeout expired").into_http()));
+                };
                 Poll::Ready(answer.unwrap_or_else(|_panic| {
                     // The panic's message is not logged: it could hold request data. The panic
                     // hook (main.rs) logs where it happened.
@@ -396,6 +421,7 @@ mod tests {
     fn admission(max_in_flight: usize) -> AdmissionLayer {
         AdmissionLayer(Arc::new(Admission::new(
             max_in_flight,
+            Duration::from_secs(1),
             &[],
             Arc::new(RpcMetrics::new()),
         )))
@@ -454,7 +480,12 @@ mod tests {
 
     #[test]
     fn at_most_the_limit_of_calls_hold_a_place_and_an_ended_call_frees_its_own() {
-        let admission = Arc::new(Admission::new(2, &[], Arc::new(RpcMetrics::new())));
+        let admission = Arc::new(Admission::new(
+            2,
+            Duration::from_secs(1),
+            &[],
+            Arc::new(RpcMetrics::new()),
+        ));
         let first = InFlightSlot::take(&admission).expect("below the limit");
         let second = InFlightSlot::take(&admission).expect("below the limit");
         for _ in 0..3 {

@@ -120,6 +120,7 @@ pub async fn run(
     let tls = load_tls(config, &listeners.grpc)?;
     let admission = Arc::new(Admission::new(
         config.max_concurrent_requests,
+        config.request_timeout,
         &config.rate_limits,
         Arc::clone(&metrics),
     ));
@@ -142,9 +143,10 @@ pub async fn run(
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
     let incoming = incoming::accept(listeners.grpc, tls, stop.clone());
+    // The request timeout is the admission layer's rather than tonic's `Server::timeout`, which
+    // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
+    // the shorter wins.
     let grpc = http2_server()
-        // The caller's grpc-timeout wins when shorter.
-        .timeout(config.request_timeout)
         .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -168,3 +168,31 @@ async fn a_call_that_outlives_its_deadline_is_answered() {
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_ne!(status.as_deref(), Some("0"), "{response:?}");
 }
+
+#[tokio::test]
+async fn a_call_past_the_request_timeout_is_cancelled_and_frees_its_place() {
+    let config = Config {
+        request_timeout: Duration::from_millis(200),
+        ..config(&[], 1)
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    // No grpc-timeout from the caller: only the server's own timeout can end this call.
+    let response = stalled_call(&server, None).await;
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("answered before the test's own timeout")
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("grpc-status").as_deref(), Some("1"), "{response:?}");
+    // Percent-encoded on the wire, as gRPC sends messages.
+    assert_eq!(header("grpc-message").as_deref(), Some("Timeout%20expired"));
+    // The one place (limit 1) is free again.
+    let mut client = server.client().await;
+    let answer = client.validate(validate_as("after")).await.unwrap();
+    assert!(answer.into_inner().valid);
+}
