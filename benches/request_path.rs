@@ -15,9 +15,10 @@
 //! holds.
 //!
 //! Also measured: the two calls through the live `BinStore` (one `current()` snapshot per RPC,
-//! as the service takes it), and what recording one call's metrics costs
-//! (`RpcMetrics::started` and `handled` with a timer: the issue asks that metrics cost no more
-//! than a few percent).
+//! as the service takes it), what recording one call's metrics costs (`RpcMetrics::started` and
+//! `handled` with a timer: the issue asks that metrics cost no more than a few percent), and
+//! card-testing detection for a busy client (`CardTestingDetector::observe`, which every
+//! Validate and LookupBin call goes through).
 //!
 //! Run: `cargo bench --bench request_path`; smoke (seconds): `cargo bench --bench request_path
 //! -- --quick`. BENCHMARKS.md records a run.
@@ -25,12 +26,15 @@
 mod common;
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use card_lookup::admission::ClientIdentity;
 use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
 use card_lookup::card::Pan;
+use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector};
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -107,5 +111,35 @@ fn bench_metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_request_path, bench_metrics);
+/// A busy client, as a checkout service is: 600 distinct BINs in turn, within a window shortened
+/// to 60 ms (six slots of 10 ms) so that every slot holds all 600 within the benchmark's
+/// seconds, as every 10 s slot of the default minute does for such a client.
+fn bench_card_testing(c: &mut Criterion) {
+    let detector = CardTestingDetector::new(
+        CardTestingConfig {
+            window: Duration::from_millis(60),
+            ..CardTestingConfig::default()
+        },
+        &[],
+    );
+    let client = ClientIdentity {
+        id: Arc::from("checkout-svc"),
+        class: Arc::from("default"),
+    };
+    let bins: Vec<u32> = (0..600).map(|i| 400_000 + i * 97).collect();
+    let mut next = 0;
+    c.bench_function("card_testing/observe_busy_client", |b| {
+        b.iter(|| {
+            next = (next + 1) % bins.len();
+            black_box(detector.observe(&client, bins[next], Some(true)))
+        });
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_request_path,
+    bench_metrics,
+    bench_card_testing
+);
 criterion_main!(benches);

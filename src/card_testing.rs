@@ -2,13 +2,13 @@
 //! is probably testing stolen or generated card numbers, not paying.
 //!
 //! Per client (the identity the admission layer gives) the detector keeps a sliding window in
-//! six slots: the distinct BINs seen and, of the numbers validated, how many failed the Luhn
-//! check. Crossing a threshold flags the client once a window: a warning log line, the counter
+//! six slots: the distinct BINs seen (each with the last slot it was seen in) and, of the
+//! numbers validated, how many failed the Luhn check. Crossing a threshold flags the client once a window: a warning log line, the counter
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
 //! is kept but their BIN (first six digits), which PCI DSS allows to store.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,6 @@ impl Suspicion {
 struct Slot {
     /// Which slot of time this is (time since start / slot length); older contents are stale.
     number: u64,
-    bins: HashSet<u32, FxBuildHasher>,
     validations: u32,
     luhn_failures: u32,
 }
@@ -79,6 +78,12 @@ struct Slot {
 #[derive(Debug, Default)]
 struct ClientWindow {
     slots: [Slot; SLOTS],
+    /// BIN → the last slot it was seen in. One map for the window rather than a set a slot:
+    /// the distinct count is its length, where a union of the slots' sets cost every call of a
+    /// client with many BINs time in proportion to them.
+    bins: HashMap<u32, u64, FxBuildHasher>,
+    /// The slot in which BINs last seen before the window were last removed from `bins`.
+    bins_pruned_in: u64,
     /// Flagged until this slot number (exclusive): one report a window.
     flagged_until: u64,
     flagged_for: Option<Suspicion>,
@@ -103,16 +108,19 @@ impl ClientWindow {
             .filter(move |s| s.number + SLOTS as u64 > now && s.number <= now)
     }
 
-    fn distinct_bins(&self, now: u64, limit: usize) -> usize {
-        // Cheap bound first: the union is no larger than the sum.
-        if self.live(now).map(|s| s.bins.len()).sum::<usize>() <= limit {
-            return 0;
+    /// Notes `bin` as seen in slot `now`. Once the window holds more than `limit` BINs only
+    /// those already there are renewed: the count is only ever compared with the limit, and a
+    /// client walking through every BIN must not make the map grow without bound.
+    fn see_bin(&mut self, bin: u32, now: u64, limit: usize) {
+        if self.bins_pruned_in != now {
+            self.bins.retain(|_, seen| *seen + SLOTS as u64 > now);
+            self.bins_pruned_in = now;
         }
-        let mut union: HashSet<u32, FxBuildHasher> = HashSet::default();
-        for slot in self.live(now) {
-            union.extend(&slot.bins);
+        if self.bins.len() <= limit {
+            self.bins.insert(bin, now);
+        } else if let Some(seen) = self.bins.get_mut(&bin) {
+            *seen = now;
         }
-        union.len()
     }
 }
 
@@ -163,7 +171,17 @@ impl CardTestingDetector {
 
     /// Records a call: the number's BIN, and whether it passed Luhn when it was validated.
     pub fn observe(&self, client: &ClientIdentity, bin: u32, luhn_valid: Option<bool>) -> Verdict {
-        let now = self.now();
+        self.observe_in_slot(self.now(), client, bin, luhn_valid)
+    }
+
+    /// [`Self::observe`] in slot `now` of the window's clock.
+    fn observe_in_slot(
+        &self,
+        now: u64,
+        client: &ClientIdentity,
+        bin: u32,
+        luhn_valid: Option<bool>,
+    ) -> Verdict {
         // Looked up by reference first: the key's clone (and its drop) is needed only for a
         // new client, and its reference count is shared by every call of the connection.
         let mut window = match self.clients.get_mut(&*client.id) {
@@ -171,8 +189,10 @@ impl CardTestingDetector {
             None => self.clients.entry(Arc::clone(&client.id)).or_default(),
         };
         window.last_seen = now;
+        if self.config.max_distinct_bins > 0 {
+            window.see_bin(bin, now, self.config.max_distinct_bins);
+        }
         let slot = window.slot(now);
-        slot.bins.insert(bin);
         if let Some(valid) = luhn_valid {
             slot.validations += 1;
             slot.luhn_failures += u32::from(!valid);
@@ -211,9 +231,7 @@ impl CardTestingDetector {
 
     fn suspicion(&self, window: &ClientWindow, now: u64) -> Option<Suspicion> {
         let config = &self.config;
-        if config.max_distinct_bins > 0
-            && window.distinct_bins(now, config.max_distinct_bins) > config.max_distinct_bins
-        {
+        if config.max_distinct_bins > 0 && window.bins.len() > config.max_distinct_bins {
             return Some(Suspicion::BinWalk);
         }
         let (validations, failures) = window.live(now).fold((0u32, 0u32), |(v, f), s| {
@@ -299,6 +317,37 @@ mod tests {
         for i in 0..50 {
             assert_eq!(detector.observe(&walker, 400_000 + i, None), Verdict::Allow);
         }
+    }
+
+    #[test]
+    fn bins_count_once_across_slots_and_leave_with_the_window() {
+        let detector = CardTestingDetector::new(
+            CardTestingConfig {
+                max_distinct_bins: 5,
+                refuse: true,
+                ..CardTestingConfig::default()
+            },
+            &[],
+        );
+        let client = client("merchant");
+        let observe = |slot: u64, bins: std::ops::RangeInclusive<u32>| {
+            bins.map(|bin| detector.observe_in_slot(slot, &client, bin, None))
+                .collect::<Vec<_>>()
+        };
+        // The same five BINs in two slots are five, not ten.
+        assert!(observe(0, 1..=5).iter().all(|v| *v == Verdict::Allow));
+        assert!(observe(1, 1..=5).iter().all(|v| *v == Verdict::Allow));
+        // A sixth is one too many.
+        assert_eq!(observe(2, 6..=6), [Verdict::Refuse(Suspicion::BinWalk)]);
+        // Slot 9: the flag (until slot 8) and every BIN seen by slot 3 have left the window.
+        assert!(observe(9, 11..=15).iter().all(|v| *v == Verdict::Allow));
+        // A walker's map stops growing past the limit.
+        assert_eq!(
+            observe(9, 100..=1000).last(),
+            Some(&Verdict::Refuse(Suspicion::BinWalk))
+        );
+        let entry = detector.clients.get("merchant").unwrap();
+        assert_eq!(entry.bins.len(), 6);
     }
 
     #[test]
