@@ -3,7 +3,8 @@
 //!
 //! Per client (the identity the admission layer gives) the detector keeps a sliding window in
 //! six slots: the distinct BINs seen (each with the last slot it was seen in) and, of the
-//! numbers validated, how many failed the Luhn check. Crossing a threshold flags the client once a window: a warning log line, the counter
+//! numbers validated, how many failed the Luhn check. Crossing a threshold flags the client
+//! once a window: a warning log line, the counter
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
 //! is kept but their BIN (first six digits), which PCI DSS allows to store.
