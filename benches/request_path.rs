@@ -18,7 +18,7 @@
 //! as the service takes it), what recording one call's metrics costs (`RpcMetrics::started` and
 //! `handled` with a timer: the issue asks that metrics cost no more than a few percent), and
 //! card-testing detection for a busy client (`CardTestingDetector::observe`, which every
-//! Validate and LookupBin call goes through).
+//! Validate and LookupBin call goes through), alone and with its calls on two threads at once.
 //!
 //! Run: `cargo bench --bench request_path`; smoke (seconds): `cargo bench --bench request_path
 //! -- --quick`. BENCHMARKS.md records a run.
@@ -132,6 +132,24 @@ fn bench_card_testing(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % bins.len();
             black_box(detector.observe(&client, bins[next], Some(true)))
+        });
+    });
+    // One client's calls on two cores at once, as a busy client's are in the service: the time
+    // is the wall-clock time a call, both threads together.
+    let detector = CardTestingDetector::new(CardTestingConfig::default(), &[]);
+    c.bench_function("card_testing/observe_one_client_from_two_threads", |b| {
+        b.iter_custom(|calls| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        for _ in 0..calls.div_ceil(2) {
+                            black_box(detector.observe(&client, 411_111, Some(true)));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
         });
     });
 }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -72,8 +73,20 @@ impl Suspicion {
 struct Slot {
     /// Which slot of time this is (time since start / slot length); older contents are stale.
     number: u64,
-    validations: u32,
-    luhn_failures: u32,
+    /// Atomic, so that calls holding the client's entry shared can count.
+    validations: AtomicU32,
+    luhn_failures: AtomicU32,
+}
+
+impl Slot {
+    fn count(&self, luhn_valid: Option<bool>) {
+        if let Some(valid) = luhn_valid {
+            self.validations.fetch_add(1, Ordering::Relaxed);
+            if !valid {
+                self.luhn_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +105,14 @@ struct ClientWindow {
 }
 
 impl ClientWindow {
+    /// Whether a call in slot `now` with `bin` would change nothing here but the Luhn counts:
+    /// the client was seen in this slot already, and so was the BIN (when BINs are counted).
+    fn is_current(&self, now: u64, bin: u32, max_distinct_bins: usize) -> bool {
+        self.last_seen == now
+            && self.slots[(now % SLOTS as u64) as usize].number == now
+            && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
+    }
+
     fn slot(&mut self, now: u64) -> &mut Slot {
         let slot = &mut self.slots[(now % SLOTS as u64) as usize];
         if slot.number != now {
@@ -183,21 +204,37 @@ impl CardTestingDetector {
         bin: u32,
         luhn_valid: Option<bool>,
     ) -> Verdict {
+        // Most calls of a busy client change nothing but the Luhn counts. Those hold the
+        // client's entry shared, so that its calls on other cores need not wait for each other,
+        // and count with atomics; the rest, and flagging, hold it exclusively.
+        let max_bins = self.config.max_distinct_bins;
+        let counted = match self.clients.get(&*client.id) {
+            Some(window) if window.is_current(now, bin, max_bins) => {
+                window.slots[(now % SLOTS as u64) as usize].count(luhn_valid);
+                if window.flagged_until > now {
+                    return self.verdict(window.flagged_for);
+                }
+                if self.suspicion(&window, now).is_none() {
+                    return Verdict::Allow;
+                }
+                true
+            }
+            _ => false,
+        };
         // Looked up by reference first: the key's clone (and its drop) is needed only for a
         // new client, and its reference count is shared by every call of the connection.
         let mut window = match self.clients.get_mut(&*client.id) {
             Some(window) => window,
             None => self.clients.entry(Arc::clone(&client.id)).or_default(),
         };
-        window.last_seen = now;
-        if self.config.max_distinct_bins > 0 {
-            window.see_bin(bin, now, self.config.max_distinct_bins);
+        if !counted {
+            window.last_seen = now;
+            if max_bins > 0 {
+                window.see_bin(bin, now, max_bins);
+            }
+            window.slot(now).count(luhn_valid);
         }
-        let slot = window.slot(now);
-        if let Some(valid) = luhn_valid {
-            slot.validations += 1;
-            slot.luhn_failures += u32::from(!valid);
-        }
+        // Checked again: another call may have flagged the client since the shared look.
         if window.flagged_until > now {
             return self.verdict(window.flagged_for);
         }
@@ -236,7 +273,10 @@ impl CardTestingDetector {
             return Some(Suspicion::BinWalk);
         }
         let (validations, failures) = window.live(now).fold((0u32, 0u32), |(v, f), s| {
-            (v + s.validations, f + s.luhn_failures)
+            (
+                v + s.validations.load(Ordering::Relaxed),
+                f + s.luhn_failures.load(Ordering::Relaxed),
+            )
         });
         (validations >= config.min_validations
             && f64::from(failures) > config.max_luhn_failure_ratio * f64::from(validations))
@@ -349,6 +389,44 @@ mod tests {
         );
         let entry = detector.clients.get("merchant").unwrap();
         assert_eq!(entry.bins.len(), 6);
+    }
+
+    #[test]
+    fn calls_on_many_threads_are_all_counted() {
+        let detector = detector(true);
+        let busy = client("busy");
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..2_000 {
+                        let verdict = detector.observe_in_slot(0, &busy, 411_111, Some(true));
+                        assert_eq!(verdict, Verdict::Allow);
+                    }
+                });
+            }
+        });
+        let window = detector.clients.get("busy").unwrap();
+        assert_eq!(window.slots[0].validations.load(Ordering::Relaxed), 8_000);
+        assert_eq!(window.slots[0].luhn_failures.load(Ordering::Relaxed), 0);
+        drop(window);
+        // The same client failing Luhn from now on is flagged, whichever thread crosses the line.
+        let verdicts: Vec<Verdict> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..5_000).fold(Verdict::Allow, |_, _| {
+                            detector.observe_in_slot(0, &busy, 411_111, Some(false))
+                        })
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| *v == Verdict::Refuse(Suspicion::LuhnFailures))
+        );
     }
 
     #[test]
