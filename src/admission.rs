@@ -174,6 +174,15 @@ impl Admission {
         }
     }
 
+    /// Counts a call answered here, before its handler ran (refused, or timed out waiting for
+    /// its request), as `observe` counts the calls that reach a handler.
+    fn count_unhandled(&self, method: Option<Method>, code: Code, elapsed: Duration) {
+        if let Some(method) = method {
+            self.metrics.started(method);
+            self.metrics.handled(method, code, elapsed);
+        }
+    }
+
     /// Who `request` comes from, and the rate-limit class that covers it (none when no rule
     /// does): one lookup of the client's id serves both.
     fn identify<B>(&self, request: &http::Request<B>) -> (ClientIdentity, Option<&ClientClass>) {
@@ -281,12 +290,8 @@ where
         }
         let method = Method::from_path(path);
         let refuse = |status: Status| {
-            if let Some(method) = method {
-                self.admission.metrics.started(method);
-                self.admission
-                    .metrics
-                    .handled(method, status.code(), Duration::ZERO);
-            }
+            self.admission
+                .count_unhandled(method, status.code(), Duration::ZERO);
             AdmissionFuture::Refused {
                 answer: Some(status.into_http()),
             }
@@ -393,6 +398,10 @@ where
                     let expiry = expiry
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
                     std::task::ready!(expiry.as_mut().poll(cx));
+                    // The call is still waiting for its request: a unary handler, once started,
+                    // runs to its end in one poll, so no handler has counted it.
+                    slot.0
+                        .count_unhandled(*method, Code::Cancelled, started.elapsed());
                     // As tonic answers a call past the caller's own `grpc-timeout`.
                     return Poll::Ready(Ok(Status::cancelled("Timeout expired").into_http()));
                 };

@@ -195,4 +195,8 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_frees_its_place() {
     let mut client = server.client().await;
     let answer = client.validate(validate_as("after")).await.unwrap();
     assert!(answer.into_inner().valid);
+    // Counted, so that operators see timeouts: grpc-go's code name for CANCELLED.
+    let scrape = server.scrape().await;
+    let cancelled = r#"grpc_server_handled_total{grpc_type="unary",grpc_service="cardlookup.v1.CardLookupService",grpc_method="Validate",grpc_code="Canceled"} 1"#;
+    assert!(scrape.lines().any(|line| line == cancelled), "{scrape}");
 }
