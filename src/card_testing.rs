@@ -409,12 +409,14 @@ mod tests {
         assert_eq!(window.slots[0].validations.load(Ordering::Relaxed), 8_000);
         assert_eq!(window.slots[0].luhn_failures.load(Ordering::Relaxed), 0);
         drop(window);
-        // The same client failing Luhn from now on is flagged, whichever thread crosses the line.
+        // The same client failing Luhn from now on is flagged, whichever thread crosses the line
+        // (each thread sends enough failures to cross it alone: threads may run one after
+        // another).
         let verdicts: Vec<Verdict> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4)
                 .map(|_| {
                     scope.spawn(|| {
-                        (0..5_000).fold(Verdict::Allow, |_, _| {
+                        (0..10_000).fold(Verdict::Allow, |_, _| {
                             detector.observe_in_slot(0, &busy, 411_111, Some(false))
                         })
                     })
