@@ -394,9 +394,10 @@ where
                     // A timer only for a call that waits (for its request body, as a rule):
                     // nearly every call is answered on its first poll and never needs one,
                     // which saves making and dropping a tokio timer on every call.
-                    let deadline = *started + slot.0.request_timeout;
-                    let expiry = expiry
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                    let expiry = expiry.get_or_insert_with(|| {
+                        let deadline = *started + slot.0.request_timeout;
+                        Box::pin(tokio::time::sleep_until(deadline.into()))
+                    });
                     std::task::ready!(expiry.as_mut().poll(cx));
                     // The call is still waiting for its request: a unary handler, once started,
                     // runs to its end in one poll, so no handler has counted it.

@@ -69,6 +69,11 @@ impl Suspicion {
     }
 }
 
+/// Where slot number `now` lives in a window's ring of slots.
+fn slot_index(now: u64) -> usize {
+    (now % SLOTS as u64) as usize
+}
+
 #[derive(Debug, Default)]
 struct Slot {
     /// Which slot of time this is (time since start / slot length); older contents are stale.
@@ -96,25 +101,36 @@ struct ClientWindow {
     /// the distinct count is its length, where a union of the slots' sets cost every call of a
     /// client with many BINs time in proportion to them.
     bins: HashMap<u32, u64, FxBuildHasher>,
-    /// The slot in which BINs last seen before the window were last removed from `bins`.
-    bins_pruned_in: u64,
     /// Flagged until this slot number (exclusive): one report a window.
     flagged_until: u64,
     flagged_for: Option<Suspicion>,
+    /// The last slot a call of the client was recorded in (and `bins` pruned in).
     last_seen: u64,
 }
 
 impl ClientWindow {
     /// Whether a call in slot `now` with `bin` would change nothing here but the Luhn counts:
-    /// the client was seen in this slot already, and so was the BIN (when BINs are counted).
+    /// the client was recorded in this slot already (so the slot is current), and so was the
+    /// BIN (when BINs are counted).
     fn is_current(&self, now: u64, bin: u32, max_distinct_bins: usize) -> bool {
-        self.last_seen == now
-            && self.slots[(now % SLOTS as u64) as usize].number == now
-            && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
+        self.last_seen == now && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
+    }
+
+    /// Records a call in slot `now`: what a call holding the entry shared cannot.
+    fn record(&mut self, now: u64, bin: u32, luhn_valid: Option<bool>, max_distinct_bins: usize) {
+        if self.last_seen != now {
+            // The client's first call in this slot: forget the BINs last seen before the window.
+            self.bins.retain(|_, seen| *seen + SLOTS as u64 > now);
+            self.last_seen = now;
+        }
+        if max_distinct_bins > 0 {
+            self.see_bin(bin, now, max_distinct_bins);
+        }
+        self.slot(now).count(luhn_valid);
     }
 
     fn slot(&mut self, now: u64) -> &mut Slot {
-        let slot = &mut self.slots[(now % SLOTS as u64) as usize];
+        let slot = &mut self.slots[slot_index(now)];
         if slot.number != now {
             *slot = Slot {
                 number: now,
@@ -134,10 +150,6 @@ impl ClientWindow {
     /// those already there are renewed: the count is only ever compared with the limit, and a
     /// client walking through every BIN must not make the map grow without bound.
     fn see_bin(&mut self, bin: u32, now: u64, limit: usize) {
-        if self.bins_pruned_in != now {
-            self.bins.retain(|_, seen| *seen + SLOTS as u64 > now);
-            self.bins_pruned_in = now;
-        }
         if self.bins.len() <= limit {
             self.bins.insert(bin, now);
         } else if let Some(seen) = self.bins.get_mut(&bin) {
@@ -210,7 +222,7 @@ impl CardTestingDetector {
         let max_bins = self.config.max_distinct_bins;
         let counted = match self.clients.get(&*client.id) {
             Some(window) if window.is_current(now, bin, max_bins) => {
-                window.slots[(now % SLOTS as u64) as usize].count(luhn_valid);
+                window.slots[slot_index(now)].count(luhn_valid);
                 if window.flagged_until > now {
                     return self.verdict(window.flagged_for);
                 }
@@ -228,11 +240,7 @@ impl CardTestingDetector {
             None => self.clients.entry(Arc::clone(&client.id)).or_default(),
         };
         if !counted {
-            window.last_seen = now;
-            if max_bins > 0 {
-                window.see_bin(bin, now, max_bins);
-            }
-            window.slot(now).count(luhn_valid);
+            window.record(now, bin, luhn_valid, max_bins);
         }
         // Checked again: another call may have flagged the client since the shared look.
         if window.flagged_until > now {
