@@ -830,8 +830,9 @@ else
   fi
 
   # Card-testing detection, as configured (by default it flags and counts, and does not
-  # refuse): a client validating Luhn-invalid numbers is flagged once it has validated
-  # --card-testing-min-validations of them in a minute.
+  # refuse): a client validating only Luhn-invalid numbers is flagged once more than
+  # --card-testing-max-luhn-failure-ratio of --card-testing-min-validations of them fail in a
+  # minute, so well within the --card-testing-min-validations + 1 sent here.
   MIN_VALIDATIONS=50
   for a in "${SERVER_ARGS[@]}"; do
     case "$a" in --card-testing-min-validations=*) MIN_VALIDATIONS=${a#*=} ;; esac

@@ -30,7 +30,9 @@ pub struct CardTestingConfig {
     pub max_distinct_bins: usize,
     /// Share of Luhn failures among validated numbers above which a client is flagged...
     pub max_luhn_failure_ratio: f64,
-    /// ...once it has validated at least this many numbers in the window.
+    /// ...taken of at least this many numbers: a client that validated fewer is flagged once
+    /// its failures alone exceed that share of this many (which it would reach anyway, however
+    /// many of its next numbers pass).
     pub min_validations: u32,
     /// Refuse a flagged client's calls (PERMISSION_DENIED) rather than only report it.
     pub refuse: bool,
@@ -38,7 +40,8 @@ pub struct CardTestingConfig {
 
 impl Default for CardTestingConfig {
     /// Thresholds that honest callers do not reach: 1,000 distinct BINs a minute, or more than
-    /// half of at least 50 numbers failing Luhn (typing errors are a few percent).
+    /// half of the numbers failing Luhn, and more than 25 (half of 50) of them: typing errors are
+    /// a few percent.
     fn default() -> Self {
         Self {
             window: Duration::from_secs(60),
@@ -163,7 +166,7 @@ impl ClientWindow {
 pub struct CardTestingDetector {
     config: CardTestingConfig,
     started: Instant,
-    slot_length: Duration,
+    slot_nanos: u64,
     /// The map entry's lock serialises the calls of one client; other clients' calls go on.
     clients: DashMap<Arc<str>, ClientWindow, FxBuildHasher>,
 }
@@ -194,13 +197,17 @@ impl CardTestingDetector {
         Self {
             config,
             started: Instant::now(),
-            slot_length: (config.window / SLOTS as u32).max(Duration::from_millis(1)),
+            slot_nanos: u64::try_from((config.window / SLOTS as u32).as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1_000_000),
             clients: DashMap::default(),
         }
     }
 
+    /// The current slot's number. In 64 bits: a 128-bit division cost more than the rest of a
+    /// busy client's call here.
     fn now(&self) -> u64 {
-        (self.started.elapsed().as_nanos() / self.slot_length.as_nanos().max(1)) as u64
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX) / self.slot_nanos
     }
 
     /// Records a call: the number's BIN, and whether it passed Luhn when it was validated.
@@ -226,7 +233,10 @@ impl CardTestingDetector {
                 if window.flagged_until > now {
                     return self.verdict(window.flagged_for);
                 }
-                if self.suspicion(&window, now).is_none() {
+                // Of these calls only a Luhn failure can take the client over a line: a number
+                // that passes, or is not validated, only lowers the failures' share (see
+                // `suspicion`), so those skip summing the window.
+                if luhn_valid != Some(false) || self.suspicion(&window, now).is_none() {
                     return Verdict::Allow;
                 }
                 true
@@ -286,9 +296,11 @@ impl CardTestingDetector {
                 f + s.luhn_failures.load(Ordering::Relaxed),
             )
         });
-        (validations >= config.min_validations
-            && f64::from(failures) > config.max_luhn_failure_ratio * f64::from(validations))
-        .then_some(Suspicion::LuhnFailures)
+        // The share is taken of at least `min_validations`: so a call whose number passes
+        // never turns a client suspect, which lets the shared path above skip this sum.
+        let judged = validations.max(config.min_validations);
+        (f64::from(failures) > config.max_luhn_failure_ratio * f64::from(judged))
+            .then_some(Suspicion::LuhnFailures)
     }
 
     /// Forgets clients not seen for a whole window.
@@ -354,6 +366,28 @@ mod tests {
         for i in 0..100 {
             assert_eq!(
                 detector.observe(&typist, 411_111, Some(i % 20 != 0)),
+                Verdict::Allow
+            );
+        }
+    }
+
+    #[test]
+    fn failures_past_the_share_of_min_validations_flag_at_once_and_passes_never_do() {
+        // At least 10 numbers judged, at most half failing: a sixth failure is too many already,
+        // however many of the next numbers pass.
+        let detector = detector(true);
+        let guesser = client("guesser");
+        let verdicts: Vec<_> = (0..6)
+            .map(|_| detector.observe(&guesser, 411_111, Some(false)))
+            .collect();
+        assert!(verdicts[..5].iter().all(|v| *v == Verdict::Allow));
+        assert_eq!(verdicts[5], Verdict::Refuse(Suspicion::LuhnFailures));
+        // Five failures are half of ten, not more; the numbers that pass after them never turn
+        // the client suspect.
+        let typist = client("typist");
+        for valid in [false; 5].into_iter().chain([true; 100]) {
+            assert_eq!(
+                detector.observe(&typist, 411_111, Some(valid)),
                 Verdict::Allow
             );
         }

@@ -120,8 +120,9 @@ pub struct Args {
     pub card_testing_max_bins: usize,
 
     /// Card-testing detection: flag a client when more than this share of the whole numbers
-    /// it validated in a minute fail the Luhn check (with at least
-    /// --card-testing-min-validations of them).
+    /// it validated in a minute fail the Luhn check, the share taken of at least
+    /// --card-testing-min-validations numbers (so, with the defaults, once more than 25 of them
+    /// fail and more than half).
     #[arg(
         long,
         env = "CARD_LOOKUP_CARD_TESTING_MAX_LUHN_FAILURE_RATIO",
