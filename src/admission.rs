@@ -302,7 +302,7 @@ where
             tracing::debug!(client = %client.id, class = %client.class, "rate limited");
             return refuse(status);
         }
-        let Some(slot) = InFlightSlot::take(&self.admission) else {
+        let Some(slot) = InFlightSlot::take(&self.admission, method) else {
             self.admission.shed.increment(1);
             return refuse(Status::resource_exhausted(
                 "the server is at its concurrency limit; retry shortly or on another replica",
@@ -312,8 +312,6 @@ where
         AdmissionFuture::Admitted {
             call: AssertUnwindSafe(inner.call(request)).catch_unwind(),
             slot,
-            method,
-            started: Instant::now(),
             expiry: None,
         }
     }
@@ -324,27 +322,53 @@ where
 ///
 /// A counter rather than a semaphore: calls never wait for a place, and a semaphore's release
 /// takes a lock on every call.
+///
+/// A call dropped before it was answered is counted here, as `Canceled`: its `grpc-timeout`
+/// passed while it waited for its request (tonic answers it, outside this layer), or the server
+/// stopped, so no handler ran to count it. (A call whose caller resets the stream is not
+/// dropped: tonic answers it, as a request body that failed, and no metric counts it.)
 #[derive(Debug)]
-pub struct InFlightSlot(Arc<Admission>);
+pub struct InFlightSlot {
+    admission: Arc<Admission>,
+    method: Option<Method>,
+    started: Instant,
+    /// Whether the call has been answered and counted, by its handler or here.
+    answered: bool,
+}
 
 impl InFlightSlot {
     /// A place if fewer than `max_in_flight` calls hold one. Compare-and-swap rather than
     /// add-then-check, so that calls refused at the limit never make another call see the
     /// limit reached when it is not.
-    fn take(admission: &Arc<Admission>) -> Option<Self> {
+    fn take(admission: &Arc<Admission>, method: Option<Method>) -> Option<Self> {
         admission
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
                 (taken < admission.max_in_flight).then_some(taken + 1)
             })
             .ok()
-            .map(|_| Self(Arc::clone(admission)))
+            .map(|_| Self {
+                admission: Arc::clone(admission),
+                method,
+                started: Instant::now(),
+                answered: false,
+            })
+    }
+
+    /// Counts the call as ended here with `code`, no handler having counted it.
+    fn count_unhandled(&mut self, code: Code) {
+        self.answered = true;
+        self.admission
+            .count_unhandled(self.method, code, self.started.elapsed());
     }
 }
 
 impl Drop for InFlightSlot {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if !self.answered {
+            self.count_unhandled(Code::Cancelled);
+        }
+        self.admission.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -364,8 +388,6 @@ pin_project_lite::pin_project! {
             #[pin]
             call: CatchUnwind<AssertUnwindSafe<F>>,
             slot: InFlightSlot,
-            method: Option<Method>,
-            started: Instant,
             expiry: Option<Pin<Box<tokio::time::Sleep>>>,
         },
     }
@@ -383,38 +405,33 @@ where
             AdmissionProjection::Refused { answer } => {
                 Poll::Ready(Ok(answer.take().expect("polled after completion")))
             }
-            AdmissionProjection::Admitted {
-                call,
-                slot,
-                method,
-                started,
-                expiry,
-            } => {
+            AdmissionProjection::Admitted { call, slot, expiry } => {
                 let Poll::Ready(answer) = call.poll(cx) else {
                     // A timer only for a call that waits (for its request body, as a rule):
                     // nearly every call is answered on its first poll and never needs one,
                     // which saves making and dropping a tokio timer on every call.
                     let expiry = expiry.get_or_insert_with(|| {
-                        let deadline = *started + slot.0.request_timeout;
+                        let deadline = slot.started + slot.admission.request_timeout;
                         Box::pin(tokio::time::sleep_until(deadline.into()))
                     });
                     std::task::ready!(expiry.as_mut().poll(cx));
                     // The call is still waiting for its request: a unary handler, once started,
                     // runs to its end in one poll, so no handler has counted it.
-                    slot.0
-                        .count_unhandled(*method, Code::Cancelled, started.elapsed());
+                    slot.count_unhandled(Code::Cancelled);
                     // As tonic answers a call past the caller's own `grpc-timeout`.
                     return Poll::Ready(Ok(Status::cancelled("Timeout expired").into_http()));
                 };
+                // Its handler counted it (or, panicking, it is counted below).
+                slot.answered = true;
                 Poll::Ready(answer.unwrap_or_else(|_panic| {
                     // The panic's message is not logged: it could hold request data. The panic
                     // hook (main.rs) logs where it happened.
-                    let admission = &slot.0;
+                    let admission = &slot.admission;
                     admission.panics.increment(1);
-                    if let Some(method) = *method {
+                    if let Some(method) = slot.method {
                         admission
                             .metrics
-                            .handled(method, Code::Internal, started.elapsed());
+                            .handled(method, Code::Internal, slot.started.elapsed());
                     }
                     Ok(Status::internal("internal error; the call was not completed").into_http())
                 }))
@@ -496,14 +513,17 @@ mod tests {
             &[],
             Arc::new(RpcMetrics::new()),
         ));
-        let first = InFlightSlot::take(&admission).expect("below the limit");
-        let second = InFlightSlot::take(&admission).expect("below the limit");
+        let first = InFlightSlot::take(&admission, None).expect("below the limit");
+        let second = InFlightSlot::take(&admission, None).expect("below the limit");
         for _ in 0..3 {
-            assert!(InFlightSlot::take(&admission).is_none(), "at the limit");
+            assert!(
+                InFlightSlot::take(&admission, None).is_none(),
+                "at the limit"
+            );
         }
         drop(first);
-        let third = InFlightSlot::take(&admission).expect("a place was freed");
-        assert!(InFlightSlot::take(&admission).is_none());
+        let third = InFlightSlot::take(&admission, None).expect("a place was freed");
+        assert!(InFlightSlot::take(&admission, None).is_none());
         drop((second, third));
         assert_eq!(admission.in_flight.load(Ordering::Acquire), 0);
     }

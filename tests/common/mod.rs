@@ -153,6 +153,28 @@ impl TestServer {
     pub async fn scrape(&self) -> String {
         http_get(self.metrics_addr, "/metrics").await.1
     }
+
+    /// Starts a Validate call whose message never comes, so it stays in flight, with the
+    /// caller's `grpc-timeout` when given. Dropping the answer's future resets the stream
+    /// (RST_STREAM, CANCEL), as a caller that gives up does.
+    pub async fn stalled_call(&self, grpc_timeout: Option<&str>) -> h2::client::ResponseFuture {
+        let tcp = TcpStream::connect(self.grpc_addr).await.unwrap();
+        let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut request = http::Request::post(format!(
+            "http://{}/cardlookup.v1.CardLookupService/Validate",
+            self.grpc_addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+        if let Some(timeout) = grpc_timeout {
+            request = request.header("grpc-timeout", timeout);
+        }
+        let (response, _body) = sender
+            .send_request(request.body(()).unwrap(), false)
+            .unwrap();
+        response
+    }
 }
 
 /// A minimal HTTP/1.1 GET: returns the status line and the body.
