@@ -5,7 +5,7 @@
 # h2load on this machine's loopback with gRPC-framed request bodies, in the same run.
 # BENCHMARKS.md records a run and how to read it.
 #
-#   bash bench/load.sh            # about 7 minutes (after the build)
+#   bash bench/load.sh            # about 8 minutes (after the build)
 #   bash bench/load.sh --quick    # about half a minute, for CI smoke use (rough figures)
 #   bash bench/load.sh --rounds 5 --duration 5 --rpcs "Validate LookupBin"
 #   bash bench/load.sh --no-build       # measure the binaries already in target/release
@@ -28,7 +28,7 @@
 # of 1 s after 0.3 s) that alternate between the service and the bare server, so that a slow
 # spell of the machine hits both alike. A row of the table gives the median of its rounds'
 # requests/s and the percentiles of all their requests together. Five rounds rather than three:
-# on this virtual machine single rounds of either server run up to 15% slow now and then, and
+# on this virtual machine single rounds of either server run 10-20% slow now and then, and
 # the median of five shrugs off two of them. h2load runs on one thread
 # (-t 1); both servers use one Tokio worker per core, so load generator and servers share the
 # cores, as issue 4 specifies. The "server CPU a call" column is the server process's user and
