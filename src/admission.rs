@@ -174,8 +174,8 @@ impl Admission {
         }
     }
 
-    /// Counts a call answered here, before its handler ran (refused, or timed out waiting for
-    /// its request), as `observe` counts the calls that reach a handler.
+    /// Counts a call that ended here, before its handler ran (refused, timed out waiting for
+    /// its request, or dropped unanswered), as `observe` counts the calls that reach a handler.
     fn count_unhandled(&self, method: Option<Method>, code: Code, elapsed: Duration) {
         if let Some(method) = method {
             self.metrics.started(method);

@@ -197,9 +197,12 @@ impl CardTestingDetector {
         Self {
             config,
             started: Instant::now(),
-            slot_nanos: u64::try_from((config.window / SLOTS as u32).as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1_000_000),
+            slot_nanos: u64::try_from(
+                (config.window / SLOTS as u32)
+                    .max(Duration::from_millis(1))
+                    .as_nanos(),
+            )
+            .unwrap_or(u64::MAX),
             clients: DashMap::default(),
         }
     }

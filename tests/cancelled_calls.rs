@@ -31,24 +31,6 @@ async fn wait_for_cancelled(server: &TestServer, count: u32) {
     }
 }
 
-/// Waits until the server's one place is taken (a call is refused).
-async fn wait_until_full(server: &TestServer) {
-    let mut client = server.client().await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let probe = || {
-        tonic::Request::new(pb::ValidateRequest {
-            number: "4111111111111111".into(),
-        })
-    };
-    while client.validate(probe()).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled call never took the place"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
     let config = Config {
@@ -63,7 +45,7 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
     // answers it, as a request body that failed, and it is not counted: see the note on
     // `InFlightSlot`.)
     let stalled = server.stalled_call(None).await;
-    wait_until_full(&server).await;
+    server.first_refusal().await;
     drop(stalled);
     let deadline = Instant::now() + Duration::from_secs(5);
     let valid = loop {

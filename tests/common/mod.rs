@@ -6,6 +6,7 @@ pub mod pki;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use card_lookup::bins::{BinStore, DataSource, LoadOptions};
 use card_lookup::config::Config;
@@ -174,6 +175,23 @@ impl TestServer {
             .send_request(request.body(()).unwrap(), false)
             .unwrap();
         response
+    }
+
+    /// Calls Validate until a call is refused (within 5 s) and returns the refusal: a stalled
+    /// call takes its place under the concurrency limit only once the server has read it.
+    pub async fn first_refusal(&self) -> tonic::Status {
+        let mut client = self.client().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let request = pb::ValidateRequest {
+                number: "4111111111111111".into(),
+            };
+            if let Err(status) = client.validate(request).await {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no call was refused");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
