@@ -29,12 +29,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use card_lookup::admission::ClientIdentity;
 use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
 use card_lookup::card::Pan;
 use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector};
+use card_lookup::identity::ClientIdentity;
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 

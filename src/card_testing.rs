@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use crate::admission::ClientIdentity;
+use crate::identity::ClientIdentity;
 
 const SLOTS: usize = 6;
+const SUSPECTED: &str = "cardlookup_card_testing_suspected_total";
 
 /// What the detector looks for, and what it does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,10 +185,14 @@ impl CardTestingDetector {
     /// `increase()` sees the first suspect).
     #[must_use]
     pub fn new(config: CardTestingConfig, classes: &[&str]) -> Self {
+        metrics::describe_counter!(
+            SUSPECTED,
+            "Clients flagged by card-testing detection, by class and reason (bin_walk, luhn_failures); once a window each."
+        );
         for class in classes {
             for reason in [Suspicion::BinWalk, Suspicion::LuhnFailures] {
                 metrics::counter!(
-                    "cardlookup_card_testing_suspected_total",
+                    SUSPECTED,
                     "client_class" => (*class).to_owned(),
                     "reason" => reason.label()
                 )
@@ -266,7 +271,7 @@ impl CardTestingDetector {
         window.flagged_for = Some(suspicion);
         drop(window);
         metrics::counter!(
-            "cardlookup_card_testing_suspected_total",
+            SUSPECTED,
             "client_class" => client.class.to_string(),
             "reason" => suspicion.label()
         )

@@ -5,21 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::admission::RateLimitRule;
 use crate::bins::{DataSource, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
+use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object a line, for log pipelines.
-    Json,
-}
 
 /// The server's flags. Every flag can also be set by the environment variable shown in `--help`.
 #[derive(Debug, Clone, Parser)]

@@ -120,6 +120,8 @@ impl AsyncWrite for Connection {
     }
 }
 
+const HANDSHAKE_FAILURES: &str = "cardlookup_tls_handshake_failures_total";
+
 /// Accepts connections until `stop`, handing tonic those that are ready: at once for plain
 /// TCP, after the handshake (done concurrently, with a timeout) for TLS. Connections that fail
 /// the handshake (no or a wrong client certificate under mTLS) are logged and dropped.
@@ -128,6 +130,10 @@ pub fn accept(
     tls: Option<Arc<LiveTls>>,
     stop: CancellationToken,
 ) -> ReceiverStream<io::Result<Connection>> {
+    metrics::describe_counter!(
+        HANDSHAKE_FAILURES,
+        "TLS handshakes that failed (reason refused: no or a wrong client certificate, bad TLS; or timeout)."
+    );
     let (ready, connections) = mpsc::channel(MAX_PENDING_HANDSHAKES);
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(async move {
@@ -183,11 +189,11 @@ pub fn accept(
                         let _ = ready.send(Ok(connection)).await;
                     }
                     Ok(Err(error)) => {
-                        metrics::counter!("cardlookup_tls_handshake_failures_total", "reason" => "refused").increment(1);
+                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
                         tracing::info!(peer = %remote_addr, %error, "TLS handshake refused");
                     }
                     Err(_) => {
-                        metrics::counter!("cardlookup_tls_handshake_failures_total", "reason" => "timeout").increment(1);
+                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
                         tracing::info!(peer = %remote_addr, "TLS handshake timed out");
                     }
                 }

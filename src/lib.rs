@@ -5,26 +5,38 @@
 //!
 //! - [`card`]: the pure domain. Card numbers ([`card::Pan`], which never prints itself),
 //!   networks and their IIN table, Luhn, validation and masking. No I/O, no gRPC.
-//! - [`bins`]: BIN records, the data formats they are read from, and the [`bins::BinIndex`]
-//!   that answers by longest prefix.
-//! - [`grpc`]: the service implementations; proto in, a domain call, proto out. Errors become
-//!   `tonic::Status` in one place ([`grpc::error`]).
-//! - [`proto`]: the generated types of `proto/cardlookup/v1/card_lookup.proto`.
-//! - [`telemetry`]: logs and Prometheus metrics. [`config`]: flags, parsed and validated once.
-//! - [`server`]: wiring, limits, health, reflection and shutdown. `main.rs` only parses the
-//!   configuration, loads the data, binds the ports and calls [`server::run`], which tests call
-//!   with their own listeners and shutdown signal.
+//! - [`bins`]: BIN records, the data formats they are read from, the [`bins::BinIndex`]
+//!   that answers by longest prefix, and the live store that reloads it.
+//! - [`card_testing`]: per-client detection of card testing.
+//! - [`api`]: the request layer below every front end: what a request must look like, the
+//!   domain call, the answer as a proto message, one mapping between domain and proto.
+//! - Front ends: [`grpc`] (the services: proto in, an [`api`] call, proto out; errors become
+//!   `tonic::Status` in one place) and [`cli`] (the command line, offline through [`api`] or a
+//!   client of a server, printing the same answers either way).
+//! - In front of the gRPC services: [`incoming`] (connections, TLS handshakes, peer identity)
+//!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
+//!   are counted).
+//! - Leaves that any layer may use: [`identity`] (who a call comes from), [`token`] (the rule
+//!   for caller text that is logged), [`telemetry`] (logging set-up, the metrics recorder,
+//!   method names), [`proto`] (the generated types).
+//! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
+//!   reflection and shutdown. `main.rs` only parses the configuration, loads the data, binds
+//!   the ports and calls [`server::run`], which tests call with their own listeners and
+//!   shutdown signal.
 
 pub mod admission;
+pub mod api;
 pub mod bins;
 pub mod card;
 pub mod card_testing;
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod identity;
 pub mod incoming;
 pub mod proto;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod watch;

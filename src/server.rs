@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::admission::{Admission, AdmissionLayer};
-use crate::bins::{BinStore, ReloadTrigger};
+use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
+use crate::api::CardApi;
+use crate::api::admin::AdminApi;
+use crate::bins::{self, BinStore, ReloadTrigger};
 use crate::card_testing::CardTestingDetector;
 use crate::config::Config;
 use crate::grpc::{Admin, CardLookup};
@@ -20,7 +22,7 @@ use crate::incoming;
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
 use crate::proto::{ADMIN_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
-use crate::telemetry::{self, RpcMetrics};
+use crate::telemetry;
 use crate::tls::LiveTls;
 use crate::watch;
 
@@ -95,10 +97,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
-    telemetry::record_loaded(&store.current());
+    bins::record_loaded(&store.current());
     // Build the IIN lookup table now, so that no caller's first request pays for it.
     crate::card::iin::build_table();
-    let metrics = Arc::new(RpcMetrics::new());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -106,15 +107,14 @@ pub async fn run(
         .await;
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
-    let classes: Vec<&str> = std::iter::once(crate::admission::DEFAULT_CLASS)
+    let classes: Vec<&str> = std::iter::once(DEFAULT_CLASS)
         .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
         .collect();
     let card_testing = Arc::new(CardTestingDetector::new(config.card_testing, &classes));
-    let card_lookup = CardLookupServiceServer::new(CardLookup::new(
+    let card_lookup = CardLookupServiceServer::new(CardLookup::new(CardApi::new(
         Arc::clone(&store),
-        Arc::clone(&card_testing),
-        Arc::clone(&metrics),
-    ))
+        Some(Arc::clone(&card_testing)),
+    )))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let tls = load_tls(config, &listeners.grpc)?;
@@ -122,7 +122,6 @@ pub async fn run(
         config.max_concurrent_requests,
         config.request_timeout,
         &config.rate_limits,
-        Arc::clone(&metrics),
     ));
 
     let stop = CancellationToken::new();
@@ -135,7 +134,7 @@ pub async fn run(
     let admin = listeners.admin.map(|listener| {
         serve_admin(
             listener,
-            Admin::new(Arc::clone(&store), metrics),
+            Admin::new(AdminApi::new(Arc::clone(&store))),
             stop.clone(),
         )
     });
@@ -322,6 +321,7 @@ async fn serve_admin(
             .register_encoded_file_descriptor_set(ADMIN_FILE_DESCRIPTOR_SET)
     };
     Server::builder()
+        .layer(CountLayer::new())
         .add_service(
             reflection()
                 .build_v1()

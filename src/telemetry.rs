@@ -18,12 +18,22 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::bins::BinIndex;
-use crate::config::LogFormat;
+use crate::proto::cardlookup::admin::v1::admin_service_server::SERVICE_NAME as ADMIN_SERVICE_NAME;
+use crate::proto::cardlookup::v1::card_lookup_service_server::SERVICE_NAME;
 
-/// The gRPC service name, as metrics label it.
-pub const SERVICE_NAME: &str = "cardlookup.v1.CardLookupService";
+const STARTED: &str = "grpc_server_started_total";
+const HANDLED: &str = "grpc_server_handled_total";
 const HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
+const P99_TARGET: &str = "cardlookup_latency_p99_target_seconds";
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
 
 /// Histogram bucket boundaries in seconds: fine steps from 50 microseconds, so a P99 far below
 /// the target is still resolved, up to 10 s.
@@ -73,16 +83,16 @@ pub fn install_metrics(p99_target: Duration) -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
-            gauge!("cardlookup_latency_p99_target_seconds").set(p99_target.as_secs_f64());
+            gauge!(P99_TARGET).set(p99_target.as_secs_f64());
             handle
         })
         .clone()
 }
 
 fn describe() {
-    describe_counter!("grpc_server_started_total", "RPCs started on the server.");
+    describe_counter!(STARTED, "RPCs started on the server.");
     describe_counter!(
-        "grpc_server_handled_total",
+        HANDLED,
         "RPCs completed on the server, by gRPC status code."
     );
     describe_histogram!(
@@ -91,118 +101,11 @@ fn describe() {
         "Time from receiving a request to sending its response, by gRPC status code."
     );
     describe_gauge!(
-        "cardlookup_latency_p99_target_seconds",
+        P99_TARGET,
         metrics::Unit::Seconds,
         "The configured 99th-percentile latency objective (--p99-target-ms)."
     );
-    describe_gauge!(
-        "cardlookup_bin_index_entries",
-        "BIN prefixes in the live index."
-    );
-    describe_gauge!(
-        "cardlookup_data_info",
-        "1 for the version (content hash) of the BIN data being served; 0 for versions served before."
-    );
-    describe_counter!(
-        "cardlookup_bin_lookups_total",
-        "LookupBin answers, by whether the BIN data had the BIN."
-    );
-    describe_counter!(
-        "cardlookup_inspect_items_total",
-        "Numbers answered on Inspect streams."
-    );
-    describe_counter!(
-        "cardlookup_requests_shed_total",
-        "Calls refused at once with RESOURCE_EXHAUSTED because the server was at its concurrency limit."
-    );
-    describe_counter!(
-        "cardlookup_requests_rate_limited_total",
-        "Calls refused with RESOURCE_EXHAUSTED by a client class's rate limit."
-    );
-    describe_counter!(
-        "cardlookup_card_testing_suspected_total",
-        "Clients flagged by card-testing detection, by class and reason (bin_walk, luhn_failures); once a window each."
-    );
-    describe_counter!(
-        "cardlookup_tls_handshake_failures_total",
-        "TLS handshakes that failed (reason refused: no or a wrong client certificate, bad TLS; or timeout)."
-    );
-    describe_counter!(
-        "cardlookup_handler_panics_total",
-        "Calls whose handler panicked; each got INTERNAL and the server went on."
-    );
-    describe_gauge!(
-        "cardlookup_data_last_reload_successful",
-        "1 if the last load or reload of the BIN data succeeded, 0 if it failed."
-    );
-    describe_gauge!(
-        "cardlookup_data_last_reload_success_timestamp_seconds",
-        metrics::Unit::Seconds,
-        "When the BIN data was last loaded or reloaded successfully (Unix time)."
-    );
-    describe_counter!(
-        "cardlookup_data_reloads_total",
-        "BIN data reloads, by result: success, unchanged or failure."
-    );
 }
-
-/// Publishes the size and version of the index first loaded, as a successful load; and
-/// creates the reload counters at 0, so that `increase()` sees their first event.
-pub fn record_loaded(index: &BinIndex) {
-    record_index(index);
-    for result in ["success", "unchanged", "failure"] {
-        counter!("cardlookup_data_reloads_total", "result" => result).increment(0);
-    }
-    gauge!("cardlookup_data_last_reload_successful").set(1.0);
-    gauge!("cardlookup_data_last_reload_success_timestamp_seconds").set(unix_now());
-}
-
-/// Publishes a new index in place of `previous`: the old version's info series drops to 0.
-pub fn record_index_replaced(previous: &BinIndex, current: &BinIndex) {
-    if previous.version() != current.version() {
-        gauge!("cardlookup_data_info", "version" => previous.version().to_owned()).set(0.0);
-    }
-    record_index(current);
-}
-
-#[allow(clippy::cast_precision_loss)] // exact below 2^52 entries
-fn record_index(index: &BinIndex) {
-    gauge!("cardlookup_bin_index_entries").set(index.len() as f64);
-    gauge!("cardlookup_data_info", "version" => index.version().to_owned()).set(1.0);
-}
-
-/// How a data reload ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadResult {
-    Success,
-    /// The files had not changed.
-    Unchanged,
-    Failure,
-}
-
-/// Counts a reload and sets the last-reload gauges, as Prometheus does for its own config.
-pub fn record_reload(result: ReloadResult) {
-    let label = match result {
-        ReloadResult::Success => "success",
-        ReloadResult::Unchanged => "unchanged",
-        ReloadResult::Failure => "failure",
-    };
-    counter!("cardlookup_data_reloads_total", "result" => label).increment(1);
-    let failed = result == ReloadResult::Failure;
-    gauge!("cardlookup_data_last_reload_successful").set(if failed { 0.0 } else { 1.0 });
-    if !failed {
-        gauge!("cardlookup_data_last_reload_success_timestamp_seconds").set(unix_now());
-    }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The admin gRPC service name, as metrics label it.
-pub const ADMIN_SERVICE_NAME: &str = "cardlookup.admin.v1.AdminService";
 
 /// The RPCs served, as metrics and logs name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,13 +171,11 @@ struct MethodMetrics {
     handled: [OnceLock<(Counter, Histogram)>; CODES],
 }
 
-/// Cached metric handles for the service's RPCs.
+/// Cached metric handles for the service's RPCs. Admission's call records are the one user
+/// (`admission::calls`): every call is counted there, once.
 #[derive(Debug)]
 pub struct RpcMetrics {
     methods: [MethodMetrics; Method::ALL.len()],
-    bin_found: Counter,
-    bin_not_found: Counter,
-    inspected_items: Counter,
 }
 
 impl Default for RpcMetrics {
@@ -289,12 +190,9 @@ impl RpcMetrics {
     pub fn new() -> Self {
         Self {
             methods: Method::ALL.map(|method| MethodMetrics {
-                started: counter!("grpc_server_started_total", &labels(method)),
+                started: counter!(STARTED, &labels(method)),
                 handled: std::array::from_fn(|_| OnceLock::new()),
             }),
-            bin_found: counter!("cardlookup_bin_lookups_total", "result" => "found"),
-            bin_not_found: counter!("cardlookup_bin_lookups_total", "result" => "not_found"),
-            inspected_items: counter!("cardlookup_inspect_items_total"),
         }
     }
 
@@ -308,44 +206,12 @@ impl RpcMetrics {
             let mut labels = labels(method).to_vec();
             labels.push(("grpc_code", code_name(code)));
             (
-                counter!("grpc_server_handled_total", &labels),
+                counter!(HANDLED, &labels),
                 histogram!(HANDLING_SECONDS, &labels),
             )
         });
         handled.increment(1);
         seconds.record(elapsed.as_secs_f64());
-    }
-
-    /// Counts the items of an Inspect batch and the BIN lookups made for them.
-    pub fn inspected(&self, items: usize, lookups: BinLookups) {
-        self.inspected_items.increment(items as u64);
-        self.bin_found.increment(lookups.found);
-        self.bin_not_found.increment(lookups.not_found);
-    }
-
-    pub fn bin_lookup(&self, found: bool) {
-        if found {
-            self.bin_found.increment(1);
-        } else {
-            self.bin_not_found.increment(1);
-        }
-    }
-}
-
-/// BIN lookups tallied over a batch, recorded with one update per counter.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BinLookups {
-    found: u64,
-    not_found: u64,
-}
-
-impl BinLookups {
-    pub fn count(&mut self, found: bool) {
-        if found {
-            self.found += 1;
-        } else {
-            self.not_found += 1;
-        }
     }
 }
 

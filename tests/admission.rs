@@ -165,3 +165,57 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_frees_its_place() {
     let answer = client.validate(validate_as("after")).await.unwrap();
     assert!(answer.into_inner().valid);
 }
+
+/// What admission means for an Inspect stream: it holds a concurrency place for its whole
+/// life (so open streams count against the limit), `--request-timeout` does not end it, and
+/// its rate limit is checked once, when it opens.
+#[tokio::test]
+async fn an_inspect_stream_holds_its_place_for_its_life_and_outlives_the_request_timeout() {
+    let config = Config {
+        request_timeout: Duration::from_millis(200),
+        ..config(&["default=3/m"], 1)
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    let batch = || pb::InspectRequest {
+        items: vec![pb::InspectItem {
+            id: "1".into(),
+            number: "4111111111111111".into(),
+        }],
+        ..Default::default()
+    };
+    let (requests, received) = tokio::sync::mpsc::channel(1);
+    let mut answers = client
+        .inspect(tokio_stream::wrappers::ReceiverStream::new(received))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    requests.send(batch()).await.unwrap();
+    assert!(answers.message().await.unwrap().is_some());
+
+    // The stream holds the only place: a unary call is shed.
+    let shed = client.validate(validate_as("other")).await.unwrap_err();
+    assert_eq!(shed.code(), Code::ResourceExhausted);
+    assert!(shed.message().contains("concurrency limit"), "{shed:?}");
+
+    // Past the request timeout, the stream still answers; its batches cost no rate.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..5 {
+        requests.send(batch()).await.unwrap();
+        let answer = answers.message().await.expect("still open").unwrap();
+        assert_eq!(answer.results.len(), 1);
+    }
+
+    // Once it ends, its place is free again.
+    drop(requests);
+    assert!(answers.message().await.unwrap().is_none());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(status) = client.validate(validate_as("other")).await {
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            Instant::now() < deadline,
+            "the stream's place was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

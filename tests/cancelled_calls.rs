@@ -41,9 +41,9 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
     let mut client = server.client().await;
 
-    // A caller that gives up while its request has not arrived: its place is freed. (tonic
-    // answers it, as a request body that failed, and it is not counted: see the note on
-    // `InFlightSlot`.)
+    // A caller that gives up while its request has not arrived: its place is freed. (hyper
+    // hands tonic the reset request as one that ended without a message, and tonic answers it
+    // INTERNAL, so it is not among the `Canceled` counted here: tests/counted_calls.rs.)
     let stalled = server.stalled_call(None).await;
     server.first_refusal().await;
     drop(stalled);

@@ -115,7 +115,7 @@ async fn a_batch_over_the_cap_ends_the_stream() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let too_many = pb::InspectRequest {
-        items: (0..=card_lookup::grpc::inspect::MAX_INSPECT_ITEMS)
+        items: (0..=card_lookup::api::inspect::MAX_INSPECT_ITEMS)
             .map(|i| item(&i.to_string(), "4111111111111111"))
             .collect(),
         ..Default::default()

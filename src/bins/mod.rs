@@ -6,9 +6,11 @@ pub mod facts;
 pub mod format;
 pub mod index;
 pub mod load;
+mod metrics;
 pub mod record;
 pub mod store;
 
+pub use self::metrics::record_loaded;
 pub use facts::{CardFacts, Examined, examine, validate_number};
 pub use format::Format;
 pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};

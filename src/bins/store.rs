@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use super::index::BinIndex;
 use super::load::{self, DataSource, LoadError, LoadOptions, SourceReport};
-use crate::telemetry;
+use super::metrics::{self, ReloadResult};
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,7 @@ impl BinStore {
                 let loaded = *loaded;
                 let version = loaded.index.version().to_owned();
                 let previous = self.current.swap(Arc::new(loaded.index));
-                telemetry::record_index_replaced(&previous, &self.current.load());
+                metrics::record_index_replaced(&previous, &self.current.load());
                 state.sources = loaded.sources;
                 state.loaded_at = SystemTime::now();
                 ReloadOutcome::Replaced { version }
@@ -186,10 +186,10 @@ impl BinStore {
                 "BIN data reload failed; still serving the previous data"
             ),
         }
-        telemetry::record_reload(match &result {
-            Ok(ReloadOutcome::Replaced { .. }) => telemetry::ReloadResult::Success,
-            Ok(ReloadOutcome::Unchanged { .. }) => telemetry::ReloadResult::Unchanged,
-            Err(_) => telemetry::ReloadResult::Failure,
+        metrics::record_reload(match &result {
+            Ok(ReloadOutcome::Replaced { .. }) => ReloadResult::Success,
+            Ok(ReloadOutcome::Unchanged { .. }) => ReloadResult::Unchanged,
+            Err(_) => ReloadResult::Failure,
         });
         state.last_reload = Some(ReloadRecord {
             at: SystemTime::now(),

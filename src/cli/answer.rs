@@ -1,6 +1,6 @@
-//! What `validate`, `lookup` and `mask` print. Each answer is built either from the library's
-//! values (offline, mirroring `grpc::card_lookup`) or from the server's proto message, and is
-//! printed the same way, so offline and server answers read alike.
+//! What `validate`, `lookup` and `mask` print. Each answer is read from the proto message the
+//! request layer answered with, offline or in a server, so offline and server answers read
+//! alike.
 //!
 //! None of these types holds a whole card number: only its masked form.
 
@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::bins::{BinMatch, CardType};
-use crate::card::{CardNetwork, Failure, Validation};
+use crate::api::convert::{failure_from_proto, network_from_proto};
+use crate::card::{CardNetwork, Failure};
 use crate::proto::cardlookup::v1 as pb;
 
 /// Why a number is not valid.
@@ -59,24 +59,6 @@ pub(super) struct Checked {
     /// Last four digits; empty when the input is not digits.
     pub masked: String,
     pub reason: Option<Reason>,
-}
-
-impl From<Validation> for Checked {
-    fn from(v: Validation) -> Self {
-        Self {
-            valid: v.valid,
-            luhn_valid: v.luhn_valid,
-            length_valid: v.length_valid,
-            luhn_required: v.luhn_required,
-            potentially_valid: v.potentially_valid,
-            network: v.network,
-            candidates: v.candidates.iter().collect(),
-            lengths: v.lengths.iter().map(|l| l as u32).collect(),
-            digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
-            masked: v.masked,
-            reason: v.failure.map(Reason::of),
-        }
-    }
 }
 
 impl From<pb::ValidateResponse> for Checked {
@@ -210,53 +192,6 @@ pub(super) struct BinInfo {
 }
 
 impl BinInfo {
-    /// What `grpc::convert::bin_lookup` answers, from the same values.
-    pub(super) fn from_match(
-        hit: Option<BinMatch>,
-        iin_network: Option<CardNetwork>,
-        dataset_version: &str,
-    ) -> Self {
-        let Some(BinMatch { prefix, record }) = hit else {
-            return Self {
-                found: false,
-                bin: String::new(),
-                network: iin_network,
-                brand: String::new(),
-                card_type: None,
-                prepaid: None,
-                level: String::new(),
-                issuer: IssuerInfo::default(),
-                country: None,
-                dataset_version: dataset_version.to_owned(),
-            };
-        };
-        Self {
-            found: true,
-            bin: prefix.to_text(),
-            network: record.network.or(iin_network),
-            brand: record.brand.to_string(),
-            card_type: record.card_type.map(|t| match t {
-                CardType::Debit => "debit",
-                CardType::Credit => "credit",
-                CardType::Charge => "charge",
-            }),
-            prepaid: record.prepaid,
-            level: record.category.to_string(),
-            issuer: IssuerInfo {
-                name: record.issuer.name.to_string(),
-                url: record.issuer.url.to_string(),
-                phone: record.issuer.phone.to_string(),
-            },
-            country: record.country.map(|c| CountryInfo {
-                alpha2: c.alpha2.to_owned(),
-                alpha3: c.alpha3.to_owned(),
-                numeric: c.numeric_text(),
-                name: c.name.to_owned(),
-            }),
-            dataset_version: dataset_version.to_owned(),
-        }
-    }
-
     /// The lines `lookup BIN` prints.
     pub(super) fn human(&self) -> String {
         let mut out = String::new();
@@ -390,44 +325,6 @@ impl From<pb::MaskCardResponse> for Masked {
     }
 }
 
-/// The domain network of a proto `CardNetwork` value; `None` for UNSPECIFIED and for values
-/// this build does not know (a newer server).
-pub(super) fn network_from_proto(value: i32) -> Option<CardNetwork> {
-    use CardNetwork as N;
-    Some(match pb::CardNetwork::try_from(value).ok()? {
-        pb::CardNetwork::Unspecified => return None,
-        pb::CardNetwork::Visa => N::Visa,
-        pb::CardNetwork::Mastercard => N::Mastercard,
-        pb::CardNetwork::AmericanExpress => N::AmericanExpress,
-        pb::CardNetwork::Discover => N::Discover,
-        pb::CardNetwork::DinersClub => N::DinersClub,
-        pb::CardNetwork::Jcb => N::Jcb,
-        pb::CardNetwork::Unionpay => N::UnionPay,
-        pb::CardNetwork::Maestro => N::Maestro,
-        pb::CardNetwork::Mir => N::Mir,
-        pb::CardNetwork::Elo => N::Elo,
-        pb::CardNetwork::Hipercard => N::Hipercard,
-        pb::CardNetwork::Hiper => N::Hiper,
-        pb::CardNetwork::Troy => N::Troy,
-        pb::CardNetwork::Verve => N::Verve,
-        pb::CardNetwork::Rupay => N::RuPay,
-        pb::CardNetwork::Naranja => N::Naranja,
-    })
-}
-
-fn failure_from_proto(failure: pb::ValidationFailure) -> Option<Failure> {
-    Some(match failure {
-        pb::ValidationFailure::Unspecified => return None,
-        pb::ValidationFailure::Empty => Failure::Empty,
-        pb::ValidationFailure::NonDigit => Failure::NonDigit,
-        pb::ValidationFailure::TooShort => Failure::TooShort,
-        pb::ValidationFailure::TooLong => Failure::TooLong,
-        pb::ValidationFailure::LengthInvalidForNetwork => Failure::LengthInvalidForNetwork,
-        pb::ValidationFailure::LuhnFailed => Failure::LuhnFailed,
-        pb::ValidationFailure::UnknownNetwork => Failure::UnknownNetwork,
-    })
-}
-
 pub(super) fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
 }
@@ -455,6 +352,7 @@ fn non_empty(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::convert;
     use crate::card;
 
     #[test]
@@ -483,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_server_answer_reads_as_the_library_answer() {
-        let offline = Checked::from(card::validate("4111111111111112"));
+        let offline = Checked::from(convert::validation(card::validate("4111111111111112")));
         let response = pb::ValidateResponse {
             valid: false,
             luhn_valid: false,

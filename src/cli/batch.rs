@@ -18,7 +18,7 @@ use zeroize::Zeroize;
 
 use super::CliError;
 use super::answer::{Checked, or_dash, yes_no};
-use super::card::{Engine, offline_validate};
+use super::engine::Engine;
 use super::remote::Remote;
 use crate::card::CardNetwork;
 use crate::proto::cardlookup::v1 as pb;
@@ -69,16 +69,19 @@ pub(super) fn run(file: &Path, engine: Engine, options: Options) -> Result<ExitC
     let mut report = Report::new(BufWriter::new(stdout.lock()), options, bar, through_bar);
 
     let checked = match engine {
-        Engine::Offline(index) => report.header().and_then(|()| {
-            for line in Lines::new(reader) {
-                let line = line.map_err(|e| read_error(&e))?;
-                report.record(&line, &offline_validate(&index, &line.text))?;
-            }
-            Ok(())
-        }),
         Engine::Remote { runtime, remote } => report
             .header()
             .and_then(|()| runtime.block_on(remote_run(reader, &remote, &mut report))),
+        mut offline @ Engine::Offline(_) => report.header().and_then(|()| {
+            for line in Lines::new(reader) {
+                let line = line.map_err(|e| read_error(&e))?;
+                let request = pb::ValidateRequest {
+                    number: line.text.clone(),
+                };
+                report.record(&line, &offline.validate(request)?)?;
+            }
+            Ok(())
+        }),
     };
     match checked {
         Ok(()) => report.finish(),

@@ -1,103 +1,18 @@
-//! `card-lookup validate`, `lookup` and `mask`: offline from the library (the embedded BIN data
-//! and `--bin-data` files), or from a server with `--server`.
-//!
-//! Offline answers are computed as `grpc::card_lookup` computes the server's, from the same
-//! library calls, so the two agree; tests/cli_server.rs checks that they do.
+//! `card-lookup validate`, `lookup` and `mask`: their flags, and running them. The answers come
+//! from an [`Engine`]: the request layer offline, or a server.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::ValueEnum;
-use zeroize::Zeroize;
 
 use super::CliError;
-use super::answer::{BinInfo, Checked, Masked};
 use super::batch;
-use super::remote::Remote;
-use crate::bins::{BinIndex, CardFacts, DataSource, Format, LoadOptions, load, validate_number};
-use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, MaskOptions, MaskStyle, Pan};
-use crate::grpc::error::{MIN_BIN_DIGITS, RequestError};
+use super::engine::Engine;
+use super::target::Target;
+use crate::card::MaskOptions;
 use crate::proto::cardlookup::v1 as pb;
-
-/// Where answers come from: offline by default, or a server.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Target {
-    /// Ask this card-lookup server instead of answering offline: http://HOST:PORT, or
-    /// https://HOST:PORT with --ca-cert.
-    #[arg(long, value_name = "URL", help_heading = "Server")]
-    pub server: Option<String>,
-
-    /// PEM file with the CA certificate(s) that signed the server's certificate (https only).
-    #[arg(long, value_name = "PEM", requires = "server", help_heading = "Server")]
-    pub ca_cert: Option<PathBuf>,
-
-    /// PEM client certificate, for a server that requires mutual TLS (with --key).
-    #[arg(
-        long,
-        value_name = "PEM",
-        requires = "key",
-        requires = "ca_cert",
-        help_heading = "Server"
-    )]
-    pub cert: Option<PathBuf>,
-
-    /// PEM private key of --cert.
-    #[arg(long, value_name = "PEM", requires = "cert", help_heading = "Server")]
-    pub key: Option<PathBuf>,
-
-    /// The name the server's certificate must carry, when it is not the host in --server
-    /// (e.g. --server https://127.0.0.1:50051 --tls-server-name card-lookup.internal).
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "ca_cert",
-        help_heading = "Server"
-    )]
-    pub tls_server_name: Option<String>,
-
-    /// How long to wait for the server, to connect and for each call ("10s", "500ms").
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = humantime::parse_duration,
-        help_heading = "Server"
-    )]
-    pub timeout: Duration,
-
-    /// A BIN table file (CSV, optionally gzip-compressed, any supported format) loaded on top
-    /// of the embedded data, as the server's --bin-data. Repeat for several files; later files
-    /// win for the same BIN.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "server",
-        help_heading = "Offline data"
-    )]
-    pub bin_data: Vec<PathBuf>,
-
-    /// The format of the --bin-data files: cardlookup, bin-list-data, cn-four-column or
-    /// binlist-ranges. Detected from each file's header when not given.
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        conflicts_with = "server",
-        help_heading = "Offline data"
-    )]
-    pub bin_data_format: Option<Format>,
-
-    /// Use only the --bin-data files, without the embedded data underneath.
-    #[arg(
-        long,
-        requires = "bin_data",
-        conflicts_with = "server",
-        help_heading = "Offline data"
-    )]
-    pub no_default_data: bool,
-}
 
 /// `card-lookup validate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -178,14 +93,6 @@ pub enum MaskStyleArg {
 }
 
 impl MaskStyleArg {
-    fn domain(self) -> MaskStyle {
-        match self {
-            Self::LastFour => MaskStyle::LastFour,
-            Self::BinAndLastFour => MaskStyle::BinAndLastFour,
-            Self::All => MaskStyle::All,
-        }
-    }
-
     fn proto(self) -> pb::MaskStyle {
         match self {
             Self::LastFour => pb::MaskStyle::LastFour,
@@ -271,10 +178,9 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
         };
         return batch::run(file, Engine::new(&args.target)?, options);
     }
-    let mut number = number_text(&args.number)?;
-    let checked = Engine::new(&args.target)?.validate(&number);
-    number.zeroize();
-    let checked = checked?;
+    let mut engine = Engine::new(&args.target)?;
+    let number = number_text(&args.number)?;
+    let checked = engine.validate(pb::ValidateRequest { number })?;
     print(&if args.json {
         format!("{}\n", checked.json())
     } else {
@@ -284,10 +190,9 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, CliError> {
 }
 
 fn run_lookup(args: &LookupArgs) -> Result<ExitCode, CliError> {
-    let mut number = number_text(&args.bin)?;
-    let info = Engine::new(&args.target)?.lookup(&number);
-    number.zeroize();
-    let info = info?;
+    let mut engine = Engine::new(&args.target)?;
+    let number = number_text(&args.bin)?;
+    let info = engine.lookup_bin(pb::LookupBinRequest { number })?;
     print(&if args.json {
         format!("{}\n", info.json())
     } else {
@@ -297,10 +202,13 @@ fn run_lookup(args: &LookupArgs) -> Result<ExitCode, CliError> {
 }
 
 fn run_mask(args: &MaskArgs) -> Result<ExitCode, CliError> {
-    let mut number = number_text(&args.number)?;
-    let masked = Engine::new(&args.target)?.mask(&number, args);
-    number.zeroize();
-    let masked = masked?;
+    let mut engine = Engine::new(&args.target)?;
+    let masked = engine.mask_card(pb::MaskCardRequest {
+        number: number_text(&args.number)?,
+        style: args.style.proto().into(),
+        mask_character: Some(args.mask_char.to_string()),
+        keep_grouping: args.grouping,
+    })?;
     print(&if args.json {
         format!("{}\n", masked.json())
     } else {
@@ -336,123 +244,4 @@ fn print(text: &str) -> Result<(), CliError> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| CliError::output(&e))
-}
-
-/// What answers: the library over a loaded BIN index, or a server.
-#[derive(Debug)]
-pub(super) enum Engine {
-    Offline(Box<BinIndex>),
-    Remote {
-        runtime: Box<tokio::runtime::Runtime>,
-        remote: Remote,
-    },
-}
-
-impl Engine {
-    /// Loads the BIN data (offline), or sets up the client (with --server).
-    pub(super) fn new(target: &Target) -> Result<Self, CliError> {
-        let Some(url) = &target.server else {
-            let mut sources: Vec<DataSource> = Vec::new();
-            if !target.no_default_data {
-                sources.push(DataSource::Embedded);
-            }
-            sources.extend(target.bin_data.iter().cloned().map(DataSource::File));
-            let options = LoadOptions {
-                format: target.bin_data_format,
-                skip_invalid_rows: false,
-            };
-            let loaded = load(&sources, options)
-                .map_err(|e| CliError::Usage(format!("cannot load BIN data: {e}")))?;
-            return Ok(Self::Offline(Box::new(loaded.index)));
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
-        let remote = {
-            let _context = runtime.enter();
-            Remote::new(url, target)?
-        };
-        Ok(Self::Remote {
-            runtime: Box::new(runtime),
-            remote,
-        })
-    }
-
-    fn validate(&mut self, number: &str) -> Result<Checked, CliError> {
-        match self {
-            Self::Offline(index) => Ok(offline_validate(index, number)),
-            Self::Remote { runtime, remote } => {
-                let request = pb::ValidateRequest {
-                    number: number.to_owned(),
-                };
-                let response = runtime.block_on(remote.client.validate(request));
-                Ok(response.map_err(|s| remote.failed(&s))?.into_inner().into())
-            }
-        }
-    }
-
-    fn lookup(&mut self, number: &str) -> Result<BinInfo, CliError> {
-        match self {
-            // As grpc::card_lookup's lookup_bin.
-            Self::Offline(index) => {
-                let pan = Pan::parse(number).map_err(RequestError::from)?;
-                if pan.len() < MIN_BIN_DIGITS {
-                    return Err(RequestError::TooFewDigitsForBin { digits: pan.len() }.into());
-                }
-                let facts = CardFacts::of(index, &pan);
-                Ok(BinInfo::from_match(
-                    facts.hit,
-                    facts.detection.network,
-                    index.version(),
-                ))
-            }
-            Self::Remote { runtime, remote } => {
-                let request = pb::LookupBinRequest {
-                    number: number.to_owned(),
-                };
-                let response = runtime.block_on(remote.client.lookup_bin(request));
-                Ok(response.map_err(|s| remote.failed(&s))?.into_inner().into())
-            }
-        }
-    }
-
-    fn mask(&mut self, number: &str, args: &MaskArgs) -> Result<Masked, CliError> {
-        match self {
-            // As grpc::card_lookup's mask_card.
-            Self::Offline(index) => {
-                let pan = Pan::parse(number).map_err(RequestError::from)?;
-                if pan.len() < MIN_PAN_DIGITS {
-                    return Err(RequestError::NotACardNumber { digits: pan.len() }.into());
-                }
-                let facts = CardFacts::of(index, &pan);
-                let network = facts.detection.network;
-                let options = MaskOptions {
-                    style: args.style.domain(),
-                    mask_char: args.mask_char,
-                    keep_grouping: args.grouping,
-                };
-                Ok(Masked {
-                    masked: card::mask(&pan, network, facts.bin_len(), &options),
-                    network,
-                })
-            }
-            Self::Remote { runtime, remote } => {
-                let request = pb::MaskCardRequest {
-                    number: number.to_owned(),
-                    style: args.style.proto().into(),
-                    mask_character: Some(args.mask_char.to_string()),
-                    keep_grouping: args.grouping,
-                };
-                let response = runtime.block_on(remote.client.mask_card(request));
-                Ok(response.map_err(|s| remote.failed(&s))?.into_inner().into())
-            }
-        }
-    }
-}
-
-/// Validates as grpc::card_lookup's Validate does: with the issuer's own rules (lengths,
-/// Luhn) where the BIN data has them.
-pub(super) fn offline_validate(index: &BinIndex, number: &str) -> Checked {
-    validate_number(index, number).into()
 }

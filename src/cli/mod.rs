@@ -4,7 +4,10 @@
 //!
 //! - [`data`]: `data check` and `data convert`.
 //! - [`card`]: the flags of `validate`, `lookup` and `mask`, and running them.
-//! - `answer`: what they print, the same whether the library or a server answered.
+//! - [`target`]: `--server` and the offline data flags.
+//! - `engine`: what answers: the request layer offline, or a server; the same messages both
+//!   ways.
+//! - `answer`: what they print, from the answer messages.
 //! - `remote`: the gRPC client (`--server`, TLS and mutual TLS).
 //! - `batch`: `validate --file`, streaming a file of numbers with a progress bar and summary.
 //!
@@ -16,14 +19,17 @@ mod answer;
 mod batch;
 pub mod card;
 pub mod data;
+mod engine;
 mod remote;
+pub mod target;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::Args;
 
-pub use card::{LookupArgs, MaskArgs, MaskStyleArg, Target, ValidateArgs, lookup, mask, validate};
+pub use card::{LookupArgs, MaskArgs, MaskStyleArg, ValidateArgs, lookup, mask, validate};
 pub use data::{DataCommand, DataFiles, check, convert};
+pub use target::Target;
 
 /// A number is invalid, or a BIN is not in the data.
 const EXIT_NEGATIVE: u8 = 1;
@@ -39,7 +45,7 @@ enum CliError {
     Usage(String),
     /// Input the command cannot take; the same message as the server's INVALID_ARGUMENT.
     #[error("{0}")]
-    Request(#[from] crate::grpc::error::RequestError),
+    Request(#[from] crate::api::RequestError),
     /// A call that failed: the server's address, the gRPC code and message.
     #[error("{0}")]
     Server(String),

@@ -7,7 +7,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 
 use super::CliError;
-use super::card::Target;
+use super::target::Target;
 use crate::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 
 /// A client for the server named by `--server`.

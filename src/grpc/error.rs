@@ -1,62 +1,11 @@
-//! Request errors and their gRPC status codes. Messages name the field and the rule broken,
-//! never the value: the value may be a card number.
+//! The one place where errors become a `tonic::Status`: the request layer's
+//! [`RequestError`] and admission's [`Refusal`].
 
-use tonic::{Code, Status};
+use tonic::Status;
+use tonic::metadata::MetadataValue;
 
-use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::pan::MAX_DIGITS;
-use crate::card::{MaskStyleError, PanError};
-
-/// The fewest digits LookupBin accepts: a BIN is at least 6 digits.
-pub const MIN_BIN_DIGITS: usize = 6;
-
-/// Why a request cannot be answered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    #[error("number: {0}")]
-    Number(#[from] PanError),
-    #[error("number: {digits} digits; LookupBin needs at least {MIN_BIN_DIGITS} (a BIN)")]
-    TooFewDigitsForBin { digits: usize },
-    #[error("number: {digits} digits; a card number has {MIN_PAN_DIGITS} to {MAX_DIGITS}")]
-    NotACardNumber { digits: usize },
-    #[error("mask_character: {0}")]
-    MaskCharacter(#[from] MaskStyleError),
-    #[error("style: {0} is not a MaskStyle value")]
-    UnknownMaskStyle(i32),
-    #[error("id: longer than {max} bytes")]
-    InspectId { max: usize },
-    #[error("items: {items} in one request; at most {max}")]
-    InspectItems { items: usize, max: usize },
-    #[error("bin_answers: {0} is not a BinAnswerLayout value")]
-    UnknownBinAnswerLayout(i32),
-    /// The client was flagged by card-testing detection and refusal is on.
-    #[error(
-        "refused: this client's calls look like card testing ({0}); ask the card-lookup operators"
-    )]
-    CardTesting(&'static str),
-    /// A data reload failed; the message names the file, line and reason.
-    #[error("reload failed, still serving the previous data: {0}")]
-    Reload(String),
-}
-
-impl RequestError {
-    /// The gRPC status code for this error.
-    #[must_use]
-    pub fn code(&self) -> Code {
-        match self {
-            Self::Number(_)
-            | Self::TooFewDigitsForBin { .. }
-            | Self::NotACardNumber { .. }
-            | Self::MaskCharacter(_)
-            | Self::UnknownMaskStyle(_)
-            | Self::InspectId { .. }
-            | Self::InspectItems { .. }
-            | Self::UnknownBinAnswerLayout(_) => Code::InvalidArgument,
-            Self::Reload(_) => Code::FailedPrecondition,
-            Self::CardTesting(_) => Code::PermissionDenied,
-        }
-    }
-}
+use crate::admission::Refusal;
+use crate::api::RequestError;
 
 impl From<RequestError> for Status {
     fn from(error: RequestError) -> Self {
@@ -64,10 +13,26 @@ impl From<RequestError> for Status {
     }
 }
 
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        let mut status = Self::new(refusal.code(), refusal.to_string());
+        if let Refusal::RateLimited { retry_after, .. } = refusal {
+            // gRPC clients with a retry policy honour this pushback.
+            if let Ok(value) = MetadataValue::try_from(retry_after.as_millis().to_string()) {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value);
+            }
+        }
+        status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::card::Pan;
+    use tonic::Code;
 
     #[test]
     fn messages_name_the_problem_not_the_number() {
@@ -81,5 +46,20 @@ mod tests {
             );
             assert!(!status.message().contains("111"), "{}", status.message());
         }
+    }
+
+    #[test]
+    fn a_rate_limited_call_is_told_when_to_retry() {
+        let status = Status::from(Refusal::RateLimited {
+            class: "default".into(),
+            per_second: 20,
+            retry_after: std::time::Duration::from_millis(40),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+            "40"
+        );
+        assert!(status.message().contains("retry after 40 ms"), "{status:?}");
     }
 }

@@ -1,14 +1,11 @@
-//! The gRPC services: proto in, a domain call, proto out.
+//! The gRPC front end: proto in, a call to the request layer ([`crate::api`]), proto out.
 //!
-//! [`error`] is the one place where errors become `tonic::Status`; [`observe`] wraps every call
-//! with its request id, metrics and log line; [`inspect`] answers the batches of the Inspect
-//! stream, which [`card_lookup`] serves.
+//! [`error`] is the one place where errors become `tonic::Status`; [`observe`] gives every
+//! call its request id and log line (admission counts it in the metrics).
 
 pub mod admin;
 pub mod card_lookup;
-mod convert;
-pub mod error;
-pub mod inspect;
+mod error;
 pub mod observe;
 
 pub use admin::Admin;

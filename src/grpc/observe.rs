@@ -1,4 +1,5 @@
-//! What happens around every call: a request id, metrics, and a log line.
+//! What happens around every unary call: a request id and a log line. (Admission counts the
+//! call in the metrics, whatever answers it.)
 
 use std::cell::Cell;
 use std::future::Future;
@@ -10,22 +11,21 @@ use std::time::Instant;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
-use super::error::RequestError;
-use crate::admission::ClientIdentity;
+use crate::api::RequestError;
 use crate::card::Pan;
-use crate::card::mask::MIN_PAN_DIGITS;
-use crate::telemetry::{Method, RpcMetrics, code_name};
+use crate::identity::ClientIdentity;
+use crate::telemetry::{Method, code_name};
+use crate::token::is_safe_token;
 
 /// The metadata key that carries the request id, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 /// [`REQUEST_ID`] as a key, made once: a `&str` key is parsed again on every use.
 static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
     LazyLock::new(|| MetadataKey::from_static(REQUEST_ID));
-const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// Runs `handler` on the request's message and the caller's identity (from admission), and
-/// records the call: `grpc_server_*` metrics, a debug log line, and the request id in the
-/// response's (or error's) metadata.
+/// records the call: a debug log line, and the request id in the response's (or error's)
+/// metadata.
 ///
 /// The caller's `x-request-id` is kept when it is a short token of letters, digits, `.`, `_`
 /// and `-` (safe to log); otherwise a new one is made. A caller that sent none gets one the
@@ -33,7 +33,6 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 /// no log line tells the caller nothing, and encoding one on every answer cost both ends about
 /// a microsecond a call (BENCHMARKS.md, "What the request id costs").
 pub async fn observe<Req, Res, Handled>(
-    metrics: &RpcMetrics,
     method: Method,
     mut request: Request<Req>,
     handler: impl FnOnce(Req, Option<ClientIdentity>) -> Handled,
@@ -42,14 +41,13 @@ where
     Req: CardNumberField,
     Handled: Future<Output = Result<Res, RequestError>>,
 {
-    let started = Instant::now();
-    metrics.started(method);
     let caller_id = caller_request_id(request.metadata());
     // Moved out rather than cloned: a clone and its drop are four atomic operations on
     // reference counts that every call shares.
     let client = request.extensions_mut().remove::<ClientIdentity>();
     // The call's log line, prepared only when it will be written: it costs a parse and a mask.
     let log = tracing::enabled!(tracing::Level::DEBUG).then(|| CallLog {
+        started: Instant::now(),
         request_id: caller_id.clone().unwrap_or_else(new_request_id),
         client_id: client
             .as_ref()
@@ -65,14 +63,12 @@ where
     let result = handler(request.into_inner(), client)
         .await
         .map_err(Status::from);
-    let elapsed = started.elapsed();
     let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
-    metrics.handled(method, code, elapsed);
     // The logged call's id, else the caller's.
     let request_id = match log {
         Some(log) => {
             let error = result.as_ref().err().map_or("", Status::message);
-            log.write(method, code, elapsed, error);
+            log.write(method, code, error);
             Some(log.request_id)
         }
         None => caller_id,
@@ -113,6 +109,7 @@ pub trait CardNumberField {
 /// pipelines: request_id, grpc_service, grpc_method, grpc_code, duration_us, client_id,
 /// masked_number, error.
 struct CallLog {
+    started: Instant,
     /// The caller's id, or one made for this call.
     request_id: MetadataValue<Ascii>,
     client_id: String,
@@ -120,13 +117,13 @@ struct CallLog {
 }
 
 impl CallLog {
-    fn write(&self, method: Method, code: Code, elapsed: std::time::Duration, error: &str) {
+    fn write(&self, method: Method, code: Code, error: &str) {
         tracing::debug!(
             request_id = self.request_id.to_str().unwrap_or_default(),
             grpc_service = method.service(),
             grpc_method = method.name(),
             grpc_code = code_name(code),
-            duration_us = elapsed.as_micros() as u64,
+            duration_us = self.started.elapsed().as_micros() as u64,
             client_id = self.client_id,
             masked_number = self.masked_number,
             error,
@@ -144,18 +141,6 @@ fn caller_request_id(metadata: &MetadataMap) -> Option<MetadataValue<Ascii>> {
     } else {
         new_request_id()
     })
-}
-
-/// Short, printable, and without a run of digits long enough to be a card number: the id is
-/// logged, and a caller must not be able to put a PAN into the logs through it.
-pub(crate) fn is_safe_token(id: &str) -> bool {
-    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && id
-            .split(|c: char| !c.is_ascii_digit())
-            .all(|digits| digits.len() < MIN_PAN_DIGITS)
 }
 
 /// A process-unique id: a random per-process prefix and a counter. Cheaper than a UUID per
@@ -213,7 +198,7 @@ mod tests {
         };
         assert_eq!(caller_id("checkout-42.a_b"), "checkout-42.a_b");
         assert_ne!(caller_id("has space"), "has space");
-        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        let long = "a".repeat(crate::token::MAX_TOKEN_LEN + 1);
         assert_ne!(caller_id(&long), long);
         assert!(!caller_id("id-4111111111111111").contains("4111111111111111"));
         assert!(caller_request_id(&MetadataMap::new()).is_none());

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use rustc_hash::FxBuildHasher;
 
-use super::card_lookup::{bin_answer, masked, require_bin};
 use super::convert;
 use super::error::RequestError;
+use super::metrics::BinLookups;
+use super::rules::{bin_answer, masked, require_bin};
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
 use crate::card::{CardNetwork, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
-use crate::telemetry::BinLookups;
 
 /// The most items one Inspect request may carry.
 pub const MAX_INSPECT_ITEMS: usize = 1000;

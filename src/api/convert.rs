@@ -1,10 +1,11 @@
-//! Domain values to proto messages.
+//! Domain values to proto messages and back: the one mapping between the two, used by every
+//! front end (the services answer with it; the command line reads a server's answers with it).
 
 use crate::bins::{BinMatch, CardType};
 use crate::card::{self, Failure, Validation};
 use crate::proto::cardlookup::v1 as pb;
 
-pub(super) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
+pub(crate) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
     use card::CardNetwork as N;
     match network {
         None => pb::CardNetwork::Unspecified,
@@ -27,7 +28,7 @@ pub(super) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
     }
 }
 
-fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
+pub(crate) fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
     match failure {
         None => pb::ValidationFailure::Unspecified,
         Some(Failure::Empty) => pb::ValidationFailure::Empty,
@@ -40,7 +41,7 @@ fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
     }
 }
 
-pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
+pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
     pb::ValidateResponse {
         valid: v.valid,
         luhn_valid: v.luhn_valid,
@@ -66,7 +67,7 @@ pub(super) fn validation(v: Validation) -> pb::ValidateResponse {
 }
 
 /// A LookupBin answer; `iin_network` fills the network where the data names none.
-pub(super) fn bin_lookup(
+pub(crate) fn bin_lookup(
     hit: Option<BinMatch>,
     iin_network: Option<card::CardNetwork>,
     dataset_version: &str,
@@ -112,10 +113,85 @@ pub(super) fn bin_lookup(
     }
 }
 
-pub(super) fn mask_style(style: i32) -> Option<card::MaskStyle> {
+pub(crate) fn mask_style(style: i32) -> Option<card::MaskStyle> {
     match pb::MaskStyle::try_from(style).ok()? {
         pb::MaskStyle::Unspecified | pb::MaskStyle::LastFour => Some(card::MaskStyle::LastFour),
         pb::MaskStyle::BinAndLastFour => Some(card::MaskStyle::BinAndLastFour),
         pb::MaskStyle::All => Some(card::MaskStyle::All),
+    }
+}
+
+/// The domain network of a proto `CardNetwork` value; `None` for UNSPECIFIED and for values
+/// this build does not know (a newer server).
+pub(crate) fn network_from_proto(value: i32) -> Option<card::CardNetwork> {
+    use card::CardNetwork as N;
+    Some(match pb::CardNetwork::try_from(value).ok()? {
+        pb::CardNetwork::Unspecified => return None,
+        pb::CardNetwork::Visa => N::Visa,
+        pb::CardNetwork::Mastercard => N::Mastercard,
+        pb::CardNetwork::AmericanExpress => N::AmericanExpress,
+        pb::CardNetwork::Discover => N::Discover,
+        pb::CardNetwork::DinersClub => N::DinersClub,
+        pb::CardNetwork::Jcb => N::Jcb,
+        pb::CardNetwork::Unionpay => N::UnionPay,
+        pb::CardNetwork::Maestro => N::Maestro,
+        pb::CardNetwork::Mir => N::Mir,
+        pb::CardNetwork::Elo => N::Elo,
+        pb::CardNetwork::Hipercard => N::Hipercard,
+        pb::CardNetwork::Hiper => N::Hiper,
+        pb::CardNetwork::Troy => N::Troy,
+        pb::CardNetwork::Verve => N::Verve,
+        pb::CardNetwork::Rupay => N::RuPay,
+        pb::CardNetwork::Naranja => N::Naranja,
+    })
+}
+
+/// The domain reason of a proto `ValidationFailure`; `None` for UNSPECIFIED.
+pub(crate) fn failure_from_proto(failure: pb::ValidationFailure) -> Option<Failure> {
+    Some(match failure {
+        pb::ValidationFailure::Unspecified => return None,
+        pb::ValidationFailure::Empty => Failure::Empty,
+        pb::ValidationFailure::NonDigit => Failure::NonDigit,
+        pb::ValidationFailure::TooShort => Failure::TooShort,
+        pb::ValidationFailure::TooLong => Failure::TooLong,
+        pb::ValidationFailure::LengthInvalidForNetwork => Failure::LengthInvalidForNetwork,
+        pb::ValidationFailure::LuhnFailed => Failure::LuhnFailed,
+        pb::ValidationFailure::UnknownNetwork => Failure::UnknownNetwork,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_network_and_failure_maps_to_proto_and_back() {
+        for network in card::CardNetwork::ALL {
+            assert_eq!(
+                network_from_proto(network_value(Some(network))),
+                Some(network)
+            );
+        }
+        assert_eq!(network_from_proto(0), None);
+        assert_eq!(network_from_proto(9999), None);
+        for failure in [
+            Failure::Empty,
+            Failure::NonDigit,
+            Failure::TooShort,
+            Failure::TooLong,
+            Failure::LengthInvalidForNetwork,
+            Failure::LuhnFailed,
+            Failure::UnknownNetwork,
+        ] {
+            assert_eq!(
+                failure_from_proto(self::failure(Some(failure))),
+                Some(failure)
+            );
+        }
+        assert_eq!(failure_from_proto(pb::ValidationFailure::Unspecified), None);
+    }
+
+    fn network_value(value: Option<card::CardNetwork>) -> i32 {
+        network(value).into()
     }
 }

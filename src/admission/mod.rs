@@ -1,0 +1,374 @@
+//! Admission control, in front of every RPC: who the client is, whether its rate limit allows
+//! the call, whether the server has room for it, and how long an admitted call may hold its
+//! place (`--request-timeout`); a panicking handler is turned into an `INTERNAL` answer for that
+//! call alone. Every call that enters is counted here, once ([`calls`]).
+//!
+//! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
+//! rather fail fast and fall back than wait. Health checks and reflection are never refused.
+//!
+//! What admission means for an Inspect stream: its rate limit is checked once, when it opens
+//! (a stream is one call); it holds a concurrency place for its whole life, until its last
+//! answer has gone out or the client goes away; and `--request-timeout` does not end it (the
+//! handler answers at once, and the stream then lives as long as the batch job sends).
+//!
+//! - [`rate_limit`]: `--rate-limit` classes and their token buckets.
+//! - `in_flight`: the concurrency limit's places.
+//! - `calls`: the one place calls are counted in the gRPC metrics ([`CountLayer`] counts
+//!   the admin service's calls the same way).
+
+mod calls;
+mod in_flight;
+pub mod rate_limit;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
+use metrics::{Counter, describe_counter};
+use tonic::codegen::http;
+use tonic::{Code, Status};
+
+use crate::identity::ClientIdentity;
+use crate::incoming::PeerInfo;
+use crate::telemetry::{Method, RpcMetrics};
+use crate::token::is_safe_token;
+use calls::CallRecord;
+use in_flight::{InFlight, InFlightSlot};
+use rate_limit::RateLimits;
+
+pub use calls::{CountLayer, CountService};
+pub use rate_limit::{DEFAULT_CLASS, RateLimitRule};
+
+/// The header a caller names itself with, when it has no client certificate. A `HeaderName`
+/// rather than a `&str`, which would be parsed again on every call.
+pub static CLIENT_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-client-id");
+/// Paths that are never refused: load balancers and engineers must always get an answer.
+const EXEMPT_PREFIXES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+const SHED: &str = "cardlookup_requests_shed_total";
+const PANICS: &str = "cardlookup_handler_panics_total";
+
+/// Why admission answered a call itself. `grpc::error` makes the status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "rate limit of client class `{class}` ({per_second}/s) exceeded; retry after {} ms",
+        retry_after.as_millis()
+    )]
+    RateLimited {
+        class: Arc<str>,
+        per_second: u32,
+        retry_after: Duration,
+    },
+    #[error("the server is at its concurrency limit; retry shortly or on another replica")]
+    Overloaded,
+    /// As tonic answers a call past the caller's own `grpc-timeout`.
+    #[error("Timeout expired")]
+    TimedOut,
+    /// The panic's message is not given: it could hold request data.
+    #[error("internal error; the call was not completed")]
+    Panicked,
+}
+
+impl Refusal {
+    #[must_use]
+    pub fn code(&self) -> Code {
+        match self {
+            Self::RateLimited { .. } | Self::Overloaded => Code::ResourceExhausted,
+            Self::TimedOut => Code::Cancelled,
+            Self::Panicked => Code::Internal,
+        }
+    }
+
+    fn answer(self) -> http::Response<tonic::body::Body> {
+        Status::from(self).into_http()
+    }
+}
+
+/// The admission rules and their state, shared by every connection.
+#[derive(Debug)]
+pub struct Admission {
+    in_flight: Arc<InFlight>,
+    /// How long an admitted call may run before it is answered CANCELLED.
+    request_timeout: Duration,
+    rate_limits: RateLimits,
+    shed: Counter,
+    panics: Counter,
+    metrics: Arc<RpcMetrics>,
+}
+
+impl Admission {
+    /// At most `max_in_flight` calls at once, each for at most `request_timeout`; rates per the
+    /// rules.
+    #[must_use]
+    pub fn new(max_in_flight: usize, request_timeout: Duration, rules: &[RateLimitRule]) -> Self {
+        describe_counter!(
+            SHED,
+            "Calls refused at once with RESOURCE_EXHAUSTED because the server was at its concurrency limit."
+        );
+        describe_counter!(
+            PANICS,
+            "Calls whose handler panicked; each got INTERNAL and the server went on."
+        );
+        Self {
+            in_flight: Arc::new(InFlight::new(max_in_flight)),
+            request_timeout,
+            rate_limits: RateLimits::new(rules),
+            shed: metrics::counter!(SHED),
+            panics: metrics::counter!(PANICS),
+            metrics: Arc::new(RpcMetrics::new()),
+        }
+    }
+
+    /// Forgets clients not seen lately, so per-client state does not grow without bound.
+    pub fn forget_idle_clients(&self) {
+        self.rate_limits.forget_idle_clients();
+    }
+
+    /// Who `request` comes from: the mTLS certificate's subject, else a safe `x-client-id`,
+    /// else the peer's address.
+    fn client_id<B>(request: &http::Request<B>) -> Arc<str> {
+        let peer = request.extensions().get::<PeerInfo>();
+        peer.and_then(|p| p.client_subject.clone())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(&CLIENT_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|id| is_safe_token(id))
+                    .map(Arc::from)
+            })
+            .or_else(|| peer.and_then(|p| p.remote_ip.clone()))
+            .unwrap_or_else(|| Arc::from("unknown"))
+    }
+
+    /// Admits the call or says why not; an admitted call's identity goes into its extensions.
+    fn admit<B>(&self, request: &mut http::Request<B>) -> Result<InFlightSlot, Refusal> {
+        let (client, class) = self.rate_limits.classify(Self::client_id(request));
+        if let Some(Err(refusal)) = class.map(|class| class.check_rate(&client)) {
+            tracing::debug!(client = %client.id, class = %client.class, "rate limited");
+            return Err(refusal);
+        }
+        let Some(slot) = InFlightSlot::take(&self.in_flight) else {
+            self.shed.increment(1);
+            return Err(Refusal::Overloaded);
+        };
+        request.extensions_mut().insert::<ClientIdentity>(client);
+        Ok(slot)
+    }
+}
+
+/// Adds [`Admission`] in front of a service.
+#[derive(Debug, Clone)]
+pub struct AdmissionLayer(pub Arc<Admission>);
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = AdmissionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AdmissionService {
+            inner,
+            admission: Arc::clone(&self.0),
+        }
+    }
+}
+
+/// The service [`AdmissionLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct AdmissionService<S> {
+    inner: S,
+    admission: Arc<Admission>,
+}
+
+type Answer<E> = Result<http::Response<tonic::body::Body>, E>;
+
+impl<S, B> tower::Service<http::Request<B>> for AdmissionService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = AdmissionFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The readied service handles this call; a fresh clone waits for the next one.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let path = request.uri().path();
+        if EXEMPT_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
+            return AdmissionFuture::Exempt {
+                call: inner.call(request),
+            };
+        }
+        // Paths that are none of the service's methods (tonic answers UNIMPLEMENTED) are
+        // admitted as calls are, but not counted: their names are the caller's to choose.
+        let record = Method::from_path(path)
+            .map(|method| CallRecord::start(&self.admission.metrics, method));
+        match self.admission.admit(&mut request) {
+            Err(refusal) => AdmissionFuture::Refused {
+                answer: Some(calls::follow(record, refusal.answer(), None)),
+            },
+            Ok(slot) => AdmissionFuture::Admitted {
+                call: AssertUnwindSafe(inner.call(request)).catch_unwind(),
+                admitted: Some((record, slot)),
+                admission: Arc::clone(&self.admission),
+                expiry: None,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer [`AdmissionService`] gives: a named future rather than a boxed one, so a call
+    /// costs no allocation of its own here.
+    #[project = AdmissionProjection]
+    pub enum AdmissionFuture<F> {
+        /// Health, reflection and paths that are not the service's: the inner call as it is.
+        Exempt { #[pin] call: F },
+        /// Refused before the handler; the answer is ready.
+        Refused { answer: Option<http::Response<tonic::body::Body>> },
+        /// The handler's call, with its record and slot until it ends or its time is up; a
+        /// panic becomes `INTERNAL`. `expiry` is the request timeout's timer, made only when
+        /// the call has to wait.
+        Admitted {
+            #[pin]
+            call: CatchUnwind<AssertUnwindSafe<F>>,
+            admitted: Option<(Option<CallRecord>, InFlightSlot)>,
+            admission: Arc<Admission>,
+            expiry: Option<Pin<Box<tokio::time::Sleep>>>,
+        },
+    }
+}
+
+impl<F, E> Future for AdmissionFuture<F>
+where
+    F: Future<Output = Answer<E>>,
+{
+    type Output = Answer<E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProjection::Exempt { call } => call.poll(cx),
+            AdmissionProjection::Refused { answer } => {
+                Poll::Ready(Ok(answer.take().expect("polled after completion")))
+            }
+            AdmissionProjection::Admitted {
+                call,
+                admitted,
+                admission,
+                expiry,
+            } => {
+                let (answer, from_handler) = match call.poll(cx) {
+                    Poll::Ready(Ok(answer)) => (answer, true),
+                    Poll::Ready(Err(_panic)) => {
+                        // The panic's message is not logged: it could hold request data. The
+                        // panic hook (main.rs) logs where it happened.
+                        admission.panics.increment(1);
+                        (Ok(Refusal::Panicked.answer()), false)
+                    }
+                    Poll::Pending => {
+                        // A timer only for a call that waits (for its request body, as a
+                        // rule): nearly every call is answered on its first poll and never
+                        // needs one, which saves making and dropping a timer on every call.
+                        let expiry = expiry.get_or_insert_with(|| {
+                            let started = admitted
+                                .as_ref()
+                                .and_then(|(record, _)| record.as_ref())
+                                .map_or_else(Instant::now, CallRecord::started);
+                            let deadline = started + admission.request_timeout;
+                            Box::pin(tokio::time::sleep_until(deadline.into()))
+                        });
+                        std::task::ready!(expiry.as_mut().poll(cx));
+                        (Ok(Refusal::TimedOut.answer()), false)
+                    }
+                };
+                let (record, slot) = admitted.take().expect("polled after completion");
+                // A handler's answer keeps the call's place until its last frame has gone out
+                // (an Inspect stream's, until the stream ends); admission's own answers are
+                // complete, and give it back now.
+                let slot = from_handler.then_some(slot);
+                Poll::Ready(answer.map(|answer| calls::follow(record, answer, slot)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer, Service, ServiceExt};
+
+    fn admission(max_in_flight: usize) -> AdmissionLayer {
+        AdmissionLayer(Arc::new(Admission::new(
+            max_in_flight,
+            Duration::from_secs(1),
+            &[],
+        )))
+    }
+
+    fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {
+        response.headers().get("grpc-status")?.to_str().ok()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_and_the_next_call_is_served() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handler = {
+            let calls = Arc::clone(&calls);
+            tower::service_fn(move |_request: http::Request<()>| {
+                let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                async move {
+                    assert!(!first, "boom with 4111111111111111");
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        tonic::body::Body::empty(),
+                    ))
+                }
+            })
+        };
+        let mut service = admission(1).layer(handler);
+        let request = || {
+            http::Request::post("/cardlookup.v1.CardLookupService/Validate")
+                .body(())
+                .unwrap()
+        };
+        let answer = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&answer), Some("13"), "INTERNAL");
+        let message = answer
+            .headers()
+            .get("grpc-message")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(!message.contains("4111"), "{message}");
+        // The panic released its concurrency slot: the next call (limit 1) is served.
+        let answer = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&answer), None);
+    }
+}

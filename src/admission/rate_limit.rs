@@ -1,0 +1,177 @@
+//! `--rate-limit`: classes of clients, each with a per-client token bucket.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use metrics::{Counter, describe_counter};
+
+use super::Refusal;
+use crate::identity::ClientIdentity;
+use crate::token::is_safe_token;
+
+/// The class of clients that no `--rate-limit` rule names.
+pub const DEFAULT_CLASS: &str = "default";
+const RATE_LIMITED: &str = "cardlookup_requests_rate_limited_total";
+
+/// One `--rate-limit` rule: a class of clients, its rate, and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitRule {
+    pub class: String,
+    /// Calls a second each client of the class may make (also the burst).
+    pub per_second: NonZeroU32,
+    /// Client identities in the class; empty for `default`.
+    pub members: Vec<String>,
+}
+
+impl std::str::FromStr for RateLimitRule {
+    type Err = String;
+
+    /// `CLASS=RATE[:ID,ID...]`, RATE as `N/s` or `N/m` (rounded up to a whole number a
+    /// second): `default=100/s`, `checkout=5000/s:checkout-svc,checkout-canary`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = || {
+            format!("`{text}`: expected CLASS=RATE[:ID,ID...], e.g. checkout=5000/s:checkout-svc")
+        };
+        let (class, rest) = text.split_once('=').ok_or_else(usage)?;
+        let (rate, members) = rest.split_once(':').unwrap_or((rest, ""));
+        let (count, unit) = rate.split_once('/').ok_or_else(usage)?;
+        let count: u32 = count.trim().parse().map_err(|_| usage())?;
+        let per_second = match unit.trim() {
+            "s" => count,
+            "m" => count.div_ceil(60),
+            _ => return Err(usage()),
+        };
+        let class = class.trim();
+        if class.is_empty() || !is_safe_token(class) {
+            return Err(usage());
+        }
+        Ok(Self {
+            class: class.to_owned(),
+            per_second: NonZeroU32::new(per_second).ok_or_else(usage)?,
+            members: members
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+/// The classes of the rules and who is in which.
+#[derive(Debug)]
+pub(super) struct RateLimits {
+    classes: Vec<ClientClass>,
+    /// Client id → index into `classes`.
+    members: HashMap<String, usize>,
+    default_class: Option<usize>,
+    default_name: Arc<str>,
+}
+
+#[derive(Debug)]
+pub(super) struct ClientClass {
+    name: Arc<str>,
+    per_second: NonZeroU32,
+    limiter: DefaultKeyedRateLimiter<Arc<str>>,
+    refused: Counter,
+}
+
+impl RateLimits {
+    pub(super) fn new(rules: &[RateLimitRule]) -> Self {
+        describe_counter!(
+            RATE_LIMITED,
+            "Calls refused with RESOURCE_EXHAUSTED by a client class's rate limit."
+        );
+        let classes = rules
+            .iter()
+            .map(|rule| ClientClass {
+                name: Arc::from(rule.class.as_str()),
+                per_second: rule.per_second,
+                limiter: RateLimiter::keyed(Quota::per_second(rule.per_second)),
+                refused: metrics::counter!(RATE_LIMITED, "client_class" => rule.class.clone()),
+            })
+            .collect();
+        let members = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, rule)| rule.members.iter().map(move |m| (m.clone(), i)))
+            .collect();
+        Self {
+            classes,
+            members,
+            default_class: rules.iter().position(|r| r.class == DEFAULT_CLASS),
+            default_name: Arc::from(DEFAULT_CLASS),
+        }
+    }
+
+    /// The identity of the client `id` and the class that covers it (none when no rule does):
+    /// one lookup of the id serves both.
+    pub(super) fn classify(&self, id: Arc<str>) -> (ClientIdentity, Option<&ClientClass>) {
+        let class = self
+            .members
+            .get(&*id)
+            .copied()
+            .or(self.default_class)
+            .map(|i| &self.classes[i]);
+        let name = class.map_or_else(
+            || Arc::clone(&self.default_name),
+            |class| Arc::clone(&class.name),
+        );
+        (ClientIdentity { id, class: name }, class)
+    }
+
+    /// Forgets clients not seen lately, so per-client state does not grow without bound.
+    pub(super) fn forget_idle_clients(&self) {
+        for class in &self.classes {
+            class.limiter.retain_recent();
+            class.limiter.shrink_to_fit();
+        }
+    }
+}
+
+impl ClientClass {
+    /// The refusal when the class has no calls left this instant for `client`.
+    pub(super) fn check_rate(&self, client: &ClientIdentity) -> Result<(), Refusal> {
+        let Err(not_until) = self.limiter.check_key(&client.id) else {
+            return Ok(());
+        };
+        self.refused.increment(1);
+        let retry_after = not_until
+            .wait_time_from(DefaultClock::default().now())
+            .max(Duration::from_millis(1));
+        Err(Refusal::RateLimited {
+            class: Arc::clone(&self.name),
+            per_second: self.per_second.get(),
+            retry_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse() {
+        let rule: RateLimitRule = "checkout=5000/s:checkout-svc, canary".parse().unwrap();
+        assert_eq!(rule.class, "checkout");
+        assert_eq!(rule.per_second.get(), 5000);
+        assert_eq!(rule.members, ["checkout-svc", "canary"]);
+        let rule: RateLimitRule = "default=90/m".parse().unwrap();
+        assert_eq!((rule.per_second.get(), rule.members.len()), (2, 0));
+        for bad in [
+            "checkout",
+            "checkout=5000",
+            "checkout=0/s",
+            "checkout=5/h",
+            "=5/s",
+            "a b=5/s",
+        ] {
+            assert!(bad.parse::<RateLimitRule>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The request layer, below every front end (the gRPC services, the command line): what a
+//! request must look like, the domain call, and the answer, as the proto messages of
+//! `cardlookup.v1` (the API's data, whatever carries it). A front end turns its input into a
+//! request message, calls [`CardApi`], and turns the answer or the [`RequestError`] into its
+//! own output; the rules themselves live only here.
+//!
+//! - [`convert`]: domain values to proto messages and back, the one mapping between the two.
+//! - `rules`: the checks and answers shared by unary calls and Inspect items.
+//! - [`inspect`]: Inspect's batches.
+//! - [`admin`]: the admin service's answers (what data is served, reloads).
+//! - [`error`]: why a request cannot be answered, with its status code.
+
+pub mod admin;
+pub(crate) mod convert;
+mod error;
+pub mod inspect;
+mod metrics;
+mod rules;
+
+use std::sync::Arc;
+
+pub use error::{MIN_BIN_DIGITS, RequestError};
+
+use self::metrics::{AnswerMetrics, BinLookups};
+use crate::bins::{self, BinStore, CardFacts, Examined};
+use crate::card::Pan;
+use crate::card_testing::{CardTestingDetector, Verdict};
+use crate::identity::ClientIdentity;
+use crate::proto::cardlookup::v1 as pb;
+
+/// The card API over the live BIN data: Validate, LookupBin, MaskCard and Inspect's batches.
+/// Cheap to clone; every clone answers from the same data.
+#[derive(Debug, Clone)]
+pub struct CardApi {
+    store: Arc<BinStore>,
+    /// Card-testing detection of the callers; none answering offline.
+    card_testing: Option<Arc<CardTestingDetector>>,
+    metrics: Arc<AnswerMetrics>,
+}
+
+impl CardApi {
+    /// The API over `store`, screening callers with `card_testing` when given.
+    #[must_use]
+    pub fn new(store: Arc<BinStore>, card_testing: Option<Arc<CardTestingDetector>>) -> Self {
+        Self {
+            store,
+            card_testing,
+            metrics: Arc::new(AnswerMetrics::new()),
+        }
+    }
+
+    /// The live data the answers come from.
+    #[must_use]
+    pub fn store(&self) -> &Arc<BinStore> {
+        &self.store
+    }
+
+    /// Validate: always an answer, a bad number being `valid = false` with its reason. The
+    /// error is card-testing detection refusing the caller.
+    pub fn validate(
+        &self,
+        request: &pb::ValidateRequest,
+        caller: Option<&ClientIdentity>,
+    ) -> Result<pb::ValidateResponse, RequestError> {
+        let index = self.store.current();
+        let Examined { validation, parsed } = bins::examine(&index, &request.number);
+        let bin = parsed.ok().and_then(|(pan, _)| rules::bin_of(&pan));
+        // Partial numbers typed into a form fail Luhn as a matter of course and say nothing:
+        // only a number of a length its network issues counts.
+        let luhn = validation.length_valid.then_some(validation.luhn_valid);
+        self.screen(caller, bin, luhn)?;
+        Ok(convert::validation(validation))
+    }
+
+    /// LookupBin: the issuer and card facts of the number's BIN.
+    pub fn lookup_bin(
+        &self,
+        request: &pb::LookupBinRequest,
+        caller: Option<&ClientIdentity>,
+    ) -> Result<pb::LookupBinResponse, RequestError> {
+        let pan = Pan::parse(&request.number)?;
+        self.screen(caller, rules::bin_of(&pan), None)?;
+        // One snapshot for the whole answer: a reload in between cannot mix two tables.
+        let index = self.store.current();
+        let facts = CardFacts::of(&index, &pan);
+        let answer = rules::bin_answer(&facts, &pan, index.version())?;
+        self.metrics.bin_lookup(facts.hit.is_some());
+        Ok(answer)
+    }
+
+    /// MaskCard: the number masked as the request asks, never showing more than PCI DSS allows.
+    pub fn mask_card(
+        &self,
+        request: &pb::MaskCardRequest,
+    ) -> Result<pb::MaskCardResponse, RequestError> {
+        let pan = Pan::parse(&request.number)?;
+        let options = rules::mask_options(request)?;
+        let index = self.store.current();
+        let facts = CardFacts::of(&index, &pan);
+        Ok(pb::MaskCardResponse {
+            masked: rules::masked(&facts, &pan, options)?,
+            network: convert::network(facts.detection.network).into(),
+        })
+    }
+
+    /// One Inspect batch, answered from one snapshot of the data. The error is for a batch
+    /// that cannot be answered at all (it ends the stream); a bad item is answered with its own
+    /// status.
+    pub fn inspect_batch(
+        &self,
+        request: pb::InspectRequest,
+    ) -> Result<pb::InspectResponse, RequestError> {
+        let index = self.store.current();
+        let items = request.items.len();
+        let mut lookups = BinLookups::default();
+        let response = inspect::answer_batch(&index, request, &mut lookups)?;
+        self.metrics.inspected(items, lookups);
+        Ok(response)
+    }
+
+    /// Feeds card-testing detection: the number's BIN and, for a validated number, its Luhn
+    /// result. A caller the detector refuses gets the error.
+    fn screen(
+        &self,
+        caller: Option<&ClientIdentity>,
+        bin: Option<u32>,
+        luhn_valid: Option<bool>,
+    ) -> Result<(), RequestError> {
+        let (Some(detector), Some(caller), Some(bin)) = (&self.card_testing, caller, bin) else {
+            return Ok(());
+        };
+        match detector.observe(caller, bin, luhn_valid) {
+            Verdict::Allow => Ok(()),
+            Verdict::Refuse(suspicion) => Err(RequestError::CardTesting(suspicion.label())),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! What a request must look like, and the answers built from one number's facts: shared by the
+//! unary calls and every Inspect item, so that the two can never answer one number differently.
+
+use super::convert;
+use super::error::{MIN_BIN_DIGITS, RequestError};
+use crate::bins::CardFacts;
+use crate::card::mask::MIN_PAN_DIGITS;
+use crate::card::{self, MaskOptions, Pan};
+use crate::proto::cardlookup::v1 as pb;
+
+/// LookupBin's refusal of a number too short to have a BIN.
+pub(super) fn require_bin(pan: &Pan) -> Result<(), RequestError> {
+    if pan.len() < MIN_BIN_DIGITS {
+        return Err(RequestError::TooFewDigitsForBin { digits: pan.len() });
+    }
+    Ok(())
+}
+
+/// LookupBin's answer for a parsed number, labelled with `dataset_version`.
+pub(super) fn bin_answer(
+    facts: &CardFacts,
+    pan: &Pan,
+    dataset_version: &str,
+) -> Result<pb::LookupBinResponse, RequestError> {
+    require_bin(pan)?;
+    Ok(convert::bin_lookup(
+        facts.hit,
+        facts.detection.network,
+        dataset_version,
+    ))
+}
+
+/// MaskCard's masked number.
+pub(super) fn masked(
+    facts: &CardFacts,
+    pan: &Pan,
+    options: MaskOptions,
+) -> Result<String, RequestError> {
+    if pan.len() < MIN_PAN_DIGITS {
+        return Err(RequestError::NotACardNumber { digits: pan.len() });
+    }
+    Ok(card::mask(
+        pan,
+        facts.detection.network,
+        facts.bin_len(),
+        &options,
+    ))
+}
+
+/// The masking a MaskCard request asks for: its style, mask character (`*` by default) and
+/// grouping.
+pub(super) fn mask_options(request: &pb::MaskCardRequest) -> Result<MaskOptions, RequestError> {
+    let style =
+        convert::mask_style(request.style).ok_or(RequestError::UnknownMaskStyle(request.style))?;
+    let mask_char = request
+        .mask_character
+        .as_deref()
+        .map(MaskOptions::parse_mask_char)
+        .transpose()?
+        .unwrap_or('*');
+    Ok(MaskOptions {
+        style,
+        mask_char,
+        keep_grouping: request.keep_grouping,
+    })
+}
+
+/// The BIN (first six digits) as a number, for card-testing detection.
+pub(super) fn bin_of(pan: &Pan) -> Option<u32> {
+    let digits = pan.digits().get(..MIN_BIN_DIGITS)?;
+    Some(digits.iter().fold(0, |bin, &d| bin * 10 + u32::from(d)))
+}
