@@ -92,8 +92,8 @@ where
 }
 
 /// Puts the request id into an answer's metadata, marked sensitive: every id is new, so HPACK
-/// indexing them would only churn the connection's table (the profile in BENCHMARKS.md showed
-/// that costing more than the handler's own work).
+/// indexing them would only churn the connection's table, which cost more than the handler's
+/// own work (BENCHMARKS.md, "What the request id costs").
 fn attach(metadata: &mut MetadataMap, mut id: MetadataValue<Ascii>) {
     id.set_sensitive(true);
     metadata.insert(&*REQUEST_ID_KEY, id);
@@ -149,7 +149,7 @@ fn caller_request_id(metadata: &MetadataMap) -> Option<MetadataValue<Ascii>> {
 /// atomic.
 ///
 /// The sequence is written into a buffer by hand rather than with `format!`, which cost a
-/// thousand instructions a call (BENCHMARKS.md, the profile).
+/// thousand instructions a call (BENCHMARKS.md, "What the request id costs").
 fn new_request_id() -> MetadataValue<Ascii> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     /// The prefix's length: 16 hex digits and a dash.
