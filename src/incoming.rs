@@ -26,12 +26,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Default)]
-pub struct PeerInfo {
+pub(crate) struct PeerInfo {
     /// The remote IP address as text, made once a connection: the client id of last resort,
     /// which every call on the connection would otherwise format again.
-    pub remote_ip: Option<Arc<str>>,
+    pub(crate) remote_ip: Option<Arc<str>>,
     /// The client certificate's identity (common name, else subject), under mutual TLS.
-    pub client_subject: Option<Arc<str>>,
+    pub(crate) client_subject: Option<Arc<str>>,
 }
 
 enum Io {
@@ -40,7 +40,7 @@ enum Io {
 }
 
 /// An accepted connection, plain or TLS.
-pub struct Connection {
+pub(crate) struct Connection {
     io: Io,
     peer: PeerInfo,
 }
@@ -125,7 +125,7 @@ const HANDSHAKE_FAILURES: &str = "cardlookup_tls_handshake_failures_total";
 /// Accepts connections until `stop`, handing tonic those that are ready: at once for plain
 /// TCP, after the handshake (done concurrently, with a timeout) for TLS. Connections that fail
 /// the handshake (no or a wrong client certificate under mTLS) are logged and dropped.
-pub fn accept(
+pub(crate) fn accept(
     listener: TcpListener,
     tls: Option<Arc<LiveTls>>,
     stop: CancellationToken,

@@ -10,13 +10,13 @@
 //! - [`card_testing`]: per-client detection of card testing.
 //! - [`api`]: the request layer below every front end: what a request must look like, the
 //!   domain call, the answer as a proto message, one mapping between domain and proto.
-//! - Front ends: [`grpc`] (the services: proto in, an [`api`] call, proto out; errors become
+//! - Front ends: `grpc` (the services: proto in, an [`api`] call, proto out; errors become
 //!   `tonic::Status` in one place) and [`cli`] (the command line, offline through [`api`] or a
 //!   client of a server, printing the same answers either way).
-//! - In front of the gRPC services: [`incoming`] (connections, TLS handshakes, peer identity)
+//! - In front of the gRPC services: `incoming` (connections, TLS handshakes, peer identity)
 //!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
 //!   are counted).
-//! - Leaves that any layer may use: [`identity`] (who a call comes from), [`token`] (the rule
+//! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
 //!   for caller text that is logged), [`telemetry`] (logging set-up, the metrics recorder,
 //!   method names), [`proto`] (the generated types).
 //! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
@@ -31,12 +31,12 @@ pub mod card;
 pub mod card_testing;
 pub mod cli;
 pub mod config;
-pub mod grpc;
+pub(crate) mod grpc;
 pub mod identity;
-pub mod incoming;
+pub(crate) mod incoming;
 pub mod proto;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
-pub mod token;
-pub mod watch;
+pub(crate) mod token;
+pub(crate) mod watch;

@@ -4,12 +4,12 @@
 use crate::card::mask::MIN_PAN_DIGITS;
 
 /// The longest token accepted.
-pub const MAX_TOKEN_LEN: usize = 64;
+pub(crate) const MAX_TOKEN_LEN: usize = 64;
 
 /// Short, printable, and without a run of digits long enough to be a card number: such a
 /// token is logged, and a caller must not be able to put a PAN into the logs through it.
 #[must_use]
-pub fn is_safe_token(token: &str) -> bool {
+pub(crate) fn is_safe_token(token: &str) -> bool {
     (1..=MAX_TOKEN_LEN).contains(&token.len())
         && token
             .bytes()

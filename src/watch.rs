@@ -18,14 +18,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How long the files must be quiet before a reload: editors and copies write in bursts.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Calls `on_change` after any of `files` changes (once the changes have been quiet for
 /// [`DEBOUNCE`]), until `stop` is cancelled. Calls never overlap.
 ///
 /// # Errors
 /// When the operating system refuses a watch (a missing directory, too many watches).
-pub fn on_change<Changed>(
+pub(crate) fn on_change<Changed>(
     files: &[&Path],
     stop: CancellationToken,
     on_change: impl Fn() -> Changed + Send + 'static,

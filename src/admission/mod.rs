@@ -1,7 +1,7 @@
 //! Admission control, in front of every RPC: who the client is, whether its rate limit allows
 //! the call, whether the server has room for it, and how long an admitted call may hold its
 //! place (`--request-timeout`); a panicking handler is turned into an `INTERNAL` answer for that
-//! call alone. Every call that enters is counted here, once ([`calls`]).
+//! call alone. Every call that enters is counted here, once (`calls`).
 //!
 //! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
 //! rather fail fast and fall back than wait. Health checks and reflection are never refused.

@@ -4,11 +4,11 @@
 //! request message, calls [`CardApi`], and turns the answer or the [`RequestError`] into its
 //! own output; the rules themselves live only here.
 //!
-//! - [`convert`]: domain values to proto messages and back, the one mapping between the two.
+//! - `convert`: domain values to proto messages and back, the one mapping between the two.
 //! - `rules`: the checks and answers shared by unary calls and Inspect items.
 //! - [`inspect`]: Inspect's batches.
 //! - [`admin`]: the admin service's answers (what data is served, reloads).
-//! - [`error`]: why a request cannot be answered, with its status code.
+//! - `error`: why a request cannot be answered, with its status code.
 
 pub mod admin;
 pub(crate) mod convert;

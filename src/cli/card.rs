@@ -1,5 +1,5 @@
 //! `card-lookup validate`, `lookup` and `mask`: their flags, and running them. The answers come
-//! from an [`Engine`]: the request layer offline, or a server.
+//! from an `Engine`: the request layer offline, or a server.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

@@ -9,13 +9,13 @@ use crate::telemetry::Method;
 
 /// The admin service: the admin API, answering over gRPC.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     api: AdminApi,
 }
 
 impl Admin {
     #[must_use]
-    pub fn new(api: AdminApi) -> Self {
+    pub(crate) fn new(api: AdminApi) -> Self {
         Self { api }
     }
 }

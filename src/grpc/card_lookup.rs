@@ -10,13 +10,13 @@ use crate::telemetry::Method;
 
 /// The service: the card API, answering over gRPC.
 #[derive(Debug, Clone)]
-pub struct CardLookup {
+pub(crate) struct CardLookup {
     api: CardApi,
 }
 
 impl CardLookup {
     #[must_use]
-    pub fn new(api: CardApi) -> Self {
+    pub(crate) fn new(api: CardApi) -> Self {
         Self { api }
     }
 }

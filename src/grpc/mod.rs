@@ -3,10 +3,10 @@
 //! [`error`] is the one place where errors become `tonic::Status`; [`observe`] gives every
 //! call its request id and log line (admission counts it in the metrics).
 
-pub mod admin;
-pub mod card_lookup;
+pub(crate) mod admin;
+pub(crate) mod card_lookup;
 mod error;
-pub mod observe;
+pub(crate) mod observe;
 
-pub use admin::Admin;
-pub use card_lookup::CardLookup;
+pub(crate) use admin::Admin;
+pub(crate) use card_lookup::CardLookup;

@@ -18,7 +18,7 @@ use crate::telemetry::{Method, code_name};
 use crate::token::is_safe_token;
 
 /// The metadata key that carries the request id, both ways.
-pub const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 /// [`REQUEST_ID`] as a key, made once: a `&str` key is parsed again on every use.
 static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
     LazyLock::new(|| MetadataKey::from_static(REQUEST_ID));
@@ -32,7 +32,7 @@ static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
 /// service made on an error, and on a success only when the call was logged: an id that names
 /// no log line tells the caller nothing, and encoding one on every answer cost both ends about
 /// a microsecond a call (BENCHMARKS.md, "What the request id costs").
-pub async fn observe<Req, Res, Handled>(
+pub(crate) async fn observe<Req, Res, Handled>(
     method: Method,
     mut request: Request<Req>,
     handler: impl FnOnce(Req, Option<ClientIdentity>) -> Handled,
@@ -101,7 +101,7 @@ fn attach(metadata: &mut MetadataMap, mut id: MetadataValue<Ascii>) {
 
 /// Requests that carry a card number say where it is, so the call's log line can show it
 /// masked.
-pub trait CardNumberField {
+pub(crate) trait CardNumberField {
     fn card_number(&self) -> Option<&str>;
 }
 
