@@ -2,15 +2,20 @@
 //! server. Both take the same request messages and give the same answer messages, which
 //! `answer` prints, so offline and server output cannot drift apart.
 
+use std::future::Future;
+
+use tonic::Status;
+use tonic::transport::Channel;
 use zeroize::Zeroize;
 
 use super::CliError;
 use super::answer::{BinInfo, Checked, Masked};
 use super::remote::Remote;
 use super::target::Target;
-use crate::api::CardApi;
+use crate::api::{CardApi, RequestError};
 use crate::bins::{BinStore, DataSource, LoadOptions};
 use crate::proto::cardlookup::v1 as pb;
+use crate::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 
 /// The request layer, or a server.
 #[derive(Debug)]
@@ -53,63 +58,82 @@ impl Engine {
         })
     }
 
-    /// Validate. The request's number is wiped once answered.
-    pub(super) fn validate(
-        &mut self,
-        mut request: pb::ValidateRequest,
-    ) -> Result<Checked, CliError> {
-        let response = match self {
-            Self::Offline(api) => {
-                let answer = api.validate(&request, None);
-                request.number.zeroize();
-                answer?
-            }
-            Self::Remote { runtime, remote } => {
-                let answer = runtime.block_on(remote.client.validate(request.clone()));
-                request.number.zeroize();
-                answer.map_err(|s| remote.failed(&s))?.into_inner()
-            }
-        };
-        Ok(response.into())
+    /// Validate.
+    pub(super) fn validate(&mut self, request: pb::ValidateRequest) -> Result<Checked, CliError> {
+        self.answer(
+            request,
+            |api, request| api.validate(request, None),
+            |mut client, request| async move { client.validate(request).await },
+        )
+        .map(Checked::from)
     }
 
-    /// LookupBin. The request's number is wiped once answered.
+    /// LookupBin.
     pub(super) fn lookup_bin(
         &mut self,
-        mut request: pb::LookupBinRequest,
+        request: pb::LookupBinRequest,
     ) -> Result<BinInfo, CliError> {
-        let response = match self {
-            Self::Offline(api) => {
-                let answer = api.lookup_bin(&request, None);
-                request.number.zeroize();
-                answer?
-            }
-            Self::Remote { runtime, remote } => {
-                let answer = runtime.block_on(remote.client.lookup_bin(request.clone()));
-                request.number.zeroize();
-                answer.map_err(|s| remote.failed(&s))?.into_inner()
-            }
-        };
-        Ok(response.into())
+        self.answer(
+            request,
+            |api, request| api.lookup_bin(request, None),
+            |mut client, request| async move { client.lookup_bin(request).await },
+        )
+        .map(BinInfo::from)
     }
 
-    /// MaskCard. The request's number is wiped once answered.
-    pub(super) fn mask_card(
+    /// MaskCard.
+    pub(super) fn mask_card(&mut self, request: pb::MaskCardRequest) -> Result<Masked, CliError> {
+        self.answer(
+            request,
+            CardApi::mask_card,
+            |mut client, request| async move { client.mask_card(request).await },
+        )
+        .map(Masked::from)
+    }
+
+    /// The answer to `request`, from the request layer or the server; the request's number is
+    /// wiped once answered.
+    fn answer<Req, Res, Call>(
         &mut self,
-        mut request: pb::MaskCardRequest,
-    ) -> Result<Masked, CliError> {
-        let response = match self {
-            Self::Offline(api) => {
-                let answer = api.mask_card(&request);
-                request.number.zeroize();
-                answer?
-            }
-            Self::Remote { runtime, remote } => {
-                let answer = runtime.block_on(remote.client.mask_card(request.clone()));
-                request.number.zeroize();
-                answer.map_err(|s| remote.failed(&s))?.into_inner()
-            }
+        mut request: Req,
+        offline: impl FnOnce(&CardApi, &Req) -> Result<Res, RequestError>,
+        server: impl FnOnce(CardLookupServiceClient<Channel>, Req) -> Call,
+    ) -> Result<Res, CliError>
+    where
+        Req: NumberRequest,
+        Call: Future<Output = Result<tonic::Response<Res>, Status>>,
+    {
+        let answer = match self {
+            Self::Offline(api) => offline(api, &request).map_err(CliError::from),
+            Self::Remote { runtime, remote } => runtime
+                .block_on(server(remote.client.clone(), request.clone()))
+                .map(tonic::Response::into_inner)
+                .map_err(|status| remote.failed(&status)),
         };
-        Ok(response.into())
+        request.number().zeroize();
+        answer
+    }
+}
+
+/// A request that carries a card number.
+trait NumberRequest: Clone {
+    fn number(&mut self) -> &mut String;
+}
+
+impl NumberRequest for pb::ValidateRequest {
+    fn number(&mut self) -> &mut String {
+        &mut self.number
+    }
+}
+
+impl NumberRequest for pb::LookupBinRequest {
+    fn number(&mut self) -> &mut String {
+        &mut self.number
+    }
+}
+
+impl NumberRequest for pb::MaskCardRequest {
+    fn number(&mut self) -> &mut String {
+        &mut self.number
     }
 }
