@@ -47,11 +47,11 @@ pub use rate_limit::{DEFAULT_CLASS, RateLimitRule};
 /// The header a caller names itself with, when it has no client certificate. A `HeaderName`
 /// rather than a `&str`, which would be parsed again on every call.
 pub static CLIENT_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-client-id");
-/// Paths that are never refused: load balancers and engineers must always get an answer.
-const EXEMPT_PREFIXES: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
+/// Services that are never refused: load balancers and engineers must always get an answer.
+const EXEMPT_SERVICES: [&str; 3] = [
+    tonic_health::pb::health_server::SERVICE_NAME,
+    tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+    tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
 ];
 const SHED: &str = "cardlookup_requests_shed_total";
 const PANICS: &str = "cardlookup_handler_panics_total";
@@ -207,10 +207,11 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let path = request.uri().path();
-        if EXEMPT_PREFIXES
-            .iter()
-            .any(|prefix| path.starts_with(prefix))
-        {
+        if EXEMPT_SERVICES.iter().any(|service| {
+            path.strip_prefix('/')
+                .and_then(|path| path.strip_prefix(service))
+                .is_some_and(|method| method.starts_with('/'))
+        }) {
             return AdmissionFuture::Exempt {
                 call: inner.call(request),
             };
