@@ -3,7 +3,7 @@ and the release binary started with the rendered Deployment's own arguments.
 
 Run it with scripts/check-deploy.sh, which installs the tools (into .tools/) and runs pytest
 with .tools/venv's Python. A tool that is missing fails the tests that need it when CI is set
-(as .ci/run sets it), and skips them, saying why, otherwise.
+(CI runs .ci/run with CI=true), and skips them, saying why, otherwise.
 
 Environment:
   CARD_LOOKUP_BINARY   the server to test (default: target/release/card-lookup)
