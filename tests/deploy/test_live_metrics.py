@@ -1,0 +1,47 @@
+"""Every metric the Prometheus rules and the Grafana dashboard use is on the live /metrics of
+the binary run with the Deployment's arguments, with the labels the queries use; there is no
+list of metrics still to come. (Two series exist only under conditions, which the live run
+meets before it scrapes: cardlookup_requests_rate_limited_total for configured rate-limit
+classes, cardlookup_data_reloads_total from the first reload.)"""
+
+import pytest
+
+from promql_labels import Analysis, parse_exposition
+from support import DASHBOARD, RULES
+
+
+@pytest.fixture(scope="module")
+def analysis(promql_parser, live_metrics, scrape_job) -> Analysis:
+    scraped = parse_exposition(live_metrics)
+    assert scraped, "the live /metrics is empty"
+    analysis = Analysis(promql_parser, scraped, scrape_job)
+    analysis.rules(RULES)
+    analysis.dashboard(DASHBOARD)
+    return analysis
+
+
+def test_every_metric_used_is_on_live_metrics(analysis):
+    """Each raw metric a rule or a panel uses is on /metrics (a renamed or dropped metric
+    would leave an alert that never fires or an empty panel)."""
+    missing = []
+    for metric in sorted(analysis.used):
+        places = sorted(analysis.used[metric])
+        desc = places[0] + (f" and {len(places) - 1} more" if len(places) > 1 else "")
+        if metric in analysis.scraped:
+            shown = sorted(analysis.scraped[metric])
+            print(f"/metrics has {metric}" + (f" {{{', '.join(shown)}}}" if shown else "") + f" (used by {desc})")
+        else:
+            missing.append(f"{metric} (used by {desc})")
+    assert analysis.used, "the rules and the dashboard use no metric"
+    assert not missing, "not on /metrics: " + "; ".join(missing)
+
+
+@pytest.mark.parametrize("kind", ["rule", "dashboard"])
+def test_queries_use_only_labels_their_series_carry(kind, analysis):
+    """Each selector, by (...), on (...), group_left/right and label_values names a label the
+    series carry (grpc_method, grpc_code, version, le, ...; job, namespace, pod from the
+    scrape), grpc_code values are gRPC code names, and job= is the scraped job."""
+    results = analysis.rule_results if kind == "rule" else analysis.dash_results
+    bad = [f"{where}: " + "; ".join(problems) for where, problems in results if problems]
+    assert results
+    assert not bad, "\n".join(bad)
