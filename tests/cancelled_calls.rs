@@ -6,6 +6,7 @@
 //! One test in its own binary: the metrics recorder is process-wide, and other tests' stalled
 //! calls would add to the counts this one checks exactly.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

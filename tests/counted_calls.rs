@@ -7,6 +7,7 @@
 //! In its own binary: the metrics recorder is process-wide, and other tests' calls would add to
 //! the counts this one checks exactly.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,15 @@
 //! The Prometheus endpoint: gRPC metrics under the names dashboards expect, the P99 target,
 //! and the BIN data being served. All servers in this binary share one recorder, so the
 //! assertions compare before and after.
+//!
+//! In its own binary, not in `tests/it`: the recorder is process-wide, so the calls of other
+//! tests would add to the counts compared here, and their servers, started with other data,
+//! would set the `cardlookup_bin_index_entries` and `cardlookup_data_info` gauges read here.
 
 // Prometheus samples are floats; the values compared are small integers and literals, exact in f64.
 #![allow(clippy::float_cmp, clippy::cast_precision_loss)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::{EMBEDDED, TestServer, http_get, pb};

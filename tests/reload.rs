@@ -1,6 +1,11 @@
 //! Replacing BIN data live: by editing a file, by renaming one over it, and through the admin
 //! service, while clients keep calling; a bad file leaves the old data serving.
+//!
+//! In its own binary, not in `tests/it`: the corrupt-file test reads the process-wide gauge
+//! `cardlookup_data_last_reload_successful` for its exact value 0, and every server start sets
+//! that gauge to 1, so the servers the other binary's tests start would race it.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -2,12 +2,10 @@
 //! as a person or a shell script runs them: exit codes, human and JSON output, and never a
 //! whole card number in the output.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{TempDir, leaked_pans};
+use crate::common::{TempDir, leaked_pans};
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");

@@ -1,8 +1,6 @@
 //! Validate over gRPC: networks, lengths, Luhn, failures and as-you-type answers.
 
-mod common;
-
-use common::{TestServer, pb};
+use crate::common::{TestServer, pb};
 use pb::{CardNetwork as N, ValidationFailure as F};
 
 async fn validate(

@@ -1,5 +1,7 @@
-//! A real server on ephemeral ports, and real clients for it. Each test binary uses part of
-//! this module, hence the `dead_code` allowance (and `pub` is for the test files, not a crate).
+//! A real server on ephemeral ports, and real clients for it. The `it` test binary and the
+//! binaries kept apart from it (`tests/metrics.rs`, `tests/cancelled_calls.rs`,
+//! `tests/reload.rs`, which include this file by its path) each use part of this module, hence
+//! the `dead_code` allowance (and `pub` is for the test modules, not a crate).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod pki;

@@ -1,14 +1,12 @@
 //! The `card-lookup` binary as an operator runs it: start-up lines, a clean exit on SIGTERM,
 //! a clear refusal of bad configuration, and no card number in its output at any log level.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{leaked_pans, pb};
+use crate::common::{leaked_pans, pb};
 use pb::card_lookup_service_client::CardLookupServiceClient;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
@@ -182,7 +180,7 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_data_files() {
-    let dir = common::TempDir::new("sighup");
+    let dir = crate::common::TempDir::new("sighup");
     let path = dir.write(
         "bins.csv",
         "BIN,BankName,CardType,CardOrg\n622848,BEFORE BANK,借记卡,银联\n",

@@ -1,9 +1,7 @@
 //! The Inspect stream: batches of numbers answered item by item, one bad number never failing
 //! the stream, and the per-request item cap.
 
-mod common;
-
-use common::{TestServer, pb};
+use crate::common::{TestServer, pb};
 use tonic::Code;
 
 fn item(id: &str, number: &str) -> pb::InspectItem {

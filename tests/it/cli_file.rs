@@ -1,12 +1,10 @@
 //! `card-lookup validate --file`: a file of numbers (or standard input), streamed, one line per
 //! number, a summary, and no whole number in the output unless `--unmasked` asks for it.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{TempDir, leaked_pans};
+use crate::common::{TempDir, leaked_pans};
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");

@@ -1,9 +1,7 @@
 //! gRPC health (overall and per service) and server reflection (v1 and v1alpha), which
 //! grpcurl and load balancers rely on.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

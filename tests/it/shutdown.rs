@@ -1,10 +1,8 @@
 //! Graceful shutdown: the server stops accepting, reports NOT_SERVING, and `run` returns.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestServer, pb};
+use crate::common::{TestServer, pb};
 
 #[tokio::test]
 async fn run_returns_after_the_shutdown_signal() {
@@ -32,7 +30,7 @@ async fn a_call_that_never_finishes_cannot_hold_the_server_past_the_grace_period
         ..card_lookup::config::Config::default()
     };
     let server =
-        TestServer::start_configured(config, std::sync::Arc::clone(&common::EMBEDDED)).await;
+        TestServer::start_configured(config, std::sync::Arc::clone(&crate::common::EMBEDDED)).await;
     // A client that starts a call and never sends its message: the call stays in flight.
     let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
         .await

@@ -1,13 +1,11 @@
 //! Card-testing detection over gRPC: a client walking through BINs is flagged, counted, and
 //! refused when refusal is on; honest clients are not.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{EMBEDDED, TestServer, pb};
 use card_lookup::card_testing::CardTestingConfig;
 use card_lookup::config::Config;
-use common::{EMBEDDED, TestServer, pb};
 use tonic::{Code, Request};
 
 fn lookup_as(client_id: &str, bin: u32) -> Request<pb::LookupBinRequest> {

@@ -1,9 +1,7 @@
 //! MaskCard over gRPC: styles, PCI DSS limits, grouping and bad input.
 
-mod common;
-
+use crate::common::{TempDir, TestServer, pb, store_with_files};
 use card_lookup::bins::LoadOptions;
-use common::{TempDir, TestServer, pb, store_with_files};
 use pb::MaskStyle as S;
 use tonic::Code;
 

@@ -1,9 +1,7 @@
 //! LookupBin over gRPC: longest-prefix answers from the BIN data, misses, and bad input.
 
-mod common;
-
+use crate::common::{EMBEDDED, TempDir, TestServer, pb, store_with_files};
 use card_lookup::bins::LoadOptions;
-use common::{EMBEDDED, TempDir, TestServer, pb, store_with_files};
 use tonic::Code;
 
 fn request(number: &str) -> pb::LookupBinRequest {

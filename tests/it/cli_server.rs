@@ -2,16 +2,14 @@
 //! in-process on 127.0.0.1:0: the same answers as offline, the server's refusals and an
 //! unreachable server (exit 2 with the gRPC code), TLS and mutual TLS.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use crate::common::pki::{Ca, ca, leaf};
+use crate::common::{EMBEDDED, TempDir, TestServer, leaked_pans};
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
-use common::pki::{Ca, ca, leaf};
-use common::{EMBEDDED, TempDir, TestServer, leaked_pans};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
 

@@ -1,14 +1,12 @@
 //! TLS and mutual TLS on the gRPC port, with certificates made here (rcgen): who gets in,
 //! who is refused, the client certificate as the client's identity, and certificate reload.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::pki::{Ca, ca, leaf};
+use crate::common::{EMBEDDED, TempDir, TestServer, pb};
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
-use common::pki::{Ca, ca, leaf};
-use common::{EMBEDDED, TempDir, TestServer, pb};
 use pb::card_lookup_service_client::CardLookupServiceClient;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};

@@ -1,9 +1,7 @@
 //! What every call gets: a request id where it names something, a refusal of oversized
 //! requests, and no card number in any error.
 
-mod common;
-
-use common::{TestServer, pb};
+use crate::common::{TestServer, pb};
 use tonic::{Code, Request};
 
 #[tokio::test]

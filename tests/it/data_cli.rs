@@ -1,10 +1,8 @@
 //! `card-lookup data check` and `card-lookup data convert`, run as an operator runs them.
 
-mod common;
-
 use std::process::Command;
 
-use common::TempDir;
+use crate::common::TempDir;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
 

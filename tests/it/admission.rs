@@ -1,13 +1,11 @@
 //! Admission control: per-client rate limits, load shedding at the concurrency limit, the
 //! request timeout, and health checks that are never refused.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{EMBEDDED, TestServer, pb};
 use card_lookup::config::Config;
-use common::{EMBEDDED, TestServer, pb};
 use tonic::{Code, Request};
 
 fn config(rate_limits: &[&str], max_in_flight: usize) -> Config {
