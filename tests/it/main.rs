@@ -3,10 +3,9 @@
 //! fresh `cargo test` saves.
 //!
 //! Tests that read process-wide state exactly stay in their own binaries beside this one
-//! (`tests/metrics.rs`, `tests/cancelled_calls.rs`, `tests/counted_calls.rs`, `tests/reload.rs`):
-//! the metrics recorder
-//! is one per process, and every server started here adds to its counts and sets its gauges.
-//! They share `common` with this binary.
+//! (`tests/metrics.rs`, `tests/cancelled_calls.rs`, `tests/counted_calls.rs`,
+//! `tests/reload.rs`): the metrics recorder is one per process, and every server started here
+//! adds to its counts and sets its gauges. They share `common` with this binary.
 
 mod common;
 
