@@ -31,8 +31,9 @@ use crate::watch;
 /// about 60 KiB.
 pub const MAX_REQUEST_BYTES: usize = 128 * 1024;
 /// Streams one connection may have open at once. Callers multiplex many calls on a connection;
-/// this bounds what one connection can ask of the server.
-const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// this bounds what one connection can ask of the server, well below the default
+/// `--max-concurrent-requests` (1,024), so that one connection cannot hold every place.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Streams a client may make the server reset with errors before the connection is closed: the
 /// guard against HTTP/2 "rapid reset" style floods (off in tonic unless set).
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
@@ -310,7 +311,7 @@ async fn metrics_upkeep(
 }
 
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
-/// and payment clients do not.
+/// and payment clients do not; with the gRPC port's HTTP/2 limits.
 async fn serve_admin(
     listener: TcpListener,
     admin: Admin,
@@ -320,7 +321,7 @@ async fn serve_admin(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ADMIN_FILE_DESCRIPTOR_SET)
     };
-    Server::builder()
+    http2_server()
         .layer(CountLayer::new())
         .add_service(
             reflection()

@@ -217,3 +217,50 @@ async fn an_inspect_stream_holds_its_place_for_its_life_and_outlives_the_request
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One connection cannot hold every place: it may open at most `MAX_CONCURRENT_STREAMS`
+/// streams, fewer than the concurrency limit, so its stalled calls leave room for others.
+#[tokio::test]
+async fn one_connection_cannot_take_every_place() {
+    let max_streams = card_lookup::server::MAX_CONCURRENT_STREAMS as usize;
+    let config = Config {
+        request_timeout: Duration::from_secs(5),
+        ..config(&[], max_streams + 16)
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
+    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let validate = |end_of_stream| {
+        let request = http::Request::post(format!(
+            "http://{}/cardlookup.v1.CardLookupService/Validate",
+            server.grpc_addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        (request, end_of_stream)
+    };
+    // One whole exchange first, so that the client has the server's settings.
+    let (request, end) = validate(true);
+    sender.send_request(request, end).unwrap().0.await.unwrap();
+    // Calls whose message never comes, as many as the server has places. The client sends the
+    // first `max_streams` and queues the rest until the server allows more streams.
+    let mut stalled = Vec::new();
+    for _ in 0..max_streams + 16 {
+        sender = sender.ready().await.unwrap();
+        let (request, end) = validate(false);
+        stalled.push(sender.send_request(request, end).unwrap());
+    }
+    // Give the server time to take them in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another client is still served while they wait.
+    let mut client = server.client().await;
+    for _ in 0..10 {
+        let answer = client.validate(validate_as("other")).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+}

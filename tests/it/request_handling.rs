@@ -71,3 +71,32 @@ async fn oversized_requests_are_refused() {
         .unwrap();
     assert!(answer.into_inner().valid);
 }
+
+/// The admin port speaks HTTP/2 with the gRPC port's limits: as many streams a connection,
+/// the same header list size.
+#[tokio::test]
+async fn the_admin_port_has_the_grpc_ports_http2_limits() {
+    let server = TestServer::start().await;
+    for addr in [server.grpc_addr, server.admin_addr] {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
+        // One exchange, so that the client has the server's settings.
+        let request = http::Request::post(format!(
+            "http://{addr}/cardlookup.admin.v1.AdminService/GetIndexInfo"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        let (response, _) = sender.send_request(request, true).unwrap();
+        tokio::select! {
+            done = &mut connection => panic!("the connection ended: {done:?}"),
+            response = response => drop(response.unwrap()),
+        }
+        assert_eq!(
+            connection.max_concurrent_send_streams(),
+            card_lookup::server::MAX_CONCURRENT_STREAMS as usize,
+            "{addr}"
+        );
+    }
+}
