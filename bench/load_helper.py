@@ -7,7 +7,8 @@
   save-answer FILE OUT         write the message of a gRPC response body to OUT (the bare
                                server's canned answer)
   same-answer FILE ANSWER      check a gRPC response body's message is exactly ANSWER's bytes
-  handled METRICS_URL RPC      print "OK OTHER": grpc_server_handled_total for RPC, OK and not
+  handled METRICS_URL RPC      print "OK CANCELED OTHER": grpc_server_handled_total for RPC,
+                               by code: OK, Canceled and the rest
   latency LOG_FILE [SKIP_MS]   print "COUNT NON_200 REQ/S P50 P99 P99.9" (microseconds) from an
                                h2load --log-file, leaving out the first SKIP_MS milliseconds
   table ROUNDS_FILE            print the results table (and the issue-4 target checks) from
@@ -160,7 +161,7 @@ LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 def handled(url, rpc):
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    ok = other = 0
+    ok = canceled = other = 0
     for line in text.splitlines():
         match = HANDLED.match(line)
         if not match:
@@ -169,11 +170,14 @@ def handled(url, rpc):
         if labels.get("grpc_service") != SERVICE or labels.get("grpc_method") != rpc:
             continue
         count = int(float(match["value"]))
-        if labels.get("grpc_code") == "OK":
+        code = labels.get("grpc_code")
+        if code == "OK":
             ok += count
+        elif code == "Canceled":
+            canceled += count
         else:
             other += count
-    print(ok, other)
+    print(ok, canceled, other)
 
 
 def percentile(ordered, fraction):

@@ -1,7 +1,7 @@
 //! Calls that end before any handler answers them are counted as `Canceled` in
 //! `grpc_server_handled_total`, so operators see callers' deadlines and stalled requests: the
 //! caller's `grpc-timeout` passes, or `--request-timeout` does, while the call waits for its
-//! request. A call its caller resets frees its place.
+//! request, or its caller resets it. A call its caller resets frees its place.
 //!
 //! One test in its own binary: the metrics recorder is process-wide, and other tests' stalled
 //! calls would add to the counts this one checks exactly.
@@ -42,9 +42,8 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
     let mut client = server.client().await;
 
-    // A caller that gives up while its request has not arrived: its place is freed. (hyper
-    // hands tonic the reset request as one that ended without a message, and tonic answers it
-    // INTERNAL, so it is not among the `Canceled` counted here: tests/counted_calls.rs.)
+    // A caller that gives up while its request has not arrived: its place is freed, and the
+    // call is counted as cancelled.
     let stalled = server.stalled_call(None).await;
     server.first_refusal().await;
     drop(stalled);
@@ -65,6 +64,7 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(valid);
+    wait_for_cancelled(&server, 1).await;
 
     // The caller's own deadline passes first: tonic answers it.
     let response = server.stalled_call(Some("100m")).await;
@@ -73,7 +73,7 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
         .expect("answered at the caller's deadline")
         .unwrap();
     assert_eq!(response.headers()["grpc-status"], "1", "{response:?}");
-    wait_for_cancelled(&server, 1).await;
+    wait_for_cancelled(&server, 2).await;
 
     // The server's --request-timeout passes: the admission layer answers it.
     let response = server.stalled_call(None).await;
@@ -82,5 +82,5 @@ async fn calls_ended_before_their_handler_are_counted_as_cancelled() {
         .expect("answered at the request timeout")
         .unwrap();
     assert_eq!(response.headers()["grpc-message"], "Timeout%20expired");
-    wait_for_cancelled(&server, 2).await;
+    wait_for_cancelled(&server, 3).await;
 }

@@ -4,7 +4,9 @@
 //! counts the call's end once (`grpc_server_handled_total` and the latency histogram), with
 //! the code the client was sent: the `grpc-status` of the response's headers (a refusal, a
 //! timeout, a panic, an error answered by the handler or by tonic's decoder) or of its
-//! trailers (an answer, an Inspect stream's end). The record travels with the call: in the
+//! trailers (an answer, an Inspect stream's end); a request its caller reset before sending its
+//! message counts as `Canceled`, not as tonic's INTERNAL answer to it, which nobody receives.
+//! The record travels with the call: in the
 //! admission future until the response is made, then in the response body until its last
 //! frame. Whatever drops it before the client was sent a code (the caller's `grpc-timeout`
 //! passing while the call waits for its request, a reset stream, an Inspect stream the client
@@ -79,7 +81,13 @@ pub(super) fn follow(
     let Some(mut record) = record else {
         return response;
     };
-    record.code = status_of(response.headers());
+    record.code = status_of(response.headers()).map(|code| {
+        if code == Code::Internal && is_reset_request(response.headers()) {
+            Code::Cancelled
+        } else {
+            code
+        }
+    });
     response.map(|inner| {
         tonic::body::Body::new(CountedBody {
             inner,
@@ -93,6 +101,17 @@ impl Drop for CallRecord {
     fn drop(&mut self) {
         self.end(self.code.unwrap_or(Code::Cancelled));
     }
+}
+
+/// Whether an answer is tonic's to a unary request that ended before its message came. hyper
+/// hands the service a request its caller reset (RST_STREAM, CANCEL) as one that ended there,
+/// and tonic answers it INTERNAL; but the caller gave up, and nobody gets that answer, so the
+/// call counts as `Canceled`, as a caller that gives up later does. (A caller that closes its
+/// request without a message is counted so too.) tests/counted_calls.rs pins tonic's message.
+fn is_reset_request(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-message")
+        .is_some_and(|message| message.as_bytes() == b"Missing%20request%20message.")
 }
 
 /// The `grpc-status` of a header map, if it has one.
