@@ -6,11 +6,11 @@
 //! timeout, a panic, an error answered by the handler or by tonic's decoder) or of its
 //! trailers (an answer, an Inspect stream's end); a request its caller reset before sending its
 //! message counts as `Canceled`, not as tonic's INTERNAL answer to it, which nobody receives.
-//! The record travels with the call: in the
-//! admission future until the response is made, then in the response body until its last
-//! frame. Whatever drops it before the client was sent a code (the caller's `grpc-timeout`
-//! passing while the call waits for its request, a reset stream, an Inspect stream the client
-//! abandoned, a stopping server) makes the call `Canceled`.
+//! The record travels with the call: in the admission future until the response is made, then
+//! in the response body until its last frame. Whatever drops it before the client was sent a
+//! code (the caller's `grpc-timeout` passing while the call waits for its request, a reset
+//! stream, an Inspect stream the client abandoned, a stopping server) makes the call
+//! `Canceled`.
 //!
 //! The body also holds the call's concurrency slot, so a call holds its place until its
 //! answer has gone out: an Inspect stream for its whole life.
