@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{EMBEDDED, TestServer, pb};
+use crate::common::{EMBEDDED, TestServer, VALIDATE_PATH, grpc_request, h2_connection, pb};
 use card_lookup::config::Config;
 use tonic::{Code, Request};
 
@@ -228,32 +228,21 @@ async fn one_connection_cannot_take_every_place() {
         ..config(&[], max_streams + 16)
     };
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
-    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+    let mut sender = h2_connection(server.grpc_addr).await;
+    let validate = || grpc_request(server.grpc_addr, VALIDATE_PATH);
+    // One whole exchange first, so that the client has the server's settings.
+    sender
+        .send_request(validate(), true)
+        .unwrap()
+        .0
         .await
         .unwrap();
-    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let validate = |end_of_stream| {
-        let request = http::Request::post(format!(
-            "http://{}/cardlookup.v1.CardLookupService/Validate",
-            server.grpc_addr
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-        (request, end_of_stream)
-    };
-    // One whole exchange first, so that the client has the server's settings.
-    let (request, end) = validate(true);
-    sender.send_request(request, end).unwrap().0.await.unwrap();
     // Calls whose message never comes, as many as the server has places. The client sends the
     // first `max_streams` and queues the rest until the server allows more streams.
     let mut stalled = Vec::new();
     for _ in 0..max_streams + 16 {
         sender = sender.ready().await.unwrap();
-        let (request, end) = validate(false);
-        stalled.push(sender.send_request(request, end).unwrap());
+        stalled.push(sender.send_request(validate(), false).unwrap());
     }
     // Give the server time to take them in.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,7 +1,7 @@
 //! What every call gets: a request id where it names something, a refusal of oversized
 //! requests, and no card number in any error.
 
-use crate::common::{TestServer, pb};
+use crate::common::{TestServer, grpc_request, pb};
 use tonic::{Code, Request};
 
 #[tokio::test]
@@ -81,13 +81,7 @@ async fn the_admin_port_has_the_grpc_ports_http2_limits() {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, mut connection) = h2::client::handshake(tcp).await.unwrap();
         // One exchange, so that the client has the server's settings.
-        let request = http::Request::post(format!(
-            "http://{addr}/cardlookup.admin.v1.AdminService/GetIndexInfo"
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
+        let request = grpc_request(addr, "/cardlookup.admin.v1.AdminService/GetIndexInfo");
         let (response, _) = sender.send_request(request, true).unwrap();
         tokio::select! {
             done = &mut connection => panic!("the connection ended: {done:?}"),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestServer, pb};
+use crate::common::{TestServer, VALIDATE_PATH, grpc_request, h2_connection, pb};
 
 #[tokio::test]
 async fn run_returns_after_the_shutdown_signal() {
@@ -32,19 +32,8 @@ async fn a_call_that_never_finishes_cannot_hold_the_server_past_the_grace_period
     let server =
         TestServer::start_configured(config, std::sync::Arc::clone(&crate::common::EMBEDDED)).await;
     // A client that starts a call and never sends its message: the call stays in flight.
-    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
-        .await
-        .unwrap();
-    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::post(format!(
-        "http://{}/cardlookup.v1.CardLookupService/Validate",
-        server.grpc_addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
+    let mut sender = h2_connection(server.grpc_addr).await;
+    let request = grpc_request(server.grpc_addr, VALIDATE_PATH);
     let stalled = sender.send_request(request, false).unwrap();
     let started = std::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(10), server.stop())

@@ -161,21 +161,14 @@ impl TestServer {
     /// caller's `grpc-timeout` when given. Dropping the answer's future resets the stream
     /// (RST_STREAM, CANCEL), as a caller that gives up does.
     pub async fn stalled_call(&self, grpc_timeout: Option<&str>) -> h2::client::ResponseFuture {
-        let tcp = TcpStream::connect(self.grpc_addr).await.unwrap();
-        let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(connection);
-        let mut request = http::Request::post(format!(
-            "http://{}/cardlookup.v1.CardLookupService/Validate",
-            self.grpc_addr
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
+        let mut sender = h2_connection(self.grpc_addr).await;
+        let mut request = grpc_request(self.grpc_addr, VALIDATE_PATH);
         if let Some(timeout) = grpc_timeout {
-            request = request.header("grpc-timeout", timeout);
+            request
+                .headers_mut()
+                .insert("grpc-timeout", timeout.parse().unwrap());
         }
-        let (response, _body) = sender
-            .send_request(request.body(()).unwrap(), false)
-            .unwrap();
+        let (response, _body) = sender.send_request(request, false).unwrap();
         response
     }
 
@@ -195,6 +188,27 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Validate's request path.
+pub const VALIDATE_PATH: &str = "/cardlookup.v1.CardLookupService/Validate";
+
+/// A raw HTTP/2 connection to `addr`, for calls a tonic client cannot make (a message that
+/// never comes, more streams than the server allows).
+pub async fn h2_connection(addr: SocketAddr) -> h2::client::SendRequest<tonic::codegen::Bytes> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// The headers of a gRPC call to `path` on `addr`, for an [`h2_connection`].
+pub fn grpc_request(addr: SocketAddr, path: &str) -> http::Request<()> {
+    http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
 }
 
 /// A minimal HTTP/1.1 GET: returns the status line and the body.
