@@ -49,12 +49,6 @@ impl CardApi {
         }
     }
 
-    /// The live data the answers come from.
-    #[must_use]
-    pub fn store(&self) -> &Arc<BinStore> {
-        &self.store
-    }
-
     /// Validate: always an answer, a bad number being `valid = false` with its reason. The
     /// error is card-testing detection refusing the caller.
     pub fn validate(
