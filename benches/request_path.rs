@@ -125,6 +125,7 @@ fn bench_card_testing(c: &mut Criterion) {
     let client = ClientIdentity {
         id: Arc::from("checkout-svc"),
         class: Arc::from("default"),
+        label: None,
     };
     let bins: Vec<u32> = (0..600).map(|i| 400_000 + i * 97).collect();
     let mut next = 0;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
+use crate::eviction::make_room;
 use crate::identity::ClientIdentity;
 
 const SLOTS: usize = 6;
@@ -37,6 +38,8 @@ pub struct CardTestingConfig {
     pub min_validations: u32,
     /// Refuse a flagged client's calls (PERMISSION_DENIED) rather than only report it.
     pub refuse: bool,
+    /// Clients whose windows are kept at once; the least recently seen are forgotten first.
+    pub max_clients: usize,
 }
 
 impl Default for CardTestingConfig {
@@ -50,6 +53,7 @@ impl Default for CardTestingConfig {
             max_luhn_failure_ratio: 0.5,
             min_validations: 50,
             refuse: false,
+            max_clients: 10_000,
         }
     }
 }
@@ -253,9 +257,13 @@ impl CardTestingDetector {
         };
         // Looked up by reference first: the key's clone (and its drop) is needed only for a
         // new client, and its reference count is shared by every call of the connection.
-        let mut window = match self.clients.get_mut(&*client.id) {
-            Some(window) => window,
-            None => self.clients.entry(Arc::clone(&client.id)).or_default(),
+        let mut window = if let Some(window) = self.clients.get_mut(&*client.id) {
+            window
+        } else {
+            make_room(&self.clients, self.config.max_clients, |window| {
+                Some(window.last_seen)
+            });
+            self.clients.entry(Arc::clone(&client.id)).or_default()
         };
         if !counted {
             window.record(now, bin, luhn_valid, max_bins);
@@ -278,6 +286,7 @@ impl CardTestingDetector {
         .increment(1);
         tracing::warn!(
             client = %client.id,
+            client_label = client.label.as_deref().unwrap_or_default(),
             class = %client.class,
             reason = suspicion.label(),
             refused = self.config.refuse,
@@ -327,6 +336,7 @@ mod tests {
         ClientIdentity {
             id: Arc::from(id),
             class: Arc::from("default"),
+            label: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::admission::RateLimitRule;
+use crate::admission::{RateLimitRule, TrustedNetwork};
 use crate::bins::{DataSource, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
 use crate::telemetry::LogFormat;
@@ -96,8 +96,9 @@ pub struct Args {
     pub max_concurrent_requests: usize,
 
     /// A per-client rate limit for a class of clients: CLASS=RATE[:ID,ID...], RATE as N/s or
-    /// N/m. Clients are identified by mTLS certificate common name, else the x-client-id header,
-    /// else IP address; `default` applies to clients no rule names. Repeatable; no limit
+    /// N/m. Clients are identified by mTLS certificate common name, else (from a network named by
+    /// --trust-client-id-from) the x-client-id header, else IP address (an IPv6 caller by its
+    /// /64); `default` applies to clients no rule names. Repeatable; no limit
     /// unless given. Example: --rate-limit default=200/s --rate-limit checkout=5000/s:checkout-svc
     #[arg(long, env = "CARD_LOOKUP_RATE_LIMIT", value_delimiter = ';')]
     pub rate_limit: Vec<RateLimitRule>,
@@ -143,6 +144,30 @@ pub struct Args {
     /// exits anyway ("10s", "500ms", "1m").
     #[arg(long, env = "CARD_LOOKUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Calls one client may have in flight at once (Inspect streams included), so that no
+    /// client can hold every place of --max-concurrent-requests; past it, its calls get
+    /// RESOURCE_EXHAUSTED. Default: a quarter of --max-concurrent-requests.
+    #[arg(long, env = "CARD_LOOKUP_MAX_CONCURRENT_REQUESTS_PER_CLIENT")]
+    pub max_concurrent_requests_per_client: Option<usize>,
+
+    /// Networks whose callers' x-client-id header names the client (for rate limits, the
+    /// per-client share and card-testing detection): a gateway or service-mesh sidecar that
+    /// sets it, an internal network of known callers. Comma-separated: 10.0.0.0/8,fd00::/8,
+    /// 127.0.0.1. From other addresses the header only labels calls in logs, and the address is
+    /// the client; a client certificate (mutual TLS) always wins.
+    #[arg(long, env = "CARD_LOOKUP_TRUST_CLIENT_ID_FROM", value_delimiter = ',')]
+    pub trust_client_id_from: Vec<TrustedNetwork>,
+
+    /// Clients whose state (rate-limit bucket, calls in flight, card-testing window) is kept
+    /// at once; past it the least recently seen are forgotten, so a flood of new addresses
+    /// costs bounded memory.
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_MAX_TRACKED_CLIENTS",
+        default_value_t = 10_000
+    )]
+    pub max_tracked_clients: usize,
 }
 
 /// Configuration that has passed every check.
@@ -164,6 +189,9 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitRule>,
     pub request_timeout: Duration,
     pub card_testing: CardTestingConfig,
+    pub max_concurrent_requests_per_client: usize,
+    pub trusted_networks: Vec<TrustedNetwork>,
+    pub max_tracked_clients: usize,
 }
 
 /// A configuration value that cannot work.
@@ -189,6 +217,10 @@ pub enum ConfigError {
     RequestTimeout,
     #[error("--card-testing-max-luhn-failure-ratio must be between 0 and 1")]
     LuhnFailureRatio,
+    #[error("--max-concurrent-requests-per-client must be at least 1")]
+    MaxConcurrentRequestsPerClient,
+    #[error("--max-tracked-clients must be at least 1")]
+    MaxTrackedClients,
 }
 
 impl TryFrom<Args> for Config {
@@ -234,6 +266,12 @@ impl TryFrom<Args> for Config {
         if !(0.0..=1.0).contains(&args.card_testing_max_luhn_failure_ratio) {
             return Err(ConfigError::LuhnFailureRatio);
         }
+        if args.max_concurrent_requests_per_client == Some(0) {
+            return Err(ConfigError::MaxConcurrentRequestsPerClient);
+        }
+        if args.max_tracked_clients == 0 {
+            return Err(ConfigError::MaxTrackedClients);
+        }
         let mut classes = std::collections::HashSet::new();
         if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
             return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
@@ -273,8 +311,14 @@ impl TryFrom<Args> for Config {
                 max_luhn_failure_ratio: args.card_testing_max_luhn_failure_ratio,
                 min_validations: args.card_testing_min_validations,
                 refuse: args.card_testing_refuse,
+                max_clients: args.max_tracked_clients,
                 ..CardTestingConfig::default()
             },
+            max_concurrent_requests_per_client: args
+                .max_concurrent_requests_per_client
+                .unwrap_or(args.max_concurrent_requests.div_ceil(4)),
+            trusted_networks: args.trust_client_id_from,
+            max_tracked_clients: args.max_tracked_clients,
         })
     }
 }
@@ -381,8 +425,42 @@ mod tests {
         assert_eq!(parsed.rate_limits.len(), 2);
         assert_eq!(parsed.rate_limits[1].members, ["svc-a", "svc-b"]);
         assert_eq!(parsed.max_concurrent_requests, 64);
+        assert_eq!(
+            parsed.max_concurrent_requests_per_client, 16,
+            "a quarter by default"
+        );
         assert_eq!(parsed.request_timeout, Duration::from_millis(250));
         assert!(parsed.tls.is_none());
+        assert!(
+            parsed.trusted_networks.is_empty(),
+            "no x-client-id is trusted by default"
+        );
+        let parsed = config(&[
+            "--max-concurrent-requests-per-client",
+            "3",
+            "--trust-client-id-from",
+            "10.0.0.0/8,fd00::/8",
+            "--max-tracked-clients",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(parsed.max_concurrent_requests_per_client, 3);
+        assert_eq!(parsed.trusted_networks.len(), 2);
+        assert_eq!(
+            (parsed.max_tracked_clients, parsed.card_testing.max_clients),
+            (500, 500)
+        );
+        assert_eq!(
+            config(&["--max-concurrent-requests-per-client", "0"]).unwrap_err(),
+            ConfigError::MaxConcurrentRequestsPerClient
+        );
+        assert_eq!(
+            config(&["--max-tracked-clients", "0"]).unwrap_err(),
+            ConfigError::MaxTrackedClients
+        );
+        assert!(
+            Args::try_parse_from(["card-lookup", "--trust-client-id-from", "10.0.0.0/40"]).is_err()
+        );
         let twice = config(&["--rate-limit", "a=1/s", "--rate-limit", "a=2/s"]).unwrap_err();
         assert_eq!(twice, ConfigError::DuplicateRateLimitClass("a".into()));
         assert_eq!(

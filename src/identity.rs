@@ -1,15 +1,55 @@
-//! Who a call comes from. Admission works it out (certificate, `x-client-id` header or peer
-//! address) and puts it into the request's extensions; the request layer, card-testing
+//! Who a call comes from. Admission works it out (certificate, trusted `x-client-id` header or
+//! peer address) and puts it into the request's extensions; the request layer, card-testing
 //! detection and the call's log line read it. A leaf module, so that each of them can name the
 //! type without importing the others.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Who a call comes from: the mTLS certificate's common name (else subject), else the
-/// `x-client-id` header, else the peer's IP address.
+/// Who a call comes from: the mTLS certificate's common name (else subject); else the
+/// `x-client-id` header when the peer's network is trusted to name its callers; else the
+/// peer's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
+    /// The identity the service trusts: rate limits, the per-client share of the concurrency
+    /// limit and card-testing detection are kept per `id`.
     pub id: Arc<str>,
     /// The rate-limit class: a configured one, or `default`.
     pub class: Arc<str>,
+    /// The `x-client-id` an untrusted caller sent: it labels the call in logs, inside the
+    /// budget of `id`, and buys nothing.
+    pub label: Option<Arc<str>>,
+}
+
+/// The identity of a caller known only by its address. An IPv6 caller is known by its /64
+/// network, the block one host or customer is given: a host that rotates through the
+/// addresses of its own network stays one client. An IPv4 address mapped into IPv6 is the IPv4
+/// address.
+#[must_use]
+pub fn address_identity(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_caller_is_its_64_network_and_ipv4_is_itself() {
+        let identity = |text: &str| address_identity(text.parse().unwrap());
+        assert_eq!(identity("10.1.2.3"), "10.1.2.3");
+        assert_eq!(identity("::ffff:10.1.2.3"), "10.1.2.3");
+        assert_eq!(identity("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            identity("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            identity("2001:db8:1:2::7")
+        );
+        assert_ne!(identity("2001:db8:1:3::1"), identity("2001:db8:1:2::1"));
+    }
 }

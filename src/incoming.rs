@@ -2,6 +2,7 @@
 //! address and (under mutual TLS) certificate subject for rate limiting and logs.
 
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
+use crate::identity::address_identity;
 use crate::tls::{LiveTls, certificate_identity};
 
 /// How long a client may take to finish the TLS handshake.
@@ -27,8 +29,10 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PeerInfo {
-    /// The remote IP address as text, made once a connection: the client id of last resort,
-    /// which every call on the connection would otherwise format again.
+    /// The remote IP address, to tell whether its network is trusted to name its callers.
+    pub(crate) remote_addr: Option<IpAddr>,
+    /// The identity of that address ([`address_identity`]), made once a connection: the client
+    /// id of last resort, which every call on the connection would otherwise format again.
     pub(crate) remote_ip: Option<Arc<str>>,
     /// The client certificate's identity (common name, else subject), under mutual TLS.
     pub(crate) client_subject: Option<Arc<str>>,
@@ -150,7 +154,8 @@ pub(crate) fn accept(
             // latency jumps by tens of milliseconds.
             let _ = stream.set_nodelay(true);
             let peer = PeerInfo {
-                remote_ip: Some(Arc::from(remote_addr.ip().to_string())),
+                remote_addr: Some(remote_addr.ip()),
+                remote_ip: Some(Arc::from(address_identity(remote_addr.ip()))),
                 client_subject: None,
             };
             let Some(tls) = &tls else {

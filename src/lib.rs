@@ -17,7 +17,7 @@
 //!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
 //!   are counted).
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
-//!   for caller text that is logged), [`telemetry`] (logging set-up, the metrics recorder,
+//!   for caller text that is logged), `eviction` (keeping per-client tables bounded), [`telemetry`] (logging set-up, the metrics recorder,
 //!   method names), [`proto`] (the generated types).
 //! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
 //!   reflection and shutdown. `main.rs` only parses the configuration, loads the data, binds
@@ -31,6 +31,7 @@ pub mod card;
 pub mod card_testing;
 pub mod cli;
 pub mod config;
+pub(crate) mod eviction;
 pub(crate) mod grpc;
 pub mod identity;
 pub(crate) mod incoming;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
+use crate::admission::{Admission, AdmissionLayer, AdmissionRules, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
 use crate::api::admin::AdminApi;
 use crate::bins::{self, BinStore, ReloadTrigger};
@@ -119,11 +119,14 @@ pub async fn run(
     .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let tls = load_tls(config, &listeners.grpc)?;
-    let admission = Arc::new(Admission::new(
-        config.max_concurrent_requests,
-        config.request_timeout,
-        &config.rate_limits,
-    ));
+    let admission = Arc::new(Admission::new(&AdmissionRules {
+        max_in_flight: config.max_concurrent_requests,
+        max_in_flight_per_client: config.max_concurrent_requests_per_client,
+        request_timeout: config.request_timeout,
+        rate_limits: config.rate_limits.clone(),
+        trusted_networks: config.trusted_networks.clone(),
+        max_clients: config.max_tracked_clients,
+    }));
 
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;

@@ -1,6 +1,7 @@
-//! Admission control, in front of every RPC: who the client is, whether its rate limit allows
-//! the call, whether the server has room for it, and how long an admitted call may hold its
-//! place (`--request-timeout`); a panicking handler is turned into an `INTERNAL` answer for that
+//! Admission control, in front of every RPC: who the client is (`identify`), whether its rate
+//! limit allows the call, whether the client is within its share of the server's places and
+//! the server has room for the call, and how long an admitted call may hold its place
+//! (`--request-timeout`); a panicking handler is turned into an `INTERNAL` answer for that
 //! call alone. Every call that enters is counted here, once (`calls`).
 //!
 //! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
@@ -11,12 +12,16 @@
 //! answer has gone out or the client goes away; and `--request-timeout` does not end it (the
 //! handler answers at once, and the stream then lives as long as the batch job sends).
 //!
-//! - [`rate_limit`]: `--rate-limit` classes and their token buckets.
-//! - `in_flight`: the concurrency limit's places.
+//! - `identify`: the client's identity (certificate, trusted `x-client-id`, else address).
+//! - `clients`: per-client state (bucket, calls in flight), bounded in entries.
+//! - [`rate_limit`]: `--rate-limit` classes and their rates.
+//! - `in_flight`: the concurrency limit's places, and each client's share of them.
 //! - `calls`: the one place calls are counted in the gRPC metrics ([`CountLayer`] counts
 //!   the admin service's calls the same way).
 
 mod calls;
+mod clients;
+mod identify;
 mod in_flight;
 pub mod rate_limit;
 
@@ -34,14 +39,14 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 
 use crate::identity::ClientIdentity;
-use crate::incoming::PeerInfo;
 use crate::telemetry::{Method, RpcMetrics};
-use crate::token::is_safe_token;
 use calls::CallRecord;
+use clients::Clients;
 use in_flight::{InFlight, InFlightSlot};
 use rate_limit::RateLimits;
 
 pub use calls::{CountLayer, CountService};
+pub use identify::TrustedNetwork;
 pub use rate_limit::{DEFAULT_CLASS, RateLimitRule};
 
 /// The header a caller names itself with, when it has no client certificate. A `HeaderName`
@@ -54,6 +59,7 @@ const EXEMPT_SERVICES: [&str; 3] = [
     tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
 ];
 const SHED: &str = "cardlookup_requests_shed_total";
+const CLIENTS: &str = "cardlookup_admission_clients";
 const PANICS: &str = "cardlookup_handler_panics_total";
 
 /// Why admission answered a call itself. `grpc::error` makes the status.
@@ -70,6 +76,11 @@ pub enum Refusal {
     },
     #[error("the server is at its concurrency limit; retry shortly or on another replica")]
     Overloaded,
+    #[error(
+        "this client has {share} calls in flight, its share of the server's concurrency limit; \
+         retry when one has ended"
+    )]
+    ClientShareUsed { share: usize },
     /// As tonic answers a call past the caller's own `grpc-timeout`.
     #[error("Timeout expired")]
     TimedOut,
@@ -82,7 +93,9 @@ impl Refusal {
     #[must_use]
     pub fn code(&self) -> Code {
         match self {
-            Self::RateLimited { .. } | Self::Overloaded => Code::ResourceExhausted,
+            Self::RateLimited { .. } | Self::Overloaded | Self::ClientShareUsed { .. } => {
+                Code::ResourceExhausted
+            }
             Self::TimedOut => Code::Cancelled,
             Self::Panicked => Code::Internal,
         }
@@ -100,29 +113,56 @@ pub struct Admission {
     /// How long an admitted call may run before it is answered CANCELLED.
     request_timeout: Duration,
     rate_limits: RateLimits,
-    shed: Counter,
+    trusted: Vec<TrustedNetwork>,
+    clients: Clients,
+    shed_server: Counter,
+    shed_client: Counter,
     panics: Counter,
     metrics: Arc<RpcMetrics>,
 }
 
+/// What admission allows: [`Admission::new`]'s settings, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionRules {
+    /// Calls in flight at once, over every client.
+    pub max_in_flight: usize,
+    /// Calls in flight at once for one client.
+    pub max_in_flight_per_client: usize,
+    /// How long an admitted call may run.
+    pub request_timeout: Duration,
+    pub rate_limits: Vec<RateLimitRule>,
+    /// Networks whose callers' `x-client-id` names the client.
+    pub trusted_networks: Vec<TrustedNetwork>,
+    /// Clients whose state is kept at once; the least recently seen go first.
+    pub max_clients: usize,
+}
+
 impl Admission {
-    /// At most `max_in_flight` calls at once, each for at most `request_timeout`; rates per the
-    /// rules.
     #[must_use]
-    pub fn new(max_in_flight: usize, request_timeout: Duration, rules: &[RateLimitRule]) -> Self {
+    pub fn new(rules: &AdmissionRules) -> Self {
         describe_counter!(
             SHED,
-            "Calls refused at once with RESOURCE_EXHAUSTED because the server was at its concurrency limit."
+            "Calls refused at once with RESOURCE_EXHAUSTED for want of a concurrency place: limit=server when the server was at --max-concurrent-requests, limit=client when the client held its share (--max-concurrent-requests-per-client)."
+        );
+        metrics::describe_gauge!(
+            CLIENTS,
+            "Clients whose admission state (rate-limit bucket, calls in flight) is kept, at most --max-tracked-clients."
         );
         describe_counter!(
             PANICS,
             "Calls whose handler panicked; each got INTERNAL and the server went on."
         );
         Self {
-            in_flight: Arc::new(InFlight::new(max_in_flight)),
-            request_timeout,
-            rate_limits: RateLimits::new(rules),
-            shed: metrics::counter!(SHED),
+            in_flight: Arc::new(InFlight::new(
+                rules.max_in_flight,
+                rules.max_in_flight_per_client,
+            )),
+            request_timeout: rules.request_timeout,
+            rate_limits: RateLimits::new(&rules.rate_limits),
+            trusted: rules.trusted_networks.clone(),
+            clients: Clients::new(rules.max_clients),
+            shed_server: metrics::counter!(SHED, "limit" => "server"),
+            shed_client: metrics::counter!(SHED, "limit" => "client"),
             panics: metrics::counter!(PANICS),
             metrics: Arc::new(RpcMetrics::new()),
         }
@@ -130,38 +170,31 @@ impl Admission {
 
     /// Forgets clients not seen lately, so per-client state does not grow without bound.
     pub fn forget_idle_clients(&self) {
-        self.rate_limits.forget_idle_clients();
-    }
-
-    /// Who `request` comes from: the mTLS certificate's subject, else a safe `x-client-id`,
-    /// else the peer's address.
-    fn client_id<B>(request: &http::Request<B>) -> Arc<str> {
-        let peer = request.extensions().get::<PeerInfo>();
-        peer.and_then(|p| p.client_subject.clone())
-            .or_else(|| {
-                request
-                    .headers()
-                    .get(&CLIENT_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|id| is_safe_token(id))
-                    .map(Arc::from)
-            })
-            .or_else(|| peer.and_then(|p| p.remote_ip.clone()))
-            .unwrap_or_else(|| Arc::from("unknown"))
+        self.clients.forget_idle();
+        metrics::gauge!(CLIENTS).set(f64::from(
+            u32::try_from(self.clients.len()).unwrap_or(u32::MAX),
+        ));
     }
 
     /// Admits the call or says why not; an admitted call's identity goes into its extensions.
     fn admit<B>(&self, request: &mut http::Request<B>) -> Result<InFlightSlot, Refusal> {
-        let (client, class) = self.rate_limits.classify(Self::client_id(request));
-        if let Some(Err(refusal)) = class.map(|class| class.check_rate(&client)) {
-            tracing::debug!(client = %client.id, class = %client.class, "rate limited");
-            return Err(refusal);
+        let (id, label) = identify::identify(request, &self.trusted);
+        let class = self.rate_limits.class_of(&id);
+        let client = self.clients.get(&id, class.map(|class| class.quota));
+        if let (Some(class), Some(bucket)) = (class, &client.limiter) {
+            class.check_rate(bucket).inspect_err(|_| {
+                tracing::debug!(client = %id, class = %class.name, "rate limited");
+            })?;
         }
-        let Some(slot) = InFlightSlot::take(&self.in_flight) else {
-            self.shed.increment(1);
-            return Err(Refusal::Overloaded);
-        };
-        request.extensions_mut().insert::<ClientIdentity>(client);
+        let slot =
+            InFlightSlot::take(&self.in_flight, client).inspect_err(|refusal| match refusal {
+                Refusal::ClientShareUsed { .. } => self.shed_client.increment(1),
+                _ => self.shed_server.increment(1),
+            })?;
+        let class = self.rate_limits.name(class);
+        request
+            .extensions_mut()
+            .insert(ClientIdentity { id, class, label });
         Ok(slot)
     }
 }
@@ -315,11 +348,14 @@ mod tests {
     use tower::{Layer, Service, ServiceExt};
 
     fn admission(max_in_flight: usize) -> AdmissionLayer {
-        AdmissionLayer(Arc::new(Admission::new(
+        AdmissionLayer(Arc::new(Admission::new(&AdmissionRules {
             max_in_flight,
-            Duration::from_secs(1),
-            &[],
-        )))
+            max_in_flight_per_client: max_in_flight,
+            request_timeout: Duration::from_secs(1),
+            rate_limits: Vec::new(),
+            trusted_networks: Vec::new(),
+            max_clients: 16,
+        })))
     }
 
     fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {

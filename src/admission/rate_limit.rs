@@ -1,4 +1,5 @@
-//! `--rate-limit`: classes of clients, each with a per-client token bucket.
+//! `--rate-limit`: classes of clients, each client of a class with a token bucket at the
+//! class's rate (kept in the client's entry, `clients`).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -6,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota};
 use metrics::{Counter, describe_counter};
 
 use super::Refusal;
-use crate::identity::ClientIdentity;
 use crate::token::is_safe_token;
 
 /// The class of clients that no `--rate-limit` rule names.
@@ -74,9 +74,10 @@ pub(super) struct RateLimits {
 
 #[derive(Debug)]
 pub(super) struct ClientClass {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     per_second: NonZeroU32,
-    limiter: DefaultKeyedRateLimiter<Arc<str>>,
+    /// Each client's bucket.
+    pub(super) quota: Quota,
     refused: Counter,
 }
 
@@ -91,7 +92,7 @@ impl RateLimits {
             .map(|rule| ClientClass {
                 name: Arc::from(rule.class.as_str()),
                 per_second: rule.per_second,
-                limiter: RateLimiter::keyed(Quota::per_second(rule.per_second)),
+                quota: Quota::per_second(rule.per_second),
                 refused: metrics::counter!(RATE_LIMITED, "client_class" => rule.class.clone()),
             })
             .collect();
@@ -108,35 +109,26 @@ impl RateLimits {
         }
     }
 
-    /// The identity of the client `id` and the class that covers it (none when no rule does):
-    /// one lookup of the id serves both.
-    pub(super) fn classify(&self, id: Arc<str>) -> (ClientIdentity, Option<&ClientClass>) {
-        let class = self
-            .members
-            .get(&*id)
+    /// The class that covers client `id`, if any rule does.
+    pub(super) fn class_of(&self, id: &str) -> Option<&ClientClass> {
+        self.members
+            .get(id)
             .copied()
             .or(self.default_class)
-            .map(|i| &self.classes[i]);
-        let name = class.map_or_else(
-            || Arc::clone(&self.default_name),
-            |class| Arc::clone(&class.name),
-        );
-        (ClientIdentity { id, class: name }, class)
+            .map(|i| &self.classes[i])
     }
 
-    /// Forgets clients not seen lately, so per-client state does not grow without bound.
-    pub(super) fn forget_idle_clients(&self) {
-        for class in &self.classes {
-            class.limiter.retain_recent();
-            class.limiter.shrink_to_fit();
-        }
+    /// The name of `class`: its own, or `default` for clients no rule covers.
+    pub(super) fn name(&self, class: Option<&ClientClass>) -> Arc<str> {
+        Arc::clone(class.map_or(&self.default_name, |class| &class.name))
     }
 }
 
 impl ClientClass {
-    /// The refusal when the class has no calls left this instant for `client`.
-    pub(super) fn check_rate(&self, client: &ClientIdentity) -> Result<(), Refusal> {
-        let Err(not_until) = self.limiter.check_key(&client.id) else {
+    /// The refusal when a client's bucket, at this class's rate, has no call left this
+    /// instant.
+    pub(super) fn check_rate(&self, bucket: &DefaultDirectRateLimiter) -> Result<(), Refusal> {
+        let Err(not_until) = bucket.check() else {
             return Ok(());
         };
         self.refused.increment(1);

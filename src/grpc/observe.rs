@@ -53,6 +53,11 @@ where
             .as_ref()
             .map(|client| client.id.to_string())
             .unwrap_or_default(),
+        client_label: client
+            .as_ref()
+            .and_then(|client| client.label.as_deref())
+            .unwrap_or_default()
+            .to_owned(),
         masked_number: request
             .get_ref()
             .card_number()
@@ -107,12 +112,14 @@ pub(crate) trait CardNumberField {
 
 /// What one call's log line says besides the outcome. Field names are stable for log
 /// pipelines: request_id, grpc_service, grpc_method, grpc_code, duration_us, client_id,
+/// client_label (the x-client-id of a caller whose network is not trusted to name itself),
 /// masked_number, error.
 struct CallLog {
     started: Instant,
     /// The caller's id, or one made for this call.
     request_id: MetadataValue<Ascii>,
     client_id: String,
+    client_label: String,
     masked_number: String,
 }
 
@@ -125,6 +132,7 @@ impl CallLog {
             grpc_code = code_name(code),
             duration_us = self.started.elapsed().as_micros() as u64,
             client_id = self.client_id,
+            client_label = self.client_label,
             masked_number = self.masked_number,
             error,
             "call"

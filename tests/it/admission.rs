@@ -16,6 +16,15 @@ fn config(rate_limits: &[&str], max_in_flight: usize) -> Config {
     }
 }
 
+/// [`config`] for a server that takes the `x-client-id` of callers on loopback as their
+/// identity, as it would from a trusted gateway.
+fn trusting_loopback(rate_limits: &[&str]) -> Config {
+    Config {
+        trusted_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..config(rate_limits, 1024)
+    }
+}
+
 fn validate_as(client_id: &str) -> Request<pb::ValidateRequest> {
     let mut request = Request::new(pb::ValidateRequest {
         number: "4111111111111111".into(),
@@ -28,7 +37,7 @@ fn validate_as(client_id: &str) -> Request<pb::ValidateRequest> {
 
 #[tokio::test]
 async fn each_client_gets_its_own_rate_by_class() {
-    let config = config(&["default=2/s", "checkout=50/s:checkout-svc"], 1024);
+    let config = trusting_loopback(&["default=2/s", "checkout=50/s:checkout-svc"]);
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
     let mut client = server.client().await;
 
@@ -98,6 +107,93 @@ async fn a_client_id_that_looks_like_a_card_number_is_not_used() {
     assert_eq!(refused.code(), Code::ResourceExhausted);
 }
 
+/// Validate calls made as fast as they are answered, each with its own `x-client-id`, until
+/// `calls` have been made; how many were answered OK.
+async fn rotating_client_ids(server: &TestServer, calls: usize) -> usize {
+    let mut client = server.client().await;
+    let mut answered = 0;
+    for n in 0..calls {
+        match client.validate(validate_as(&format!("rotating-{n}"))).await {
+            Ok(_) => answered += 1,
+            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn a_new_client_id_buys_no_new_budget_unless_its_network_is_trusted() {
+    let server =
+        TestServer::start_configured(config(&["default=20/s"], 1024), Arc::clone(&EMBEDDED)).await;
+    let started = Instant::now();
+    let answered = rotating_client_ids(&server, 300).await;
+    // One client, 127.0.0.1: its burst of 20, and 20 a second while the calls went on.
+    let allowed = 21 + usize::try_from(started.elapsed().as_millis() / 50).unwrap();
+    assert!(
+        (1..=allowed).contains(&answered),
+        "{answered} of 300 calls answered; at most {allowed} allowed"
+    );
+
+    // From a network the operator trusts, each x-client-id is a client of its own.
+    let server =
+        TestServer::start_configured(trusting_loopback(&["default=20/s"]), Arc::clone(&EMBEDDED))
+            .await;
+    assert_eq!(rotating_client_ids(&server, 300).await, 300);
+}
+
+#[tokio::test]
+async fn one_client_holds_at_most_its_share_of_the_places_and_others_are_served() {
+    let config = Config {
+        max_concurrent_requests: 8,
+        max_concurrent_requests_per_client: 2,
+        request_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    // The greedy client, 127.0.0.1, sends request headers and never the message, on as many
+    // streams as the server would take.
+    let mut greedy = h2_connection(server.grpc_addr).await;
+    let mut held = Vec::new();
+    let mut refusals = Vec::new();
+    for _ in 0..12 {
+        let (mut response, body) = greedy
+            .send_request(grpc_request(server.grpc_addr, VALIDATE_PATH), false)
+            .unwrap();
+        // Kept while held: a dropped call is reset, which frees its place.
+        match tokio::time::timeout(Duration::from_millis(300), &mut response).await {
+            Ok(answered) => refusals.push(answered.unwrap()),
+            Err(_) => held.push((response, body)),
+        }
+    }
+    assert_eq!(
+        held.len(),
+        2,
+        "the greedy client holds its share and no more"
+    );
+    let message = refusals[0].headers()["grpc-message"].to_str().unwrap();
+    assert!(message.contains("its%20share"), "{message}");
+    assert_eq!(
+        refusals[0].headers()["grpc-status"],
+        "8",
+        "RESOURCE_EXHAUSTED"
+    );
+
+    // Another client (another address) is served at once.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut other = pb::card_lookup_service_client::CardLookupServiceClient::new(channel);
+    assert!(other.validate(validate_as("other")).await.is_ok());
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains(r#"cardlookup_requests_shed_total{limit="client"} 10"#),
+        "{scrape}"
+    );
+}
+
 #[tokio::test]
 async fn past_the_concurrency_limit_calls_are_shed_at_once() {
     let server = TestServer::start_configured(config(&[], 1), Arc::clone(&EMBEDDED)).await;
@@ -113,7 +209,7 @@ async fn past_the_concurrency_limit_calls_are_shed_at_once() {
     assert!(
         scrape
             .lines()
-            .any(|l| l.starts_with("cardlookup_requests_shed_total ")),
+            .any(|l| l.starts_with(r#"cardlookup_requests_shed_total{limit="server"} "#)),
         "{scrape}"
     );
 }
@@ -171,7 +267,8 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_frees_its_place() {
 async fn an_inspect_stream_holds_its_place_for_its_life_and_outlives_the_request_timeout() {
     let config = Config {
         request_timeout: Duration::from_millis(200),
-        ..config(&["default=3/m"], 1)
+        max_concurrent_requests: 1,
+        ..trusting_loopback(&["default=3/m"])
     };
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
     let mut client = server.client().await;

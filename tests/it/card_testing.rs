@@ -30,6 +30,8 @@ fn validate_as(client_id: &str, number: &str) -> Request<pb::ValidateRequest> {
 
 async fn server(refuse: bool) -> TestServer {
     let config = Config {
+        // Each test names its clients by x-client-id, as callers behind a trusted gateway do.
+        trusted_networks: vec!["127.0.0.0/8".parse().unwrap()],
         card_testing: CardTestingConfig {
             max_distinct_bins: 20,
             min_validations: 20,
@@ -76,6 +78,35 @@ async fn a_client_walking_through_bins_is_refused_and_others_are_not() {
             r#"cardlookup_card_testing_suspected_total{client_class="default",reason="bin_walk"}"#
         ),
         "{scrape}"
+    );
+}
+
+#[tokio::test]
+async fn a_walker_that_names_itself_anew_on_every_call_is_still_one_client() {
+    let config = Config {
+        card_testing: CardTestingConfig {
+            max_distinct_bins: 20,
+            refuse: true,
+            ..CardTestingConfig::default()
+        },
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    let mut refused = None;
+    for bin in 400_000..400_040 {
+        let lookup = client
+            .lookup_bin(lookup_as(&format!("walker-{bin}"), bin))
+            .await;
+        if let Err(status) = lookup {
+            refused = Some((bin, status.code()));
+            break;
+        }
+    }
+    assert_eq!(
+        refused,
+        Some((400_020, Code::PermissionDenied)),
+        "refused after the 21st distinct BIN"
     );
 }
 
