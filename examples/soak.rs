@@ -52,10 +52,7 @@ async fn connect_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpSt
 }
 
 /// A raw HTTP/2 connection from `from`, for calls a gRPC client cannot make.
-async fn h2_from(
-    from: IpAddr,
-    server: SocketAddr,
-) -> Option<h2::client::SendRequest<Bytes>> {
+async fn h2_from(from: IpAddr, server: SocketAddr) -> Option<h2::client::SendRequest<Bytes>> {
     let tcp = connect_from(from, server).await.ok()?;
     let (sender, connection) = h2::client::handshake(tcp).await.ok()?;
     tokio::spawn(connection);
@@ -148,8 +145,7 @@ async fn well_formed(channel: Channel, per_second: u64, deadline: Instant, tally
 async fn stall(server: SocketAddr, deadline: Instant) {
     while Instant::now() < deadline {
         if let Some(mut sender) = h2_from(loopback(11), server).await {
-            let held =
-                held_streams(&mut sender, server, "Validate", STREAMS_PER_CONNECTION).await;
+            let held = held_streams(&mut sender, server, "Validate", STREAMS_PER_CONNECTION).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             drop(held);
         }

@@ -129,23 +129,17 @@ mod tests {
     fn a_client_keeps_its_state_between_calls() {
         let clients = Clients::new(64);
         let quota = Quota::per_second(std::num::NonZeroU32::new(1).unwrap());
-        assert!(
+        let call = || {
             clients
                 .get(&id(1), Some(quota))
                 .limiter
                 .as_ref()
                 .unwrap()
                 .check()
-                .is_ok()
-        );
+        };
+        assert!(call().is_ok());
         assert!(
-            clients
-                .get(&id(1), Some(quota))
-                .limiter
-                .as_ref()
-                .unwrap()
-                .check()
-                .is_err(),
+            call().is_err(),
             "the second call within the second finds the bucket empty"
         );
         clients.forget_idle();
