@@ -8,10 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::admission::RateLimitRule;
+use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{DataSource, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
+
+/// The longest `--inspect-idle-timeout` and `--inspect-max-life`: a day is far past any batch
+/// job's need, and keeps the streams' deadlines within the clock's range.
+const MAX_INSPECT_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The server's flags. Every flag can also be set by the environment variable shown in `--help`.
 #[derive(Debug, Clone, Parser)]
@@ -143,6 +148,32 @@ pub struct Args {
     /// exits anyway ("10s", "500ms", "1m").
     #[arg(long, env = "CARD_LOOKUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// How long an Inspect stream may wait for its client's next request before the server ends
+    /// it (DEADLINE_EXCEEDED), freeing its concurrency place (above 0, at most 24h). Default
+    /// 60s: a batch job sends its next batch within milliseconds of reading an answer, and a
+    /// minute covers a pause to fetch more work, while a stream left open holds its place no
+    /// longer than that.
+    #[arg(long, env = "CARD_LOOKUP_INSPECT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub inspect_idle_timeout: Duration,
+
+    /// The longest an Inspect stream may live: past it, the server ends it (UNAVAILABLE) after
+    /// the answer in progress, and the client opens a new stream for the batches not yet
+    /// answered (above 0, at most 24h). Default 10m: at about a million cards a second a stream
+    /// checks billions of cards in that time, and new replicas get their share of batch jobs
+    /// within minutes.
+    #[arg(long, env = "CARD_LOOKUP_INSPECT_MAX_LIFE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub inspect_max_life: Duration,
+
+    /// The largest Inspect response, in bytes encoded (1024 to 4194304). Default 4194304 (4 MiB),
+    /// the most a gRPC client accepts unless told otherwise; lower it for clients that accept
+    /// less. A request whose answers would not fit ends the stream with OUT_OF_RANGE.
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_INSPECT_MAX_ANSWER_BYTES",
+        default_value_t = MAX_INSPECT_ANSWER_BYTES
+    )]
+    pub inspect_max_answer_bytes: usize,
 }
 
 /// Configuration that has passed every check.
@@ -164,6 +195,9 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitRule>,
     pub request_timeout: Duration,
     pub card_testing: CardTestingConfig,
+    pub inspect_idle_timeout: Duration,
+    pub inspect_max_life: Duration,
+    pub inspect_max_answer_bytes: usize,
 }
 
 /// A configuration value that cannot work.
@@ -189,6 +223,12 @@ pub enum ConfigError {
     RequestTimeout,
     #[error("--card-testing-max-luhn-failure-ratio must be between 0 and 1")]
     LuhnFailureRatio,
+    #[error("{0} must be above 0 and at most 24h")]
+    InspectDuration(&'static str),
+    #[error(
+        "--inspect-max-answer-bytes must be between {MIN_INSPECT_ANSWER_BYTES} and {MAX_INSPECT_ANSWER_BYTES}"
+    )]
+    InspectMaxAnswerBytes,
 }
 
 impl TryFrom<Args> for Config {
@@ -238,6 +278,19 @@ impl TryFrom<Args> for Config {
         if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
             return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
         }
+        for (flag, duration) in [
+            ("--inspect-idle-timeout", args.inspect_idle_timeout),
+            ("--inspect-max-life", args.inspect_max_life),
+        ] {
+            if duration.is_zero() || duration > MAX_INSPECT_DURATION {
+                return Err(ConfigError::InspectDuration(flag));
+            }
+        }
+        if !(MIN_INSPECT_ANSWER_BYTES..=MAX_INSPECT_ANSWER_BYTES)
+            .contains(&args.inspect_max_answer_bytes)
+        {
+            return Err(ConfigError::InspectMaxAnswerBytes);
+        }
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -275,6 +328,9 @@ impl TryFrom<Args> for Config {
                 refuse: args.card_testing_refuse,
                 ..CardTestingConfig::default()
             },
+            inspect_idle_timeout: args.inspect_idle_timeout,
+            inspect_max_life: args.inspect_max_life,
+            inspect_max_answer_bytes: args.inspect_max_answer_bytes,
         })
     }
 }
@@ -433,5 +489,44 @@ mod tests {
         );
         std::fs::remove_file(a).unwrap();
         std::fs::remove_file(b).unwrap();
+    }
+
+    #[test]
+    fn inspect_limits() {
+        let defaults = Config::default();
+        assert_eq!(defaults.inspect_idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.inspect_max_life, Duration::from_secs(600));
+        assert_eq!(defaults.inspect_max_answer_bytes, 4 * 1024 * 1024);
+        let parsed = config(&[
+            "--inspect-idle-timeout",
+            "300ms",
+            "--inspect-max-life",
+            "2h",
+            "--inspect-max-answer-bytes",
+            "1024",
+        ])
+        .unwrap();
+        assert_eq!(parsed.inspect_idle_timeout, Duration::from_millis(300));
+        assert_eq!(parsed.inspect_max_life, Duration::from_secs(7200));
+        assert_eq!(parsed.inspect_max_answer_bytes, 1024);
+        for (flag, bad) in [
+            ("--inspect-idle-timeout", "0s"),
+            ("--inspect-idle-timeout", "25h"),
+            ("--inspect-max-life", "0ms"),
+            ("--inspect-max-life", "1000y"),
+        ] {
+            let err = config(&[flag, bad]).unwrap_err();
+            assert_eq!(err, ConfigError::InspectDuration(flag));
+            assert!(err.to_string().starts_with(flag), "{err}");
+        }
+        for bad in ["1023", "4194305", "0"] {
+            let err = config(&["--inspect-max-answer-bytes", bad]).unwrap_err();
+            assert_eq!(err, ConfigError::InspectMaxAnswerBytes);
+            assert_eq!(
+                err.to_string(),
+                "--inspect-max-answer-bytes must be between 1024 and 4194304"
+            );
+        }
+        assert!(Args::try_parse_from(["card-lookup", "--inspect-idle-timeout", "soon"]).is_err());
     }
 }
