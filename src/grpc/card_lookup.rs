@@ -78,9 +78,10 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         request: Request<Streaming<pb::InspectRequest>>,
     ) -> Result<Response<InspectStream>, Status> {
         let api = self.api.clone();
-        // Lazy: the next request is read only when the last answer has gone out, so a client
-        // that does not read answers stops being read (HTTP/2 flow control bounds memory).
-        // An error, a limit's too, is the stream's last answer: tonic ends the call with it.
+        // Lazy: the next request is read only when HTTP/2 has taken the last answer, which it
+        // does only as the client's window lets answers out, so a client that does not read
+        // answers stops being read (flow control bounds memory). An error, a limit's too, is
+        // the stream's last answer: tonic ends the call with it.
         let requests = Limited::new(request.into_inner(), self.inspect_limits);
         let answers = requests.map(move |request| {
             request.and_then(|request| api.inspect_batch(request).map_err(Status::from))
