@@ -160,8 +160,8 @@ pub struct Args {
     /// The longest an Inspect stream may live: past it, the server ends it (UNAVAILABLE) after
     /// the answer in progress, and the client opens a new stream for the batches not yet
     /// answered (above 0, at most 24h). Default 10m: at about a million cards a second a stream
-    /// checks billions of cards in that time, and new replicas get their share of batch jobs
-    /// within minutes.
+    /// checks hundreds of millions of cards in that time, and new replicas get their share of
+    /// batch jobs within minutes.
     #[arg(long, env = "CARD_LOOKUP_INSPECT_MAX_LIFE", default_value = "10m", value_parser = humantime::parse_duration)]
     pub inspect_max_life: Duration,
 
