@@ -8,10 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::admission::{RateLimitRule, TrustedNetwork};
+use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{DataSource, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
+
+/// The longest `--inspect-idle-timeout` and `--inspect-max-life`: a day is far past any batch
+/// job's need, and keeps the streams' deadlines within the clock's range.
+const MAX_INSPECT_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The server's flags. Every flag can also be set by the environment variable shown in `--help`.
 #[derive(Debug, Clone, Parser)]
@@ -168,6 +173,32 @@ pub struct Args {
         default_value_t = 10_000
     )]
     pub max_tracked_clients: usize,
+
+    /// How long an Inspect stream may wait for its client's next request before the server ends
+    /// it (DEADLINE_EXCEEDED), freeing its concurrency place (above 0, at most 24h). Default
+    /// 60s: a batch job sends its next batch within milliseconds of reading an answer, and a
+    /// minute covers a pause to fetch more work, while a stream left open holds its place no
+    /// longer than that.
+    #[arg(long, env = "CARD_LOOKUP_INSPECT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub inspect_idle_timeout: Duration,
+
+    /// The longest an Inspect stream may live: past it, the server ends it (UNAVAILABLE) after
+    /// the answer in progress, and the client opens a new stream for the batches not yet
+    /// answered (above 0, at most 24h). Default 10m: at about a million cards a second a stream
+    /// checks hundreds of millions of cards in that time, and new replicas get their share of
+    /// batch jobs within minutes.
+    #[arg(long, env = "CARD_LOOKUP_INSPECT_MAX_LIFE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub inspect_max_life: Duration,
+
+    /// The largest Inspect response, in bytes encoded (1024 to 4194304). Default 4194304 (4 MiB),
+    /// the most a gRPC client accepts unless told otherwise; lower it for clients that accept
+    /// less. A request whose answers would not fit ends the stream with OUT_OF_RANGE.
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_INSPECT_MAX_ANSWER_BYTES",
+        default_value_t = MAX_INSPECT_ANSWER_BYTES
+    )]
+    pub inspect_max_answer_bytes: usize,
 }
 
 /// Configuration that has passed every check.
@@ -192,6 +223,9 @@ pub struct Config {
     pub max_concurrent_requests_per_client: usize,
     pub trusted_networks: Vec<TrustedNetwork>,
     pub max_tracked_clients: usize,
+    pub inspect_idle_timeout: Duration,
+    pub inspect_max_life: Duration,
+    pub inspect_max_answer_bytes: usize,
 }
 
 /// A configuration value that cannot work.
@@ -221,6 +255,12 @@ pub enum ConfigError {
     MaxConcurrentRequestsPerClient,
     #[error("--max-tracked-clients must be at least 1")]
     MaxTrackedClients,
+    #[error("{0} must be above 0 and at most 24h")]
+    InspectDuration(&'static str),
+    #[error(
+        "--inspect-max-answer-bytes must be between {MIN_INSPECT_ANSWER_BYTES} and {MAX_INSPECT_ANSWER_BYTES}"
+    )]
+    InspectMaxAnswerBytes,
 }
 
 impl TryFrom<Args> for Config {
@@ -257,25 +297,7 @@ impl TryFrom<Args> for Config {
                 });
             }
         }
-        if args.max_concurrent_requests == 0 {
-            return Err(ConfigError::MaxConcurrentRequests);
-        }
-        if args.request_timeout.is_zero() {
-            return Err(ConfigError::RequestTimeout);
-        }
-        if !(0.0..=1.0).contains(&args.card_testing_max_luhn_failure_ratio) {
-            return Err(ConfigError::LuhnFailureRatio);
-        }
-        if args.max_concurrent_requests_per_client == Some(0) {
-            return Err(ConfigError::MaxConcurrentRequestsPerClient);
-        }
-        if args.max_tracked_clients == 0 {
-            return Err(ConfigError::MaxTrackedClients);
-        }
-        let mut classes = std::collections::HashSet::new();
-        if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
-            return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
-        }
+        check_limits(&args)?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -319,8 +341,48 @@ impl TryFrom<Args> for Config {
                 .unwrap_or(args.max_concurrent_requests.div_ceil(4)),
             trusted_networks: args.trust_client_id_from,
             max_tracked_clients: args.max_tracked_clients,
+            inspect_idle_timeout: args.inspect_idle_timeout,
+            inspect_max_life: args.inspect_max_life,
+            inspect_max_answer_bytes: args.inspect_max_answer_bytes,
         })
     }
+}
+
+/// The checks of the limits' flags: admission, card testing and Inspect streams.
+fn check_limits(args: &Args) -> Result<(), ConfigError> {
+    if args.max_concurrent_requests == 0 {
+        return Err(ConfigError::MaxConcurrentRequests);
+    }
+    if args.request_timeout.is_zero() {
+        return Err(ConfigError::RequestTimeout);
+    }
+    if !(0.0..=1.0).contains(&args.card_testing_max_luhn_failure_ratio) {
+        return Err(ConfigError::LuhnFailureRatio);
+    }
+    if args.max_concurrent_requests_per_client == Some(0) {
+        return Err(ConfigError::MaxConcurrentRequestsPerClient);
+    }
+    if args.max_tracked_clients == 0 {
+        return Err(ConfigError::MaxTrackedClients);
+    }
+    let mut classes = std::collections::HashSet::new();
+    if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
+        return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
+    }
+    for (flag, duration) in [
+        ("--inspect-idle-timeout", args.inspect_idle_timeout),
+        ("--inspect-max-life", args.inspect_max_life),
+    ] {
+        if duration.is_zero() || duration > MAX_INSPECT_DURATION {
+            return Err(ConfigError::InspectDuration(flag));
+        }
+    }
+    if !(MIN_INSPECT_ANSWER_BYTES..=MAX_INSPECT_ANSWER_BYTES)
+        .contains(&args.inspect_max_answer_bytes)
+    {
+        return Err(ConfigError::InspectMaxAnswerBytes);
+    }
+    Ok(())
 }
 
 impl Default for Config {
@@ -511,5 +573,44 @@ mod tests {
         );
         std::fs::remove_file(a).unwrap();
         std::fs::remove_file(b).unwrap();
+    }
+
+    #[test]
+    fn inspect_limits() {
+        let defaults = Config::default();
+        assert_eq!(defaults.inspect_idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.inspect_max_life, Duration::from_secs(600));
+        assert_eq!(defaults.inspect_max_answer_bytes, 4 * 1024 * 1024);
+        let parsed = config(&[
+            "--inspect-idle-timeout",
+            "300ms",
+            "--inspect-max-life",
+            "2h",
+            "--inspect-max-answer-bytes",
+            "1024",
+        ])
+        .unwrap();
+        assert_eq!(parsed.inspect_idle_timeout, Duration::from_millis(300));
+        assert_eq!(parsed.inspect_max_life, Duration::from_secs(7200));
+        assert_eq!(parsed.inspect_max_answer_bytes, 1024);
+        for (flag, bad) in [
+            ("--inspect-idle-timeout", "0s"),
+            ("--inspect-idle-timeout", "25h"),
+            ("--inspect-max-life", "0ms"),
+            ("--inspect-max-life", "1000y"),
+        ] {
+            let err = config(&[flag, bad]).unwrap_err();
+            assert_eq!(err, ConfigError::InspectDuration(flag));
+            assert!(err.to_string().starts_with(flag), "{err}");
+        }
+        for bad in ["1023", "4194305", "0"] {
+            let err = config(&["--inspect-max-answer-bytes", bad]).unwrap_err();
+            assert_eq!(err, ConfigError::InspectMaxAnswerBytes);
+            assert_eq!(
+                err.to_string(),
+                "--inspect-max-answer-bytes must be between 1024 and 4194304"
+            );
+        }
+        assert!(Args::try_parse_from(["card-lookup", "--inspect-idle-timeout", "soon"]).is_err());
     }
 }

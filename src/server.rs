@@ -112,10 +112,14 @@ pub async fn run(
         .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
         .collect();
     let card_testing = Arc::new(CardTestingDetector::new(config.card_testing, &classes));
-    let card_lookup = CardLookupServiceServer::new(CardLookup::new(CardApi::new(
-        Arc::clone(&store),
-        Some(Arc::clone(&card_testing)),
-    )))
+    let card_lookup = CardLookupServiceServer::new(CardLookup::new(
+        CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
+            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes),
+        crate::grpc::inspect_stream::StreamLimits {
+            idle_timeout: config.inspect_idle_timeout,
+            max_life: config.inspect_max_life,
+        },
+    ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let tls = load_tls(config, &listeners.grpc)?;

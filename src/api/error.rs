@@ -3,6 +3,8 @@
 //! Messages name the field and the rule broken, never the value: the value may be a card
 //! number.
 
+use std::time::Duration;
+
 use tonic::Code;
 
 use crate::card::mask::MIN_PAN_DIGITS;
@@ -39,6 +41,31 @@ pub enum RequestError {
     /// A data reload failed; the message names the file, line and reason.
     #[error("reload failed, still serving the previous data: {0}")]
     Reload(String),
+    /// An Inspect item whose answers alone would not fit in a response: it is answered with
+    /// this status and its validation only.
+    #[error(
+        "answer: larger than the {max} bytes one Inspect response may carry; only the validation is given (ask the card-lookup operators about this card's BIN data)"
+    )]
+    InspectItemTooLarge { max: usize },
+    /// An Inspect request whose answers together would not fit in one response: it ends the
+    /// stream, unanswered.
+    #[error(
+        "answer: this request's answers would be larger than the {max} bytes one Inspect response may carry (its first {fitting} items fit); send fewer items a request"
+    )]
+    InspectAnswerTooLarge { max: usize, fitting: usize },
+    /// The client sent no request for `--inspect-idle-timeout`: the server ends the stream.
+    #[error(
+        "Inspect stream idle for {}; open a new stream when there is work",
+        humantime::format_duration(*timeout)
+    )]
+    InspectIdle { timeout: Duration },
+    /// The stream reached `--inspect-max-life`: the server ends it after the answer in
+    /// progress.
+    #[error(
+        "Inspect stream reached its maximum life of {}; open a new stream and send the requests not yet answered",
+        humantime::format_duration(*max_life)
+    )]
+    InspectMaxLife { max_life: Duration },
 }
 
 impl RequestError {
@@ -56,6 +83,13 @@ impl RequestError {
             | Self::UnknownBinAnswerLayout(_) => Code::InvalidArgument,
             Self::Reload(_) => Code::FailedPrecondition,
             Self::CardTesting(_) => Code::PermissionDenied,
+            // As a request over the size limit: the same request can never be answered.
+            Self::InspectItemTooLarge { .. } | Self::InspectAnswerTooLarge { .. } => {
+                Code::OutOfRange
+            }
+            Self::InspectIdle { .. } => Code::DeadlineExceeded,
+            // As gRPC answers the calls of a connection past its maximum age: reconnect.
+            Self::InspectMaxLife { .. } => Code::Unavailable,
         }
     }
 }

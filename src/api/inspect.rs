@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use prost::Message;
 use rustc_hash::FxBuildHasher;
 
 use super::convert;
@@ -17,14 +18,24 @@ use crate::proto::cardlookup::v1 as pb;
 pub const MAX_INSPECT_ITEMS: usize = 1000;
 /// The longest item id Inspect echoes.
 const MAX_INSPECT_ID_BYTES: usize = 128;
+/// The largest Inspect response by default, and the most `--inspect-max-answer-bytes` allows:
+/// gRPC clients refuse a message over 4 MiB unless told otherwise, so a client with default
+/// settings can decode every answer.
+pub const MAX_INSPECT_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The least `--inspect-max-answer-bytes` allows: room for any one item answered with its
+/// validation only (about 600 bytes at most), so every request of one item is answered.
+pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 
-/// Answers one Inspect request from `index`, tallying its BIN lookups in `lookups`. The error
-/// is for a request that cannot be answered at all (too many items, a mask style or layout this
-/// server does not know): it ends the stream.
+/// Answers one Inspect request from `index`, tallying its BIN lookups in `lookups`, in a
+/// response of at most `max_bytes` encoded. An item whose answers alone would not fit is
+/// answered with its validation only. The error is for a request that cannot be answered at
+/// all (too many items, a mask style or layout this server does not know, answers that
+/// together would not fit): it ends the stream.
 pub(super) fn answer_batch(
     index: &BinIndex,
     request: pb::InspectRequest,
     lookups: &mut BinLookups,
+    max_bytes: usize,
 ) -> Result<pb::InspectResponse, RequestError> {
     if request.items.len() > MAX_INSPECT_ITEMS {
         return Err(RequestError::InspectItems {
@@ -45,20 +56,70 @@ pub(super) fn answer_batch(
         Ok(pb::BinAnswerLayout::Shared) => BinAnswers::Shared(SharedBinAnswers::default()),
         Err(_) => return Err(RequestError::UnknownBinAnswerLayout(request.bin_answers)),
     };
-    let results = request
-        .items
-        .into_iter()
-        .map(|item| answer_item(index, item, options, &mut bin_answers, lookups))
-        .collect();
-    Ok(pb::InspectResponse {
-        results,
+    let mut response = pb::InspectResponse {
+        results: Vec::with_capacity(request.items.len()),
         dataset_version: index.version().to_owned(),
-        bins: match bin_answers {
-            BinAnswers::PerResult => Vec::new(),
-            BinAnswers::Shared(shared) => shared.answers,
-        },
-    })
+        bins: Vec::new(),
+    };
+    // Measured as it is built, so that a request is refused once its answers pass the limit,
+    // without building the rest.
+    let mut size = response.encoded_len();
+    let item_max = max_bytes.saturating_sub(size);
+    for item in request.items {
+        let mut answer = answer_item(index, item, options, &bin_answers, lookups);
+        let mut bytes = answer.encoded_len();
+        if bytes > item_max {
+            answer.give_validation_only(&RequestError::InspectItemTooLarge { max: max_bytes });
+            bytes = answer.encoded_len();
+        }
+        size += bytes;
+        if size > max_bytes {
+            return Err(RequestError::InspectAnswerTooLarge {
+                max: max_bytes,
+                fitting: response.results.len(),
+            });
+        }
+        if let (BinAnswers::Shared(shared), Some((key, bin))) = (&mut bin_answers, answer.new_bin) {
+            shared.add(key, bin);
+        }
+        response.results.push(answer.result);
+    }
+    if let BinAnswers::Shared(shared) = bin_answers {
+        response.bins = shared.answers;
+    }
+    Ok(response)
 }
+
+/// One item's answers, as they would go into the response: its result and, with shared BIN
+/// answers, the BIN answer it is the first to name.
+struct ItemAnswer {
+    result: pb::InspectResult,
+    new_bin: Option<(BinKey, pb::LookupBinResponse)>,
+}
+
+impl ItemAnswer {
+    /// The bytes this item adds to the response.
+    fn encoded_len(&self) -> usize {
+        prost::encoding::message::encoded_len(RESULTS_TAG, &self.result)
+            + self.new_bin.as_ref().map_or(0, |(_, bin)| {
+                prost::encoding::message::encoded_len(BINS_TAG, bin)
+            })
+    }
+
+    /// Drops every answer but the validation (and the id), with `error` as the item's status.
+    fn give_validation_only(&mut self, error: &RequestError) {
+        self.new_bin = None;
+        self.result.bin = None;
+        self.result.bin_index = None;
+        self.result.masked = String::new();
+        self.result.code = error.code() as i32;
+        self.result.message = error.to_string();
+    }
+}
+
+/// InspectResponse's field numbers of `results` and `bins`, for measuring an item's share.
+const RESULTS_TAG: u32 = 1;
+const BINS_TAG: u32 = 3;
 
 /// One item: the three answers, and the first reason one of them could not be given. Its BIN
 /// answer leaves `dataset_version` empty: the response names it once for every item.
@@ -66,31 +127,34 @@ fn answer_item(
     index: &BinIndex,
     item: pb::InspectItem,
     options: MaskOptions,
-    bin_answers: &mut BinAnswers,
+    bin_answers: &BinAnswers,
     lookups: &mut BinLookups,
-) -> pb::InspectResult {
-    let mut result = pb::InspectResult::default();
+) -> ItemAnswer {
+    let mut answer = ItemAnswer {
+        result: pb::InspectResult::default(),
+        new_bin: None,
+    };
     let Examined { validation, parsed } = examine(index, &item.number);
-    result.validation = Some(convert::validation(validation));
+    answer.result.validation = Some(convert::validation(validation));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
             max: MAX_INSPECT_ID_BYTES,
         })
     } else {
-        result.id = item.id;
+        answer.result.id = item.id;
         parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            bin_answers.give(&mut result, &facts, &pan)?;
+            bin_answers.give(&mut answer, &facts, &pan)?;
             lookups.count(facts.hit.is_some());
-            result.masked = masked(&facts, &pan, options)?;
+            answer.result.masked = masked(&facts, &pan, options)?;
             Ok(())
         })
     };
     if let Err(error) = answers {
-        result.code = error.code() as i32;
-        result.message = error.to_string();
+        answer.result.code = error.code() as i32;
+        answer.result.message = error.to_string();
     }
-    result
+    answer
 }
 
 /// Where a batch's BIN answers go, as the request's `bin_answers` asks.
@@ -99,41 +163,204 @@ enum BinAnswers {
     Shared(SharedBinAnswers),
 }
 
+/// What decides a BIN answer within one index snapshot: the matched prefix (and so the
+/// record) and the IIN network (the answer's network where the record names none).
+type BinKey = (Option<Prefix>, Option<CardNetwork>);
+
 /// The distinct BIN answers of a batch, in the order of first use.
 #[derive(Default)]
 struct SharedBinAnswers {
     answers: Vec<pb::LookupBinResponse>,
-    /// Where each answer is in `answers`, by what decides it within one index snapshot: the
-    /// matched prefix (and so the record) and the IIN network (the answer's network where the
-    /// record names none). Fx hashing: a batch has at most 1,000 keys, so even chosen collisions
-    /// cost little, and SipHash was some 6% of the server's time under Inspect load.
-    positions: HashMap<(Option<Prefix>, Option<CardNetwork>), u32, FxBuildHasher>,
+    /// Where each answer is in `answers`. Fx hashing: a batch has at most 1,000 keys, so even
+    /// chosen collisions cost little, and SipHash was some 6% of the server's time under
+    /// Inspect load.
+    positions: HashMap<BinKey, u32, FxBuildHasher>,
+}
+
+impl SharedBinAnswers {
+    /// Adds the answer an item was the first to name, at the position the item was given.
+    fn add(&mut self, key: BinKey, answer: pb::LookupBinResponse) {
+        self.positions.insert(key, self.next_position());
+        self.answers.push(answer);
+    }
+
+    /// Where the next answer added goes. At most MAX_INSPECT_ITEMS answers: the count fits.
+    fn next_position(&self) -> u32 {
+        u32::try_from(self.answers.len()).unwrap_or(u32::MAX)
+    }
 }
 
 impl BinAnswers {
-    /// Gives `result` the BIN answer for `pan`: in its `bin`, or as the position of the shared
-    /// answer in its `bin_index`.
+    /// Gives the item the BIN answer for `pan`: in its `bin`, or as the position of the shared
+    /// answer in its `bin_index` (an answer no earlier item named goes with the item, to be
+    /// added when the item is).
     fn give(
-        &mut self,
-        result: &mut pb::InspectResult,
+        &self,
+        answer: &mut ItemAnswer,
         facts: &CardFacts,
         pan: &Pan,
     ) -> Result<(), RequestError> {
         match self {
-            Self::PerResult => result.bin = Some(Box::new(bin_answer(facts, pan, "")?)),
+            Self::PerResult => answer.result.bin = Some(Box::new(bin_answer(facts, pan, "")?)),
             Self::Shared(shared) => {
                 require_bin(pan)?;
                 let key = (facts.hit.map(|hit| hit.prefix), facts.detection.network);
-                // At most MAX_INSPECT_ITEMS answers: the count fits.
-                let next = u32::try_from(shared.answers.len()).unwrap_or(u32::MAX);
-                let position = *shared.positions.entry(key).or_insert_with(|| {
-                    let answer = convert::bin_lookup(facts.hit, facts.detection.network, "");
-                    shared.answers.push(answer);
-                    next
-                });
-                result.bin_index = Some(position);
+                let position = if let Some(&position) = shared.positions.get(&key) {
+                    position
+                } else {
+                    let bin = convert::bin_lookup(facts.hit, facts.detection.network, "");
+                    answer.new_bin = Some((key, bin));
+                    shared.next_position()
+                };
+                answer.result.bin_index = Some(position);
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bins::{BinRecord, IndexBuilder, Issuer};
+    use crate::card::IssuerRules;
+
+    /// An index whose one BIN, 411111, names an issuer of `name_bytes` bytes: data no loader
+    /// limit is assumed to have refused.
+    fn index_with_issuer_name(name_bytes: usize) -> BinIndex {
+        let mut builder = IndexBuilder::default();
+        let bin = Prefix::parse("411111").unwrap();
+        let record = BinRecord {
+            network: None,
+            brand: Arc::from("VISA"),
+            card_type: None,
+            prepaid: None,
+            category: Arc::from(""),
+            issuer: Issuer {
+                name: Arc::from("B".repeat(name_bytes)),
+                ..Issuer::default()
+            },
+            country: None,
+            rules: IssuerRules::default(),
+        };
+        builder.insert(bin, bin, record);
+        builder.build("sha256:0123456789abcdef".into())
+    }
+
+    fn request(numbers: &[&str], layout: pb::BinAnswerLayout) -> pb::InspectRequest {
+        pb::InspectRequest {
+            items: numbers
+                .iter()
+                .enumerate()
+                .map(|(i, number)| pb::InspectItem {
+                    id: format!("{i:0>128}"),
+                    number: (*number).to_owned(),
+                })
+                .collect(),
+            bin_answers: layout.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The finding: a 10 MB bank name made a 50-item answer of 524 MB. Each item's
+    /// answer is now bounded on its own: the item gets OUT_OF_RANGE and its validation, and the
+    /// other items their whole answers.
+    #[test]
+    fn an_item_whose_answer_alone_would_not_fit_gets_its_validation_only() {
+        let index = index_with_issuer_name(10_000_000);
+        let mut numbers = vec!["4111111111111111"; 50];
+        numbers[1] = "5555555555554444";
+        for layout in [pb::BinAnswerLayout::PerResult, pb::BinAnswerLayout::Shared] {
+            let response = answer_batch(
+                &index,
+                request(&numbers, layout),
+                &mut BinLookups::default(),
+                MAX_INSPECT_ANSWER_BYTES,
+            )
+            .unwrap();
+            assert!(response.encoded_len() <= MAX_INSPECT_ANSWER_BYTES);
+            assert_eq!(response.results.len(), 50);
+            let refused = &response.results[0];
+            assert_eq!(refused.code, tonic::Code::OutOfRange as i32, "{layout:?}");
+            assert_eq!(
+                refused.message,
+                "answer: larger than the 4194304 bytes one Inspect response may carry; only the validation is given (ask the card-lookup operators about this card's BIN data)"
+            );
+            assert!(refused.validation.as_ref().unwrap().valid);
+            assert_eq!(refused.id, format!("{:0>128}", 0));
+            assert!(refused.bin.is_none() && refused.bin_index.is_none());
+            assert!(refused.masked.is_empty());
+            let mastercard = &response.results[1];
+            assert_eq!(mastercard.code, 0, "{}", mastercard.message);
+            assert_eq!(mastercard.masked, "************4444");
+            // With shared answers, only the answer given is listed, and named from 0.
+            if layout == pb::BinAnswerLayout::Shared {
+                assert_eq!(response.bins.len(), 1);
+                assert_eq!(mastercard.bin_index, Some(0));
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_whose_answers_together_would_not_fit_is_refused_saying_how_many_fit() {
+        let index = index_with_issuer_name(10);
+        let numbers = vec!["4111111111111111"; MAX_INSPECT_ITEMS];
+        let max = 16 * 1024;
+        let error = answer_batch(
+            &index,
+            request(&numbers, pb::BinAnswerLayout::PerResult),
+            &mut BinLookups::default(),
+            max,
+        );
+        let Err(RequestError::InspectAnswerTooLarge {
+            max: 16384,
+            fitting,
+        }) = error
+        else {
+            panic!("{:?}", error.map(|answer| answer.encoded_len()));
+        };
+        assert!(fitting > 0 && fitting < MAX_INSPECT_ITEMS, "{fitting}");
+        // The items said to fit do: a request of them is answered, within the limit.
+        let response = answer_batch(
+            &index,
+            request(&numbers[..fitting], pb::BinAnswerLayout::PerResult),
+            &mut BinLookups::default(),
+            max,
+        )
+        .unwrap();
+        assert_eq!(response.results.len(), fitting);
+        assert!(response.encoded_len() <= max);
+        assert!(response.results.iter().all(|result| result.code == 0));
+    }
+
+    /// MIN_INSPECT_ANSWER_BYTES holds any one item answered with its validation only, so a
+    /// request of one item is always answered, whatever the limit.
+    #[test]
+    fn the_least_limit_holds_any_item_answered_with_its_validation_only() {
+        let index = index_with_issuer_name(10_000);
+        // As many digits as the largest request (128 KiB) can carry.
+        let longest_digits = "4".repeat(128 * 1024);
+        let hostile = [
+            "4111111111111111",
+            "4111 1111 1111 1112",
+            "6228480000000000000",
+            "",
+            "4",
+            "4111-abcd",
+            "12345678901234567890123",
+            longest_digits.as_str(),
+        ];
+        for number in hostile {
+            let response = answer_batch(
+                &index,
+                request(&[number], pb::BinAnswerLayout::PerResult),
+                &mut BinLookups::default(),
+                MIN_INSPECT_ANSWER_BYTES,
+            )
+            .unwrap_or_else(|error| panic!("{}: {error}", number.len()));
+            assert!(response.encoded_len() <= MIN_INSPECT_ANSWER_BYTES);
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct CardApi {
     /// Card-testing detection of the callers; none answering offline.
     card_testing: Option<Arc<CardTestingDetector>>,
     metrics: Arc<AnswerMetrics>,
+    /// The largest Inspect response, encoded.
+    inspect_max_answer_bytes: usize,
 }
 
 impl CardApi {
@@ -46,7 +48,16 @@ impl CardApi {
             store,
             card_testing,
             metrics: Arc::new(AnswerMetrics::new()),
+            inspect_max_answer_bytes: inspect::MAX_INSPECT_ANSWER_BYTES,
         }
+    }
+
+    /// The API with Inspect responses of at most `bytes` encoded (by default
+    /// [`inspect::MAX_INSPECT_ANSWER_BYTES`], what gRPC clients accept unless told otherwise).
+    #[must_use]
+    pub fn with_inspect_max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.inspect_max_answer_bytes = bytes;
+        self
     }
 
     /// Validate: always an answer, a bad number being `valid = false` with its reason. The
@@ -97,9 +108,9 @@ impl CardApi {
         })
     }
 
-    /// One Inspect batch, answered from one snapshot of the data. The error is for a batch
-    /// that cannot be answered at all (it ends the stream); a bad item is answered with its own
-    /// status.
+    /// One Inspect batch, answered from one snapshot of the data, in a response of at most the
+    /// configured size. The error is for a batch that cannot be answered at all (it ends the
+    /// stream); a bad item is answered with its own status.
     pub fn inspect_batch(
         &self,
         request: pb::InspectRequest,
@@ -107,7 +118,8 @@ impl CardApi {
         let index = self.store.current();
         let items = request.items.len();
         let mut lookups = BinLookups::default();
-        let response = inspect::answer_batch(&index, request, &mut lookups)?;
+        let response =
+            inspect::answer_batch(&index, request, &mut lookups, self.inspect_max_answer_bytes)?;
         self.metrics.inspected(items, lookups);
         Ok(response)
     }

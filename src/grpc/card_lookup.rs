@@ -3,6 +3,7 @@
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::inspect_stream::{Limited, StreamLimits};
 use super::observe::{CardNumberField, observe};
 use crate::api::CardApi;
 use crate::proto::cardlookup::v1 as pb;
@@ -12,12 +13,17 @@ use crate::telemetry::Method;
 #[derive(Debug, Clone)]
 pub(crate) struct CardLookup {
     api: CardApi,
+    inspect_limits: StreamLimits,
 }
 
 impl CardLookup {
+    /// The service answering from `api`, its Inspect streams within `inspect_limits`.
     #[must_use]
-    pub(crate) fn new(api: CardApi) -> Self {
-        Self { api }
+    pub(crate) fn new(api: CardApi, inspect_limits: StreamLimits) -> Self {
+        Self {
+            api,
+            inspect_limits,
+        }
     }
 }
 
@@ -72,10 +78,12 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         request: Request<Streaming<pb::InspectRequest>>,
     ) -> Result<Response<InspectStream>, Status> {
         let api = self.api.clone();
-        // Lazy: the next request is read only when the last answer has gone out, so a client
-        // that does not read answers stops being read (HTTP/2 flow control bounds memory).
-        // An error is the stream's last answer: tonic ends the call with it.
-        let answers = request.into_inner().map(move |request| {
+        // Lazy: the next request is read only when HTTP/2 has taken the last answer, which it
+        // does only as the client's window lets answers out, so a client that does not read
+        // answers stops being read (flow control bounds memory). An error, a limit's too, is
+        // the stream's last answer: tonic ends the call with it.
+        let requests = Limited::new(request.into_inner(), self.inspect_limits);
+        let answers = requests.map(move |request| {
             request.and_then(|request| api.inspect_batch(request).map_err(Status::from))
         });
         Ok(Response::new(Box::pin(answers) as InspectStream))

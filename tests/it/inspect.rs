@@ -1,7 +1,13 @@
 //! The Inspect stream: batches of numbers answered item by item, one bad number never failing
-//! the stream, and the per-request item cap.
+//! the stream, the per-request item cap, the bound on a response's size, and the stream's
+//! idle timeout and maximum life.
 
-use crate::common::{TestServer, pb};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{EMBEDDED, TestServer, pb};
+use card_lookup::config::Config;
+use prost::Message;
 use tonic::Code;
 
 fn item(id: &str, number: &str) -> pb::InspectItem {
@@ -243,4 +249,190 @@ async fn an_unknown_bin_answer_layout_ends_the_stream() {
         status.message(),
         "bin_answers: 7 is not a BinAnswerLayout value"
     );
+}
+
+/// The next answer of a stream, within a bound that only keeps a stream the server never ends
+/// from hanging the test.
+async fn next_answer(
+    answers: &mut tonic::Streaming<pb::InspectResponse>,
+) -> Result<Option<pb::InspectResponse>, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(10), answers.message())
+        .await
+        .expect("the server answers or ends the stream")
+}
+
+/// A stream whose client sends nothing is ended after `--inspect-idle-timeout`, with a status
+/// saying so, and gives its concurrency place back.
+#[tokio::test]
+async fn an_idle_stream_is_ended_and_its_place_freed() {
+    let config = Config {
+        max_concurrent_requests: 2,
+        inspect_idle_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    // Two streams take both places, and send nothing.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let requests = futures_util::stream::pending::<pb::InspectRequest>();
+        idle.push(client.inspect(requests).await.unwrap().into_inner());
+    }
+    for answers in &mut idle {
+        let status = next_answer(answers).await.unwrap_err();
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(
+            status.message(),
+            "Inspect stream idle for 300ms; open a new stream when there is work"
+        );
+    }
+    // Both places are free again (once the server has dropped the ended streams).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let validate = || pb::ValidateRequest {
+        number: "4111111111111111".into(),
+    };
+    while let Err(status) = client.validate(validate()).await {
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            Instant::now() < deadline,
+            "the idle streams' places were not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains(r#"grpc_server_handled_total{grpc_type="bidi_stream",grpc_service="cardlookup.v1.CardLookupService",grpc_method="Inspect",grpc_code="DeadlineExceeded"}"#),
+        "{scrape}"
+    );
+}
+
+/// A stream that keeps sending is ended at `--inspect-max-life`, between answers: every
+/// request answered before is answered whole, and the status tells the client to reconnect.
+#[tokio::test]
+async fn a_busy_stream_is_ended_at_its_maximum_life() {
+    let config = Config {
+        inspect_max_life: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    let (requests, received) = tokio::sync::mpsc::channel(1);
+    let mut answers = client
+        .inspect(tokio_stream::wrappers::ReceiverStream::new(received))
+        .await
+        .unwrap()
+        .into_inner();
+    let batch = || pb::InspectRequest {
+        items: vec![item("a", "4111111111111111"), item("b", "5555555555554444")],
+        ..Default::default()
+    };
+    let mut answered = 0;
+    let status = loop {
+        assert!(answered < 2000, "the stream outlived its maximum life");
+        // Refused once the server has ended the stream: the status is then the next answer.
+        let _ = requests.send(batch()).await;
+        match next_answer(&mut answers).await {
+            Ok(answer) => {
+                assert_eq!(answer.expect("an answer").results.len(), 2);
+                answered += 1;
+            }
+            Err(status) => break status,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(answered > 0, "the stream answered before it ended");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "Inspect stream reached its maximum life of 500ms; open a new stream and send the requests not yet answered"
+    );
+    // The client does as it is told: a new stream answers.
+    let mut answers = client
+        .inspect(tokio_stream::iter(vec![batch()]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next_answer(&mut answers)
+            .await
+            .unwrap()
+            .unwrap()
+            .results
+            .len(),
+        2
+    );
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains(r#"grpc_method="Inspect",grpc_code="Unavailable"}"#),
+        "{scrape}"
+    );
+}
+
+/// A request whose answers would be larger than `--inspect-max-answer-bytes` ends the stream
+/// with OUT_OF_RANGE, saying the limit and how many of its items fit; requests of that many
+/// items are then answered, each response within the limit.
+#[tokio::test]
+async fn a_request_whose_answers_would_not_fit_in_a_response_is_refused() {
+    let max = 16 * 1024;
+    let config = Config {
+        inspect_max_answer_bytes: max,
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    // Items of long ids (within the 128 KiB a request may have) and a BIN answer each: about
+    // 250 bytes an answer.
+    let items: Vec<_> = (0..card_lookup::api::inspect::MAX_INSPECT_ITEMS)
+        .map(|i| item(&format!("{i:x>64}"), "6228480000000000000"))
+        .collect();
+    let batch = |items: &[pb::InspectItem]| pb::InspectRequest {
+        items: items.to_vec(),
+        ..Default::default()
+    };
+    let mut answers = client
+        .inspect(tokio_stream::iter(vec![batch(&items[..2]), batch(&items)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next_answer(&mut answers)
+            .await
+            .unwrap()
+            .unwrap()
+            .results
+            .len(),
+        2
+    );
+    let status = match next_answer(&mut answers).await {
+        Err(status) => status,
+        Ok(answer) => panic!(
+            "answered: {:?} bytes",
+            answer.map(|answer| answer.encoded_len())
+        ),
+    };
+    assert_eq!(status.code(), Code::OutOfRange);
+    let message = status.message();
+    let fitting: usize = message
+        .strip_prefix(
+            "answer: this request's answers would be larger than the 16384 bytes one Inspect response may carry (its first ",
+        )
+        .and_then(|rest| rest.strip_suffix(" items fit); send fewer items a request"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(fitting > 1 && fitting < items.len(), "{fitting}");
+
+    let batches: Vec<_> = items.chunks(fitting).map(batch).collect();
+    let sent = batches.len();
+    let mut answers = client
+        .inspect(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answered = 0;
+    while let Some(answer) = next_answer(&mut answers).await.unwrap() {
+        assert!(answer.encoded_len() <= max, "{}", answer.encoded_len());
+        assert!(answer.results.iter().all(|result| result.code == 0));
+        answered += 1;
+    }
+    assert_eq!(answered, sent);
 }
