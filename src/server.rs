@@ -266,6 +266,7 @@ fn start_reloaders(
         watch::on_change(
             &tls.files().paths(),
             stop.clone(),
+            // Whether the certificates' directories are watched has no gauge (yet).
             |_| {},
             move || {
                 live.reload();

@@ -1,6 +1,6 @@
 //! The live BIN index, replaced whole when the data changes.
 //!
-//! A reload builds the new index beside the old one (on a blocking thread) and swaps it in
+//! A reload builds the new index beside the old one (on a thread of its own) and swaps it in
 //! with one atomic pointer store: a lookup sees the old table or the new one, never a mix, and
 //! never waits. A reload that fails leaves the old index serving and says why; the data it
 //! refused is remembered by its content hash, so the same bytes are not parsed again.
