@@ -322,6 +322,18 @@ async fn one_change_is_one_reload() {
         later.at_unix_ms, first.at_unix_ms,
         "reloaded again: {later:?}"
     );
+
+    // Rewritten in place, the same.
+    std::fs::write(&path, table("EDITED BANK")).unwrap();
+    wait_for_issuer(&server, "EDITED BANK").await;
+    let edited = last_reload(&server).await.unwrap();
+    assert!(edited.success && edited.changed, "{edited:?}");
+    tokio::time::sleep(QUIET).await;
+    let later = last_reload(&server).await.unwrap();
+    assert_eq!(
+        later.at_unix_ms, edited.at_unix_ms,
+        "reloaded again: {later:?}"
+    );
 }
 
 /// Polls until the last reload is a failure, or fails after 15 s.
