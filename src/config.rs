@@ -9,7 +9,7 @@ use clap::Parser;
 
 use crate::admission::{RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
-use crate::bins::{DataSource, Format, LoadOptions};
+use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
@@ -235,8 +235,9 @@ pub enum ConfigError {
     P99Target,
     #[error("--listen and --metrics-listen must differ (both are {0})")]
     SameAddress(SocketAddr),
-    #[error("--bin-data {0}: no such file")]
-    MissingDataFile(PathBuf),
+    /// A --bin-data path that is not a readable regular file, and what it is instead.
+    #[error("--bin-data {0}: {1}")]
+    UnreadableDataFile(PathBuf, FileProblem),
     #[error("--no-default-data leaves nothing to serve: give at least one --bin-data file")]
     NoData,
     #[error("--admin-listen must differ from --listen and --metrics-listen ({0})")]
@@ -273,8 +274,9 @@ impl TryFrom<Args> for Config {
         if args.listen == args.metrics_listen && args.listen.port() != 0 {
             return Err(ConfigError::SameAddress(args.listen));
         }
-        if let Some(missing) = args.bin_data.iter().find(|path| !path.is_file()) {
-            return Err(ConfigError::MissingDataFile(missing.clone()));
+        for path in &args.bin_data {
+            bins::read::open_regular(path)
+                .map_err(|problem| ConfigError::UnreadableDataFile(path.clone(), problem))?;
         }
         if args.no_default_data && args.bin_data.is_empty() {
             return Err(ConfigError::NoData);
@@ -435,7 +437,44 @@ mod tests {
         ]);
         assert!(matches!(err, Err(ConfigError::SameAddress(_))));
         let err = config(&["--bin-data", "/nonexistent.csv"]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent.csv"), "{err}");
+        assert_eq!(err.to_string(), "--bin-data /nonexistent.csv: no such file");
+    }
+
+    /// What a --bin-data path is when it is not a file the server can read, said at start-up.
+    #[cfg(unix)]
+    #[test]
+    fn a_data_path_that_is_no_readable_file_is_named_for_what_it_is() {
+        let dir =
+            std::env::temp_dir().join(format!("card-lookup-config-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let looped = dir.join("loop.csv");
+        let _ = std::fs::remove_file(&looped);
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let fifo = dir.join("fifo.csv");
+        let _ = std::fs::remove_file(&fifo);
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let zero = dir.join("zero.csv");
+        let _ = std::fs::remove_file(&zero);
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (path, says) in [
+            (&dir, "is a directory, not a file"),
+            (&looped, "is a symlink loop"),
+            (&fifo, "is a FIFO, not a regular file"),
+            (&zero, "is a character device, not a regular file"),
+        ] {
+            let err = config(&["--bin-data", path.to_str().unwrap()]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("--bin-data {}: {says}", path.display())
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -270,21 +270,32 @@ fn start_reloaders(
 ) -> Result<(), ServerError> {
     if let Some(tls) = tls {
         let live = Arc::clone(tls);
-        watch::on_change(&tls.files().paths(), stop.clone(), move || {
-            live.reload();
-            std::future::ready(())
-        })?;
+        watch::on_change(
+            &tls.files().paths(),
+            stop.clone(),
+            // Whether the certificates' directories are watched has no gauge (yet).
+            |_| {},
+            move || {
+                live.reload();
+                std::future::ready(())
+            },
+        )?;
     }
     let data_files: Vec<&Path> = store.files().collect();
     if config.watch_data_files && !data_files.is_empty() {
         let store = Arc::clone(store);
-        watch::on_change(&data_files, stop.clone(), move || {
-            let store = Arc::clone(&store);
-            async move {
-                // The result is logged and exported by the store.
-                let _ = store.reload(ReloadTrigger::FileChange).await;
-            }
-        })?;
+        watch::on_change(
+            &data_files,
+            stop.clone(),
+            bins::record_watching,
+            move || {
+                let store = Arc::clone(&store);
+                async move {
+                    // The result is logged and exported by the store.
+                    let _ = store.reload(ReloadTrigger::FileChange).await;
+                }
+            },
+        )?;
         tracing::info!("watching the BIN data files for changes");
     }
     #[cfg(unix)]

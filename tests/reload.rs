@@ -287,3 +287,211 @@ async fn a_configmap_volume_updated_by_the_kubelet_is_reloaded() {
     let new = wait_for_issuer(&server, "CONFIGMAP V2").await;
     assert_ne!(old.dataset_version, new.dataset_version);
 }
+
+/// The last reload the admin service reports: when it finished, and whether it succeeded.
+async fn last_reload(server: &TestServer) -> Option<admin_pb::ReloadResult> {
+    let mut admin = server.admin().await;
+    admin
+        .get_index_info(admin_pb::GetIndexInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .last_reload
+}
+
+/// Several debounce periods: long enough for a reload the watcher wrongly started to show.
+const QUIET: Duration = Duration::from_millis(1_500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_change_is_one_reload() {
+    let dir = TempDir::new("reload-once");
+    let path = dir.write("bins.csv", &table("OLD BANK"));
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    wait_for_issuer(&server, "OLD BANK").await;
+
+    let staged = dir.write("bins.csv.new", &table("RENAMED BANK"));
+    std::fs::rename(&staged, &path).unwrap();
+    wait_for_issuer(&server, "RENAMED BANK").await;
+    let first = last_reload(&server).await.expect("a reload");
+    assert!(first.success && first.changed, "{first:?}");
+    assert_eq!(first.trigger, "file_change");
+    // The reload read the file; that read is not a change, so nothing reloads again.
+    tokio::time::sleep(QUIET).await;
+    let later = last_reload(&server).await.unwrap();
+    assert_eq!(
+        later.at_unix_ms, first.at_unix_ms,
+        "reloaded again: {later:?}"
+    );
+
+    // Rewritten in place, the same.
+    std::fs::write(&path, table("EDITED BANK")).unwrap();
+    wait_for_issuer(&server, "EDITED BANK").await;
+    let edited = last_reload(&server).await.unwrap();
+    assert!(edited.success && edited.changed, "{edited:?}");
+    tokio::time::sleep(QUIET).await;
+    let later = last_reload(&server).await.unwrap();
+    assert_eq!(
+        later.at_unix_ms, edited.at_unix_ms,
+        "reloaded again: {later:?}"
+    );
+}
+
+/// Polls until the last reload is a failure, or fails after 15 s.
+async fn wait_for_failed_reload(server: &TestServer) -> admin_pb::ReloadResult {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(last) = last_reload(server).await.filter(|last| !last.success) {
+            return last;
+        }
+        assert!(Instant::now() < deadline, "no failed reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_file_is_not_parsed_again_until_it_changes() {
+    let dir = TempDir::new("reload-rejected");
+    let path = dir.write("bins.csv", &table("GOOD BANK"));
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    wait_for_issuer(&server, "GOOD BANK").await;
+
+    let mut corrupt = table("HALF BANK");
+    corrupt.push_str("62x999,HALF BANK,借记卡,银联\n");
+    std::fs::write(&path, &corrupt).unwrap();
+    let refused = wait_for_failed_reload(&server).await;
+    assert!(refused.error.contains("line 102"), "{}", refused.error);
+    tokio::time::sleep(QUIET).await;
+    let later = last_reload(&server).await.unwrap();
+    assert_eq!(later.at_unix_ms, refused.at_unix_ms, "re-read: {later:?}");
+
+    // Asked again for the same bytes, the service says so instead of parsing them again.
+    let mut admin = server.admin().await;
+    let status = admin.reload(admin_pb::ReloadRequest {}).await.unwrap_err();
+    assert!(
+        status.message().contains("line 102"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("not parsed again"),
+        "{}",
+        status.message()
+    );
+
+    // Changed, it is read again.
+    std::fs::write(&path, table("FIXED BANK")).unwrap();
+    wait_for_issuer(&server, "FIXED BANK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_deleted_and_made_again_is_watched_again() {
+    let dir = TempDir::new("reload-recreated");
+    let data = dir.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let path = data.join("bins.csv");
+    std::fs::write(&path, table("OLD BANK")).unwrap();
+    let server = TestServer::start_with(files_only(&[&path])).await;
+    wait_for_issuer(&server, "OLD BANK").await;
+
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(&path, table("NEW BANK")).unwrap();
+    // wait_for_issuer fails after 15 s.
+    wait_for_issuer(&server, "NEW BANK").await;
+    // And the new directory is watched: a later edit is seen too.
+    std::fs::write(&path, table("EDITED BANK")).unwrap();
+    wait_for_issuer(&server, "EDITED BANK").await;
+}
+
+/// The real binary serving `path` only, with a 1 s shutdown grace; returns it and its log
+/// lines (standard output) as they come.
+fn serve_binary(
+    path: &std::path::Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_card-lookup"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--no-default-data", "--shutdown-grace", "1s", "--bin-data"])
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (line, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for text in stdout.lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    (child, lines)
+}
+
+/// The first line of `lines` containing `text`, within 15 s.
+fn line_with(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(error) => panic!("no line with `{text}` within 15 s: {error}"),
+        }
+    }
+}
+
+/// A FIFO put where the data file was: opening it would wait for a writer forever. The reload
+/// fails at once, saying what the path is, and SIGTERM still ends the process within its grace.
+#[test]
+fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown() {
+    let dir = TempDir::new("reload-fifo");
+    let path = dir.write("bins.csv", &table("FILE BANK"));
+    let (mut child, lines) = serve_binary(&path);
+    let guard = KillOnDrop(child.id());
+    line_with(&lines, "watching the BIN data files");
+
+    let fifo = dir.0.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::rename(&fifo, &path).unwrap();
+    let failed = line_with(&lines, "BIN data reload failed");
+    assert!(failed.contains("is a FIFO, not a regular file"), "{failed}");
+
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 15 s after SIGTERM, with a 1 s grace"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    std::mem::forget(guard);
+}
+
+/// Kills a process left running by a failed test.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}

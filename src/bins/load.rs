@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::format::{self, Format, ParseError, Problem};
 use super::index::{BinIndex, IndexBuilder};
+use super::read::{self, Capped};
 use super::record::Strings;
 
 /// The default BIN table, compressed: bin-list-data by Venelin Kochev, CC BY 4.0 (data/NOTICE).
@@ -36,10 +37,12 @@ impl DataSource {
         }
     }
 
+    /// The source's bytes; a file's bounded as [`read`] says (a regular file only, of at most
+    /// [`read::MAX_DATA_BYTES`], that never stalls for long).
     fn open(&self) -> io::Result<Box<dyn Read + Send>> {
         Ok(match self {
             Self::Embedded => Box::new(EMBEDDED),
-            Self::File(path) => Box::new(std::fs::File::open(path)?),
+            Self::File(path) => Box::new(read::read_file(path.clone())?),
         })
     }
 }
@@ -198,12 +201,13 @@ fn finish(hasher: Sha256) -> String {
     version
 }
 
-/// The source's bytes, gunzipped when they start like gzip.
+/// The source's bytes, gunzipped when they start like gzip (to at most
+/// [`read::MAX_DATA_BYTES`]: a few kilobytes of gzip can stand for gigabytes).
 fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::new(input);
     let gzip = buffered.fill_buf()?.starts_with(&GZIP_MAGIC);
     Ok(if gzip {
-        Box::new(GzDecoder::new(buffered))
+        Box::new(Capped::new(GzDecoder::new(buffered)))
     } else {
         Box::new(buffered)
     })

@@ -10,6 +10,7 @@ const DATA_INFO: &str = "cardlookup_data_info";
 const RELOAD_SUCCESSFUL: &str = "cardlookup_data_last_reload_successful";
 const RELOAD_SUCCESS_TIMESTAMP: &str = "cardlookup_data_last_reload_success_timestamp_seconds";
 const RELOADS: &str = "cardlookup_data_reloads_total";
+const WATCH_OK: &str = "cardlookup_data_watch_ok";
 
 /// The `result` label of [`RELOADS`], in the order of [`ReloadResult`].
 const RESULTS: [&str; 3] = ["success", "unchanged", "failure"];
@@ -35,6 +36,10 @@ pub fn record_loaded(index: &BinIndex) {
     describe_counter!(
         RELOADS,
         "BIN data reloads, by result: success, unchanged or failure."
+    );
+    describe_gauge!(
+        WATCH_OK,
+        "1 while every directory of the BIN data files is watched; 0 while one is gone (its files' changes are not seen until it is back)."
     );
     record_index(index);
     for result in RESULTS {
@@ -75,6 +80,11 @@ pub(super) fn record_reload(result: ReloadResult) {
     if !failed {
         gauge!(RELOAD_SUCCESS_TIMESTAMP).set(unix_now());
     }
+}
+
+/// Whether every directory of the watched BIN data files is being watched.
+pub fn record_watching(ok: bool) {
+    gauge!(WATCH_OK).set(if ok { 1.0 } else { 0.0 });
 }
 
 fn unix_now() -> f64 {

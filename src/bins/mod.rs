@@ -7,16 +7,18 @@ pub mod format;
 pub mod index;
 pub mod load;
 mod metrics;
+pub mod read;
 pub mod record;
 pub mod store;
 
-pub use self::metrics::record_loaded;
+pub use self::metrics::{record_loaded, record_watching};
 pub use facts::{CardFacts, Examined, examine, validate_number};
 pub use format::Format;
 pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
 pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};
+pub use read::FileProblem;
 pub use record::{BinRecord, CardType, Country, Issuer};
-pub use store::{BinStore, ReloadOutcome, ReloadTrigger};
+pub use store::{BinStore, ReloadError, ReloadOutcome, ReloadTrigger};
 
 /// `value` in decimal, zero-padded on the left to `width` digits (BINs and country codes keep
 /// their leading zeros). Written digit by digit: `format!` with a width was a visible part of

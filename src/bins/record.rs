@@ -91,6 +91,38 @@ pub struct BinRecord {
     pub rules: IssuerRules,
 }
 
+/// The longest each text field of a record may be, in bytes of UTF-8, checked as a table
+/// loads (and by `data check`): a bank name of megabytes would be copied into every answer
+/// about its BINs. The embedded table's longest are a brand of 25 bytes, a category of 38, an
+/// issuer name of 98, a URL of 50 and a phone of 59; a Chinese bank name of 60 characters is
+/// 180 bytes.
+pub const TEXT_LIMITS: [(&str, usize); 5] = [
+    ("brand", 100),
+    ("category", 100),
+    ("issuer name", 200),
+    ("issuer URL", 300),
+    ("issuer phone", 100),
+];
+
+impl BinRecord {
+    /// The first text field longer than its [`TEXT_LIMITS`] entry allows, with that limit.
+    #[must_use]
+    pub fn overlong_text(&self) -> Option<(&'static str, usize)> {
+        let texts = [
+            &self.brand,
+            &self.category,
+            &self.issuer.name,
+            &self.issuer.url,
+            &self.issuer.phone,
+        ];
+        TEXT_LIMITS
+            .into_iter()
+            .zip(texts)
+            .find(|((_, limit), text)| text.len() > *limit)
+            .map(|(field, _)| field)
+    }
+}
+
 /// Shares equal strings between records while a table loads: a 3-million-row table names a
 /// few thousand issuers.
 #[derive(Debug, Default)]
@@ -123,6 +155,38 @@ mod tests {
         let kosovo = Country::from_alpha2("XK").unwrap();
         assert_eq!((kosovo.alpha3, kosovo.numeric_text().as_str()), ("XKX", ""));
         assert_eq!(Country::from_alpha2(""), None);
+    }
+
+    #[test]
+    fn text_longer_than_its_limit_is_named() {
+        let record = |name: &str, phone: &str| BinRecord {
+            network: None,
+            brand: "".into(),
+            card_type: None,
+            prepaid: None,
+            category: "".into(),
+            issuer: Issuer {
+                name: name.into(),
+                url: "".into(),
+                phone: phone.into(),
+            },
+            country: None,
+            rules: IssuerRules::default(),
+        };
+        assert_eq!(record(&"B".repeat(200), "").overlong_text(), None);
+        assert_eq!(
+            record(&"B".repeat(201), "").overlong_text(),
+            Some(("issuer name", 200))
+        );
+        // Bytes, not characters: 67 Chinese characters are 201 bytes.
+        assert_eq!(
+            record(&"银".repeat(67), "").overlong_text(),
+            Some(("issuer name", 200))
+        );
+        assert_eq!(
+            record("", &"1".repeat(101)).overlong_text(),
+            Some(("issuer phone", 100))
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The live BIN index, replaced whole when the data changes.
 //!
-//! A reload builds the new index beside the old one (on a blocking thread) and swaps it in
+//! A reload builds the new index beside the old one (on a thread of its own) and swaps it in
 //! with one atomic pointer store: a lookup sees the old table or the new one, never a mix, and
-//! never waits. A reload that fails leaves the old index serving and says why.
+//! never waits. A reload that fails leaves the old index serving and says why; the data it
+//! refused is remembered by its content hash, so the same bytes are not parsed again.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -44,6 +45,18 @@ pub enum ReloadOutcome {
     Unchanged { version: String },
 }
 
+/// Why a reload failed; the current index keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The sources hold the bytes the last failed reload refused: they are not parsed again.
+    #[error("{reason} (the data is unchanged since it was refused, so it was not parsed again)")]
+    StillRefused { reason: String },
+    #[error("cannot start the reload thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// The last reload, for the admin service.
 #[derive(Debug, Clone)]
 pub struct ReloadRecord {
@@ -67,6 +80,8 @@ struct State {
     sources: Vec<SourceReport>,
     loaded_at: SystemTime,
     last_reload: Option<ReloadRecord>,
+    /// The version (content hash) of the data the last failed reload refused, and why.
+    refused: Option<(String, String)>,
 }
 
 /// The index being served, and the sources to reload it from.
@@ -105,6 +120,7 @@ impl BinStore {
                 sources: loaded.sources,
                 loaded_at: SystemTime::now(),
                 last_reload: None,
+                refused: None,
             }),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -139,26 +155,36 @@ impl BinStore {
         }
     }
 
-    /// Reloads every source and swaps the new index in; unchanged data is not rebuilt.
-    /// The work runs on a blocking thread; concurrent calls run one after another.
+    /// Reloads every source and swaps the new index in; unchanged data is not rebuilt, and
+    /// data a reload refused is not parsed again until it changes. Concurrent calls run one
+    /// after another.
+    ///
+    /// The work runs on a thread of its own rather than the runtime's blocking pool, which the
+    /// runtime's shutdown waits for: a reload slow to fail (a read given up on a hung mount
+    /// takes [`super::read::STALL_TIMEOUT`]) never holds the process's exit up.
     ///
     /// # Errors
-    /// [`LoadError`] when a source cannot be loaded; the current index keeps serving.
+    /// [`ReloadError`] when a source cannot be loaded; the current index keeps serving.
     ///
     /// # Panics
-    /// If the blocking thread panics.
+    /// If the reload thread panics.
     pub async fn reload(
         self: &Arc<Self>,
         trigger: ReloadTrigger,
-    ) -> Result<ReloadOutcome, LoadError> {
+    ) -> Result<ReloadOutcome, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || store.reload_blocking(trigger))
-            .await
-            .expect("the reload thread does not panic")
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("bin-data-reload".into())
+            .spawn(move || {
+                let _ = done.send(store.reload_blocking(trigger));
+            })
+            .map_err(ReloadError::Thread)?;
+        result.await.expect("the reload thread does not panic")
     }
 
-    fn reload_blocking(&self, trigger: ReloadTrigger) -> Result<ReloadOutcome, LoadError> {
+    fn reload_blocking(&self, trigger: ReloadTrigger) -> Result<ReloadOutcome, ReloadError> {
         let rebuilt = self.rebuild();
         let mut state = self.state.lock().expect("store state lock");
         let result = rebuilt.map(|rebuilt| match rebuilt {
@@ -202,13 +228,23 @@ impl BinStore {
         result
     }
 
-    /// Loads the sources again, unless their bytes are what is being served.
-    fn rebuild(&self) -> Result<Rebuilt, LoadError> {
+    /// Loads the sources again, unless their bytes are what is being served or what was last
+    /// refused.
+    fn rebuild(&self) -> Result<Rebuilt, ReloadError> {
         let version = load::fingerprint(&self.sources, self.options)?;
         if version == self.current.load().version() {
             return Ok(Rebuilt::Unchanged { version });
         }
-        load::load(&self.sources, self.options).map(|loaded| Rebuilt::New(Box::new(loaded)))
+        let refused = self.state.lock().expect("store state lock").refused.clone();
+        if let Some((_, reason)) = refused.filter(|(refused, _)| *refused == version) {
+            return Err(ReloadError::StillRefused { reason });
+        }
+        let loaded = load::load(&self.sources, self.options);
+        self.state.lock().expect("store state lock").refused = loaded
+            .as_ref()
+            .err()
+            .map(|error| (version, error.to_string()));
+        Ok(Rebuilt::New(Box::new(loaded?)))
     }
 }
 

@@ -135,3 +135,29 @@ fn convert_refuses_a_bad_file_with_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn check_refuses_an_issuer_name_of_kilobytes_naming_its_line() {
+    let dir = TempDir::new("check-long-name");
+    let long = "B".repeat(4_096);
+    let table = dir.write(
+        "long.csv",
+        &format!(
+            "BIN,BankName,CardType,CardOrg\n622848,A,借记卡,银联\n622849,{long},借记卡,银联\n"
+        ),
+    );
+    let (code, out, _) = run(&["data", "check", table.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("line 3: issuer name longer than 200 bytes"),
+        "{out}"
+    );
+    assert!(!out.contains(&long), "the name was echoed: {out}");
+    // The server's load refuses the file the same way.
+    let (code, _, err) = run(&["data", "convert", table.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("long.csv: line 3: issuer name longer than 200 bytes"),
+        "{err}"
+    );
+}

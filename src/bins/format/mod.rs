@@ -119,6 +119,9 @@ pub enum RowError {
     },
     #[error("not valid CSV")]
     Csv,
+    /// A text field past its limit ([`crate::bins::record::TEXT_LIMITS`]).
+    #[error("{field} longer than {limit} bytes")]
+    TooLong { field: &'static str, limit: usize },
 }
 
 /// Why a table could not be read at all.
@@ -246,7 +249,7 @@ fn read_rows<R: Read>(
         let line = reader.position().line() + line_offset;
         let parsed = match reader.read_record(&mut row) {
             Ok(false) => break,
-            Ok(true) => columns.row(&row, strings),
+            Ok(true) => columns.row(&row, strings).and_then(within_limits),
             Err(err) => match err.into_kind() {
                 csv::ErrorKind::Io(io) => return Err(ParseError::Read(io)),
                 _ => Err(RowError::Csv),
@@ -267,6 +270,13 @@ fn read_rows<R: Read>(
         }
     }
     Ok(report)
+}
+
+fn within_limits(row: BinRow) -> Result<BinRow, RowError> {
+    match row.record.overlong_text() {
+        Some((field, limit)) => Err(RowError::TooLong { field, limit }),
+        None => Ok(row),
+    }
 }
 
 fn first_line_ends_in_crlf(input: &mut impl BufRead) -> std::io::Result<bool> {
