@@ -10,6 +10,7 @@ use clap::Parser;
 use crate::admission::RateLimitRule;
 use crate::bins::{DataSource, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
+use crate::connection_limits::ConnectionCaps;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
 
@@ -143,6 +144,32 @@ pub struct Args {
     /// exits anyway ("10s", "500ms", "1m").
     #[arg(long, env = "CARD_LOOKUP_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Connections each port (gRPC, admin, metrics) keeps open at once; a connection past it is
+    /// closed at once. Default 10,000: far more than a service's callers keep open, and, for the
+    /// three ports together, well below the usual container open-file limit (1,048,576), so
+    /// that the process never runs out of file descriptors. Keep three times it below
+    /// `ulimit -n`.
+    #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Connections one remote address may keep open at once on each port; one past it is
+    /// closed at once. Default 256: a client process keeps a few connections, and one address
+    /// cannot take all of --max-connections. Raise it when many clients share one address
+    /// (a proxy or NAT in front of the service).
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
+    /// How long a new connection may take to start: to finish the TLS handshake and send the
+    /// HTTP/2 preface (gRPC and admin ports), to send its request headers (metrics port).
+    /// Connections that do not are closed. Default 10s: clients need milliseconds, and a
+    /// silent connection holds a file descriptor no longer than this.
+    #[arg(long, env = "CARD_LOOKUP_CONNECTION_PREFACE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connection_preface_timeout: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -164,6 +191,9 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitRule>,
     pub request_timeout: Duration,
     pub card_testing: CardTestingConfig,
+    /// The connection caps of each port.
+    pub connection_caps: ConnectionCaps,
+    pub connection_preface_timeout: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -189,6 +219,10 @@ pub enum ConfigError {
     RequestTimeout,
     #[error("--card-testing-max-luhn-failure-ratio must be between 0 and 1")]
     LuhnFailureRatio,
+    #[error("--max-connections and --max-connections-per-address must be at least 1")]
+    MaxConnections,
+    #[error("--connection-preface-timeout must be above 0")]
+    ConnectionPrefaceTimeout,
 }
 
 impl TryFrom<Args> for Config {
@@ -234,6 +268,12 @@ impl TryFrom<Args> for Config {
         if !(0.0..=1.0).contains(&args.card_testing_max_luhn_failure_ratio) {
             return Err(ConfigError::LuhnFailureRatio);
         }
+        if args.max_connections == 0 || args.max_connections_per_address == 0 {
+            return Err(ConfigError::MaxConnections);
+        }
+        if args.connection_preface_timeout.is_zero() {
+            return Err(ConfigError::ConnectionPrefaceTimeout);
+        }
         let mut classes = std::collections::HashSet::new();
         if let Some(twice) = args.rate_limit.iter().find(|r| !classes.insert(&r.class)) {
             return Err(ConfigError::DuplicateRateLimitClass(twice.class.clone()));
@@ -275,6 +315,11 @@ impl TryFrom<Args> for Config {
                 refuse: args.card_testing_refuse,
                 ..CardTestingConfig::default()
             },
+            connection_caps: ConnectionCaps {
+                max_total: args.max_connections,
+                max_per_address: args.max_connections_per_address,
+            },
+            connection_preface_timeout: args.connection_preface_timeout,
         })
     }
 }
@@ -433,5 +478,42 @@ mod tests {
         );
         std::fs::remove_file(a).unwrap();
         std::fs::remove_file(b).unwrap();
+    }
+
+    #[test]
+    fn connection_flags() {
+        let defaults = Config::default();
+        assert_eq!(
+            defaults.connection_caps,
+            ConnectionCaps {
+                max_total: 10_000,
+                max_per_address: 256
+            }
+        );
+        assert_eq!(defaults.connection_preface_timeout, Duration::from_secs(10));
+        let parsed = config(&[
+            "--max-connections",
+            "50",
+            "--max-connections-per-address",
+            "5",
+            "--connection-preface-timeout",
+            "300ms",
+        ])
+        .unwrap();
+        assert_eq!(parsed.connection_caps.max_total, 50);
+        assert_eq!(parsed.connection_caps.max_per_address, 5);
+        assert_eq!(
+            parsed.connection_preface_timeout,
+            Duration::from_millis(300)
+        );
+        for zero in ["--max-connections", "--max-connections-per-address"] {
+            let err = config(&[zero, "0"]).unwrap_err();
+            assert_eq!(err, ConfigError::MaxConnections);
+            assert!(err.to_string().contains(zero), "{err}");
+        }
+        assert_eq!(
+            config(&["--connection-preface-timeout", "0s"]).unwrap_err(),
+            ConfigError::ConnectionPrefaceTimeout
+        );
     }
 }

@@ -42,10 +42,12 @@ const BASE_BUCKETS: [f64; 18] = [
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
 ];
 
-/// Starts logging to standard output. `RUST_LOG` filters (default `info`). Calling it again,
-/// as tests do, keeps the first subscriber.
+/// Starts logging to standard output. `RUST_LOG` filters (default `info`, and `error` for h2,
+/// whose WARN lines, such as one per connection closed for too many stream resets, any peer
+/// can cause). Calling it again, as tests do, keeps the first subscriber.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,h2=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());
