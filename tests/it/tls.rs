@@ -2,6 +2,7 @@
 //! who is refused, the client certificate as the client's identity, and certificate reload.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::pki::{Ca, ca, leaf};
@@ -10,6 +11,9 @@ use crate::connections::{PATIENCE, closed_by_server};
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
 use pb::card_lookup_service_client::CardLookupServiceClient;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -38,7 +42,7 @@ async fn start_configured(files: TlsFiles, rate_limits: &str, config: Config) ->
             .collect(),
         ..config
     };
-    TestServer::start_configured(config, std::sync::Arc::clone(&EMBEDDED)).await
+    TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await
 }
 
 async fn connect(
@@ -193,8 +197,33 @@ async fn certificates_are_reloaded_when_their_files_change() {
     }
 }
 
+/// A TLS connection to the server whose handshake is done, trusting `ca`, that has sent
+/// nothing inside it.
+async fn tls_handshake_only(
+    server: &TestServer,
+    trusted: &Ca,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(trusted.pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.grpc_addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("the handshake succeeds")
+}
+
 #[tokio::test]
-async fn a_connection_without_a_client_hello_is_closed_after_the_preface_timeout() {
+async fn tls_connections_that_send_nothing_are_closed_after_the_preface_timeout() {
     let dir = TempDir::new("tls-silent-one");
     let authority = ca("Test CA");
     let config = Config {
@@ -202,10 +231,11 @@ async fn a_connection_without_a_client_hello_is_closed_after_the_preface_timeout
         ..Config::default()
     };
     let server = start_configured(server_files(&dir, &authority, None), "", config).await;
+    // No ClientHello.
     let mut silent = TcpStream::connect(server.grpc_addr).await.unwrap();
     assert!(
         closed_by_server(&mut silent).await,
-        "a silent TLS connection stayed open"
+        "a connection without a ClientHello stayed open"
     );
     let metrics = server.scrape().await;
     assert!(
@@ -214,6 +244,17 @@ async fn a_connection_without_a_client_hello_is_closed_after_the_preface_timeout
             .any(|line| line
                 .starts_with(r#"cardlookup_tls_handshake_failures_total{reason="timeout"}"#)),
         "{metrics}"
+    );
+    // A handshake, then no HTTP/2 preface.
+    let mut quiet = tls_handshake_only(&server, &authority).await;
+    let mut buf = [0; 256];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        while quiet.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a TLS connection without an HTTP/2 preface stayed open"
     );
 }
 
