@@ -218,3 +218,124 @@ async fn the_metrics_port_caps_connections_per_address() {
         "a 3rd metrics connection of one address was kept"
     );
 }
+
+/// The `card-lookup` binary with its default log filter (no `RUST_LOG`), started by `sh` so
+/// that `limits` (shell commands such as `ulimit -n 64`) apply to it.
+struct Binary {
+    child: std::process::Child,
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    output: std::thread::JoinHandle<String>,
+}
+
+impl Binary {
+    fn start(limits: &str, flags: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader, Read};
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{limits}\nexec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_card-lookup"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // Bounded: the process prints a few lines before this one, or exits.
+        for _ in 0..100 {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "exited early");
+            if line.contains("serving gRPC on ") {
+                break;
+            }
+        }
+        let address = |after: &str, until: char| -> SocketAddr {
+            let rest = line.split(after).nth(1).expect("the serving line");
+            rest.split(until).next().unwrap().trim().parse().unwrap()
+        };
+        let (grpc, metrics) = (address("gRPC on ", ','), address("http://", '/'));
+        let output = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        Self {
+            child,
+            grpc,
+            metrics,
+            output,
+        }
+    }
+
+    /// Stops the process and returns what it logged after start-up.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.output.join().unwrap()
+    }
+}
+
+fn warnings(log: &str) -> Vec<&str> {
+    log.lines().filter(|line| line.contains("WARN")).collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn running_out_of_file_descriptors_logs_one_line_and_counts_the_rest() {
+    let binary = Binary::start("ulimit -n 64", &["--connection-preface-timeout", "60s"]);
+    // More connections than the process may open files: accepts fail until they close.
+    let mut silent = Vec::new();
+    for _ in 0..80 {
+        silent.push(TcpStream::connect(binary.grpc).await.unwrap());
+    }
+    // A failed accept is retried every 50 ms: 40 failures in these 2 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(silent);
+    // Once they are closed, the process has files again and /metrics answers.
+    let (_, scraped) = tokio::time::timeout(PATIENCE, http_get(binary.metrics, "/metrics"))
+        .await
+        .expect("/metrics answers once the connections are closed");
+    let log = binary.stop();
+    let failures = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} accept failed lines:\n{log}"
+    );
+    let counted = scraped
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"cardlookup_accept_errors_total{port="grpc"} "#))
+        .unwrap_or_else(|| panic!("no accept error count in {scraped}"));
+    assert!(counted.parse::<f64>().unwrap() >= 2.0, "{counted}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rapid_resets_write_no_warning() {
+    let binary = Binary::start("", &[]);
+    let mut closed_by_server = 0;
+    for _ in 0..3 {
+        let mut sender = crate::common::h2_connection(binary.grpc).await;
+        let request = crate::common::grpc_request(binary.grpc, crate::common::VALIDATE_PATH);
+        // Bounded: the server closes the connection long before.
+        for _ in 0..5000 {
+            let Ok(ready) = sender.ready().await else {
+                closed_by_server += 1;
+                break;
+            };
+            sender = ready;
+            // Dropping the stream at once resets it (RST_STREAM, CANCEL).
+            let Ok(stream) = sender.send_request(request.clone(), false) else {
+                closed_by_server += 1;
+                break;
+            };
+            drop(stream);
+        }
+    }
+    let log = binary.stop();
+    assert_eq!(
+        closed_by_server, 3,
+        "the server kept a rapid-reset connection"
+    );
+    assert!(warnings(&log).is_empty(), "{log}");
+}
