@@ -101,7 +101,10 @@ impl ConnectionLimits {
 
     /// Counts a connection from `address` in, or says which cap it is over (and counts that).
     pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<ConnectionSlot, Refused> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if open.total >= self.caps.max_total {
             return Err(self.refuse(Refused::Total));
         }
@@ -126,7 +129,10 @@ impl ConnectionLimits {
     }
 
     fn release(&self, address: IpAddr) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(of_address) = open.by_address.get_mut(&address) {
             *of_address -= 1;
             if *of_address == 0 {

@@ -64,7 +64,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("tls", &matches!(self.io, Io::Tls(_)))
             .field("peer", &self.peer)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,7 +215,7 @@ pub(crate) fn accept(
                 stream,
                 remote_addr,
                 slot,
-                accepted_at: Instant::now(),
+                arrived: Instant::now(),
             };
             let protocol = protocol.clone();
             let limits = Arc::clone(&limits);
@@ -238,7 +238,7 @@ struct Accepted {
     stream: TcpStream,
     remote_addr: SocketAddr,
     slot: ConnectionSlot,
-    accepted_at: Instant,
+    arrived: Instant,
 }
 
 impl Accepted {
@@ -271,7 +271,7 @@ impl Accepted {
                 preface_timeout,
             } => (tls, preface_timeout),
         };
-        let deadline = self.accepted_at + preface_timeout;
+        let deadline = self.arrived + preface_timeout;
         let (mut io, peer) = match tls {
             None => (Io::Plain(self.stream), peer),
             Some(tls) => {

@@ -35,7 +35,10 @@ impl LogThrottle {
     /// `Some(lines left out since the last one)` when a line may be written now, else `None`
     /// (and the line is counted as left out).
     pub(crate) fn allow(&self) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         if state
             .last
