@@ -219,8 +219,8 @@ async fn the_metrics_port_caps_connections_per_address() {
     );
 }
 
-/// The `card-lookup` binary with its default log filter (no `RUST_LOG`), started by `sh` so
-/// that `limits` (shell commands such as `ulimit -n 64`) apply to it.
+/// The `card-lookup` binary with `RUST_LOG=info` (as deploy/ sets it), started by `sh` so that
+/// `limits` (shell commands such as `ulimit -n 64`) apply to it.
 struct Binary {
     child: std::process::Child,
     grpc: SocketAddr,
@@ -237,7 +237,7 @@ impl Binary {
             .arg(env!("CARGO_BIN_EXE_card-lookup"))
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(flags)
-            .env_remove("RUST_LOG")
+            .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the binary starts");
