@@ -45,7 +45,7 @@ pub(crate) struct PeerInfo {
 
 enum Io {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 /// An accepted connection, plain or TLS.
@@ -57,6 +57,18 @@ pub(crate) struct Connection {
     read_ahead_consumed: usize,
     /// The connection's place under the port's caps, given back when the server drops it.
     _slot: ConnectionSlot,
+}
+
+impl Connection {
+    fn new(io: Io, peer: PeerInfo, read_ahead: Vec<u8>, slot: ConnectionSlot) -> Self {
+        Self {
+            io,
+            peer,
+            read_ahead,
+            read_ahead_consumed: 0,
+            _slot: slot,
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -258,13 +270,12 @@ impl Accepted {
         };
         let (tls, preface_timeout) = match protocol {
             Protocol::Http1 => {
-                return Some(Connection {
-                    io: Io::Plain(self.stream),
+                return Some(Connection::new(
+                    Io::Plain(self.stream),
                     peer,
-                    read_ahead: Vec::new(),
-                    read_ahead_consumed: 0,
-                    _slot: self.slot,
-                });
+                    Vec::new(),
+                    self.slot,
+                ));
             }
             Protocol::Http2 {
                 tls,
@@ -276,48 +287,26 @@ impl Accepted {
             None => (Io::Plain(self.stream), peer),
             Some(tls) => {
                 let handshake = tls.acceptor().accept(self.stream);
-                match tokio::time::timeout_at(deadline, handshake).await {
-                    Ok(Ok(stream)) => {
-                        let client_subject = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|certs| certs.first())
-                            .and_then(certificate_identity)
-                            .map(Arc::from);
-                        let peer = PeerInfo {
-                            client_subject,
-                            ..peer
-                        };
-                        (Io::Tls(Box::new(stream)), peer)
-                    }
-                    Ok(Err(error)) => {
-                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
-                        if let Some(suppressed) = handshake_log.allow() {
-                            tracing::info!(peer = %self.remote_addr, %error, suppressed, "TLS handshake refused");
-                        }
-                        return None;
-                    }
-                    Err(_) => {
-                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
-                        if let Some(suppressed) = handshake_log.allow() {
-                            tracing::info!(peer = %self.remote_addr, suppressed, "TLS handshake timed out");
-                        }
-                        return None;
-                    }
-                }
+                let done = tokio::time::timeout_at(deadline, handshake).await;
+                let stream = handshake_outcome(done, self.remote_addr, handshake_log)?;
+                let client_subject = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(certificate_identity)
+                    .map(Arc::from);
+                let peer = PeerInfo {
+                    client_subject,
+                    ..peer
+                };
+                (Io::Tls(Box::new(stream)), peer)
             }
         };
         // Read rather than peek: a peer sending a byte at a time would make a peek loop spin.
         let mut preface = vec![0; HTTP2_PREFACE_LEN];
         match tokio::time::timeout_at(deadline, read_exact(&mut io, &mut preface)).await {
-            Ok(Ok(())) => Some(Connection {
-                io,
-                peer,
-                read_ahead: preface,
-                read_ahead_consumed: 0,
-                _slot: self.slot,
-            }),
+            Ok(Ok(())) => Some(Connection::new(io, peer, preface, self.slot)),
             // Closed or broken before its first request: nothing to serve, nothing to count.
             Ok(Err(_)) => None,
             Err(_) => {
@@ -325,6 +314,33 @@ impl Accepted {
                 tracing::debug!(peer = %self.remote_addr, "no HTTP/2 preface in time; closed");
                 None
             }
+        }
+    }
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The stream of a handshake that succeeded; a failed one is counted and (now and then) logged.
+fn handshake_outcome(
+    done: Result<io::Result<TlsStream>, tokio::time::error::Elapsed>,
+    peer: SocketAddr,
+    log: &LogThrottle,
+) -> Option<TlsStream> {
+    match done {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
+            if let Some(suppressed) = log.allow() {
+                tracing::info!(%peer, %error, suppressed, "TLS handshake refused");
+            }
+            None
+        }
+        Err(_) => {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+            if let Some(suppressed) = log.allow() {
+                tracing::info!(%peer, suppressed, "TLS handshake timed out");
+            }
+            None
         }
     }
 }
