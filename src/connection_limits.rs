@@ -149,6 +149,43 @@ impl ConnectionLimits {
     }
 }
 
+/// File descriptors the process keeps open besides connections (listeners, the runtime, data
+/// and certificate files, the watcher), with room to spare.
+const FILES_BESIDES_CONNECTIONS: u64 = 100;
+
+/// Warns when the caps of `ports` ports allow more connections than the process may open files
+/// (Linux's soft limit, `ulimit -n`): past the limit accepts fail on every port, `/metrics` too,
+/// so the caps would not protect anything.
+pub(crate) fn warn_if_over_file_limit(caps: ConnectionCaps, ports: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| open_file_limit(&limits))
+    else {
+        return;
+    };
+    let wanted = (caps.max_total as u64).saturating_mul(ports as u64) + FILES_BESIDES_CONNECTIONS;
+    if wanted > limit {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = caps.max_total,
+            ports,
+            "--max-connections on every port allows more connections than the process may open \
+             files; lower it below the limit divided by the ports, or raise the limit"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or absent.
+fn open_file_limit(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// One open connection's place under the caps, given back when dropped (when the server drops
 /// the connection).
 #[derive(Debug)]
@@ -169,6 +206,18 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_open_file_limit_is_the_soft_one() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(open_file_limit(limits), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_file_limit(unlimited), None);
+        assert_eq!(open_file_limit(""), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::api::admin::AdminApi;
 use crate::bins::{self, BinStore, ReloadTrigger};
 use crate::card_testing::CardTestingDetector;
 use crate::config::Config;
-use crate::connection_limits::{ConnectionCaps, ConnectionLimits};
+use crate::connection_limits::{self, ConnectionCaps, ConnectionLimits};
 use crate::grpc::{Admin, CardLookup};
 use crate::incoming::{self, Protocol};
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
@@ -124,6 +124,8 @@ pub async fn run(
         &config.rate_limits,
     ));
 
+    let ports = if listeners.admin.is_some() { 3 } else { 2 };
+    connection_limits::warn_if_over_file_limit(config.connection_caps, ports);
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
     tokio::spawn(forget_idle_clients(

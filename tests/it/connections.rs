@@ -298,6 +298,10 @@ async fn running_out_of_file_descriptors_logs_one_line_and_counts_the_rest() {
         .await
         .expect("/metrics answers once the connections are closed");
     let log = binary.stop();
+    assert!(
+        log.contains("allows more connections than the process may open files"),
+        "no warning at start-up that the caps exceed the file limit:\n{log}"
+    );
     let failures = log.lines().filter(|l| l.contains("accept failed")).count();
     assert!(
         (1..=2).contains(&failures),
@@ -312,7 +316,8 @@ async fn running_out_of_file_descriptors_logs_one_line_and_counts_the_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rapid_resets_write_no_warning() {
-    let binary = Binary::start("", &[]);
+    // Caps within the file limit, so that start-up has nothing to warn about either.
+    let binary = Binary::start("ulimit -n 4096", &["--max-connections", "1000"]);
     let mut closed_by_server = 0;
     for _ in 0..3 {
         let mut sender = crate::common::h2_connection(binary.grpc).await;
