@@ -1,6 +1,7 @@
 //! How many connections a port keeps open: in all and per remote address. A connection over
 //! either cap is closed at once rather than queued, so a flood of connections can neither
-//! exhaust the process's file descriptors nor stop the accept loop.
+//! stop the accept loop nor, with caps below the open-file limit (checked at start-up),
+//! exhaust the process's file descriptors.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,13 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge};
 
-/// The open connections of a port, by port.
-pub(crate) const CONNECTIONS_OPEN: &str = "cardlookup_connections_open";
+/// The open connections, by port.
+const CONNECTIONS_OPEN: &str = "cardlookup_connections_open";
 /// Connections closed on arrival or before their first request, by port and reason.
-pub(crate) const CONNECTIONS_REFUSED: &str = "cardlookup_connections_refused_total";
+const CONNECTIONS_REFUSED: &str = "cardlookup_connections_refused_total";
 
 /// Describes the connection metrics (once is enough; again is harmless).
-pub(crate) fn describe_metrics() {
+fn describe_metrics() {
     metrics::describe_gauge!(
         CONNECTIONS_OPEN,
         "Connections open on a port (port: grpc, admin, metrics)."
