@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::admission::{RateLimitRule, TrustedNetwork};
+use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
+use crate::connection_limits::ConnectionCaps;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
 
@@ -199,6 +200,32 @@ pub struct Args {
         default_value_t = MAX_INSPECT_ANSWER_BYTES
     )]
     pub inspect_max_answer_bytes: usize,
+
+    /// Connections each port (gRPC, admin, metrics) keeps open at once; a connection past it is
+    /// closed at once. Default 10,000: far more than a service's callers keep open, and, for the
+    /// three ports together, well below the usual container open-file limit (1,048,576), so
+    /// that the process never runs out of file descriptors. Keep three times it below
+    /// `ulimit -n`.
+    #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Connections one remote address may keep open at once on each port; one past it is
+    /// closed at once. Default 256: a client process keeps a few connections, and one address
+    /// cannot take all of --max-connections. Raise it when many clients share one address
+    /// (a proxy or NAT in front of the service).
+    #[arg(
+        long,
+        env = "CARD_LOOKUP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
+    /// How long a new connection may take to start: to finish the TLS handshake and send the
+    /// HTTP/2 preface (gRPC and admin ports), to send its request headers (metrics port).
+    /// Connections that do not are closed. Default 10s: clients need milliseconds, and a
+    /// silent connection holds a file descriptor no longer than this.
+    #[arg(long, env = "CARD_LOOKUP_CONNECTION_PREFACE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connection_preface_timeout: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -226,6 +253,9 @@ pub struct Config {
     pub inspect_idle_timeout: Duration,
     pub inspect_max_life: Duration,
     pub inspect_max_answer_bytes: usize,
+    /// The connection caps of each port.
+    pub connection_caps: ConnectionCaps,
+    pub connection_preface_timeout: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -262,6 +292,10 @@ pub enum ConfigError {
         "--inspect-max-answer-bytes must be between {MIN_INSPECT_ANSWER_BYTES} and {MAX_INSPECT_ANSWER_BYTES}"
     )]
     InspectMaxAnswerBytes,
+    #[error("--max-connections and --max-connections-per-address must be at least 1")]
+    MaxConnections,
+    #[error("--connection-preface-timeout must be above 0")]
+    ConnectionPrefaceTimeout,
 }
 
 impl TryFrom<Args> for Config {
@@ -346,11 +380,16 @@ impl TryFrom<Args> for Config {
             inspect_idle_timeout: args.inspect_idle_timeout,
             inspect_max_life: args.inspect_max_life,
             inspect_max_answer_bytes: args.inspect_max_answer_bytes,
+            connection_caps: ConnectionCaps {
+                max_total: args.max_connections,
+                max_per_address: args.max_connections_per_address,
+            },
+            connection_preface_timeout: args.connection_preface_timeout,
         })
     }
 }
 
-/// The checks of the limits' flags: admission, card testing and Inspect streams.
+/// The checks of the limits' flags: admission, card testing, Inspect streams and connections.
 fn check_limits(args: &Args) -> Result<(), ConfigError> {
     if args.max_concurrent_requests == 0 {
         return Err(ConfigError::MaxConcurrentRequests);
@@ -384,7 +423,28 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::InspectMaxAnswerBytes);
     }
+    if args.max_connections == 0 || args.max_connections_per_address == 0 {
+        return Err(ConfigError::MaxConnections);
+    }
+    if args.connection_preface_timeout.is_zero() {
+        return Err(ConfigError::ConnectionPrefaceTimeout);
+    }
     Ok(())
+}
+
+impl Config {
+    /// What the admission layer allows, from these flags.
+    #[must_use]
+    pub fn admission_rules(&self) -> AdmissionRules {
+        AdmissionRules {
+            max_in_flight: self.max_concurrent_requests,
+            max_in_flight_per_client: self.max_concurrent_requests_per_client,
+            request_timeout: self.request_timeout,
+            rate_limits: self.rate_limits.clone(),
+            trusted_networks: self.trusted_networks.clone(),
+            max_clients: self.max_tracked_clients,
+        }
+    }
 }
 
 impl Default for Config {
@@ -651,5 +711,42 @@ mod tests {
             );
         }
         assert!(Args::try_parse_from(["card-lookup", "--inspect-idle-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn connection_flags() {
+        let defaults = Config::default();
+        assert_eq!(
+            defaults.connection_caps,
+            ConnectionCaps {
+                max_total: 10_000,
+                max_per_address: 256
+            }
+        );
+        assert_eq!(defaults.connection_preface_timeout, Duration::from_secs(10));
+        let parsed = config(&[
+            "--max-connections",
+            "50",
+            "--max-connections-per-address",
+            "5",
+            "--connection-preface-timeout",
+            "300ms",
+        ])
+        .unwrap();
+        assert_eq!(parsed.connection_caps.max_total, 50);
+        assert_eq!(parsed.connection_caps.max_per_address, 5);
+        assert_eq!(
+            parsed.connection_preface_timeout,
+            Duration::from_millis(300)
+        );
+        for zero in ["--max-connections", "--max-connections-per-address"] {
+            let err = config(&[zero, "0"]).unwrap_err();
+            assert_eq!(err, ConfigError::MaxConnections);
+            assert!(err.to_string().contains(zero), "{err}");
+        }
+        assert_eq!(
+            config(&["--connection-preface-timeout", "0s"]).unwrap_err(),
+            ConfigError::ConnectionPrefaceTimeout
+        );
     }
 }

@@ -1,30 +1,38 @@
 //! Accepting connections: TCP with TCP_NODELAY, optionally TLS, each labelled with the peer's
-//! address and (under mutual TLS) certificate subject for rate limiting and logs.
+//! address and (under mutual TLS) certificate subject for rate limiting and logs; within the
+//! port's connection caps, and (HTTP/2) only once the client has sent its preface in time.
+//!
+//! The accept loop never waits for anything but the next connection: a connection over a cap
+//! is closed at once, and TLS handshakes and preface reads are done in a task of their own.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
+use crate::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use crate::identity::address_identity;
+use crate::log_throttle::{LOG_INTERVAL, LogThrottle};
 use crate::tls::{LiveTls, certificate_identity};
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once: more wait, so a flood of half-open connections cannot
-/// exhaust memory.
-const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Connections accepted but not yet ready (TLS handshake or preface under way), per port: more
+/// are closed at once, so a flood of silent connections cannot exhaust memory (a handshake
+/// holds buffers) or stall the accept loop.
+const MAX_PENDING_CONNECTIONS: usize = 1024;
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
+const HTTP2_PREFACE_LEN: usize = 24;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Default)]
@@ -40,13 +48,30 @@ pub(crate) struct PeerInfo {
 
 enum Io {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 /// An accepted connection, plain or TLS.
 pub(crate) struct Connection {
     io: Io,
     peer: PeerInfo,
+    /// The bytes read ahead to see the HTTP/2 preface, given to the server before the rest.
+    read_ahead: Vec<u8>,
+    read_ahead_consumed: usize,
+    /// The connection's place under the port's caps, given back when the server drops it.
+    _slot: ConnectionSlot,
+}
+
+impl Connection {
+    fn new(io: Io, peer: PeerInfo, read_ahead: Vec<u8>, slot: ConnectionSlot) -> Self {
+        Self {
+            io,
+            peer,
+            read_ahead,
+            read_ahead_consumed: 0,
+            _slot: slot,
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -54,7 +79,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("tls", &matches!(self.io, Io::Tls(_)))
             .field("peer", &self.peer)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +97,17 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let ahead = &self.read_ahead[self.read_ahead_consumed..];
+        if !ahead.is_empty() {
+            let n = ahead.len().min(buf.remaining());
+            buf.put_slice(&ahead[..n]);
+            self.read_ahead_consumed += n;
+            if self.read_ahead_consumed == self.read_ahead.len() {
+                self.read_ahead = Vec::new();
+                self.read_ahead_consumed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         match &mut self.io {
             Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
@@ -125,85 +161,197 @@ impl AsyncWrite for Connection {
 }
 
 const HANDSHAKE_FAILURES: &str = "cardlookup_tls_handshake_failures_total";
+const ACCEPT_ERRORS: &str = "cardlookup_accept_errors_total";
 
-/// Accepts connections until `stop`, handing tonic those that are ready: at once for plain
-/// TCP, after the handshake (done concurrently, with a timeout) for TLS. Connections that fail
-/// the handshake (no or a wrong client certificate under mTLS) are logged and dropped.
+/// What a port speaks, and so what a connection must do before the server gets it.
+#[derive(Debug, Clone)]
+pub(crate) enum Protocol {
+    /// gRPC: the client must finish the TLS handshake (when `tls` is given) and send the
+    /// HTTP/2 preface within `preface_timeout` of being accepted.
+    Http2 {
+        tls: Option<Arc<LiveTls>>,
+        preface_timeout: Duration,
+    },
+    /// Plaintext HTTP/1 (metrics): handed over at once; its server bounds the time to read
+    /// the request headers.
+    Http1,
+}
+
+/// Accepts connections until `stop`, within `limits`, handing the server those that are ready
+/// (see [`Protocol`]). Connections over a cap, too many not ready, that fail the handshake (no
+/// or a wrong client certificate under mTLS) or send no preface in time are closed and
+/// counted; the log gets at most one line an interval about them.
 pub(crate) fn accept(
     listener: TcpListener,
-    tls: Option<Arc<LiveTls>>,
+    protocol: Protocol,
+    limits: Arc<ConnectionLimits>,
     stop: CancellationToken,
 ) -> ReceiverStream<io::Result<Connection>> {
     metrics::describe_counter!(
         HANDSHAKE_FAILURES,
         "TLS handshakes that failed (reason refused: no or a wrong client certificate, bad TLS; or timeout)."
     );
-    let (ready, connections) = mpsc::channel(MAX_PENDING_HANDSHAKES);
-    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    metrics::describe_counter!(
+        ACCEPT_ERRORS,
+        "Failed accepts of a port, such as when the process is out of file descriptors."
+    );
+    let accept_errors = metrics::counter!(ACCEPT_ERRORS, "port" => limits.port());
+    let (ready, connections) = mpsc::channel(MAX_PENDING_CONNECTIONS);
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_CONNECTIONS));
+    let handshake_log = Arc::new(LogThrottle::new(LOG_INTERVAL));
     tokio::spawn(async move {
+        let accept_error_log = LogThrottle::new(LOG_INTERVAL);
         while let Some(accepted) = stop.run_until_cancelled(listener.accept()).await {
             let (stream, remote_addr) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed");
+                    accept_errors.increment(1);
+                    if let Some(suppressed) = accept_error_log.allow() {
+                        tracing::warn!(
+                            %error,
+                            port = limits.port(),
+                            suppressed,
+                            "accept failed"
+                        );
+                    }
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
             };
-            // Small responses must not wait for Nagle's algorithm: without TCP_NODELAY
-            // latency jumps by tens of milliseconds.
-            let _ = stream.set_nodelay(true);
-            let peer = PeerInfo {
-                remote_addr: Some(remote_addr.ip()),
-                remote_ip: Some(Arc::from(address_identity(remote_addr.ip()))),
-                client_subject: None,
-            };
-            let Some(tls) = &tls else {
-                let connection = Connection {
-                    io: Io::Plain(stream),
-                    peer,
-                };
-                if ready.send(Ok(connection)).await.is_err() {
-                    break;
-                }
+            // Dropping the stream closes it: over a cap, the client learns at once.
+            let Ok(slot) = limits.admit(remote_addr.ip()) else {
                 continue;
             };
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                break;
+            let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+                limits.refuse(Refused::Pending);
+                continue;
             };
-            let acceptor = tls.acceptor();
+            let connection = Accepted {
+                stream,
+                remote_addr,
+                slot,
+                arrived: Instant::now(),
+            };
+            let protocol = protocol.clone();
+            let limits = Arc::clone(&limits);
+            let handshake_log = Arc::clone(&handshake_log);
             let ready = ready.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let client_subject = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|certs| certs.first())
-                            .and_then(certificate_identity)
-                            .map(Arc::from);
-                        let connection = Connection {
-                            io: Io::Tls(Box::new(stream)),
-                            peer: PeerInfo {
-                                client_subject,
-                                ..peer
-                            },
-                        };
-                        let _ = ready.send(Ok(connection)).await;
-                    }
-                    Ok(Err(error)) => {
-                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
-                        tracing::info!(peer = %remote_addr, %error, "TLS handshake refused");
-                    }
-                    Err(_) => {
-                        metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
-                        tracing::info!(peer = %remote_addr, "TLS handshake timed out");
-                    }
+                let prepared = connection.prepare(protocol, &limits, &handshake_log).await;
+                drop(permit);
+                if let Some(connection) = prepared {
+                    let _ = ready.send(Ok(connection)).await;
                 }
             });
         }
     });
     ReceiverStream::new(connections)
+}
+
+/// A connection just accepted, under the caps.
+struct Accepted {
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    slot: ConnectionSlot,
+    arrived: Instant,
+}
+
+impl Accepted {
+    /// The connection ready for the server, or `None` when it was closed (and counted).
+    async fn prepare(
+        self,
+        protocol: Protocol,
+        limits: &ConnectionLimits,
+        handshake_log: &LogThrottle,
+    ) -> Option<Connection> {
+        // Small responses must not wait for Nagle's algorithm: without TCP_NODELAY
+        // latency jumps by tens of milliseconds.
+        let _ = self.stream.set_nodelay(true);
+        let peer = PeerInfo {
+            remote_addr: Some(self.remote_addr.ip()),
+            remote_ip: Some(Arc::from(address_identity(self.remote_addr.ip()))),
+            client_subject: None,
+        };
+        let (tls, preface_timeout) = match protocol {
+            Protocol::Http1 => {
+                return Some(Connection::new(
+                    Io::Plain(self.stream),
+                    peer,
+                    Vec::new(),
+                    self.slot,
+                ));
+            }
+            Protocol::Http2 {
+                tls,
+                preface_timeout,
+            } => (tls, preface_timeout),
+        };
+        let deadline = self.arrived + preface_timeout;
+        let (mut io, peer) = match tls {
+            None => (Io::Plain(self.stream), peer),
+            Some(tls) => {
+                let handshake = tls.acceptor().accept(self.stream);
+                let done = tokio::time::timeout_at(deadline, handshake).await;
+                let stream = handshake_outcome(done, self.remote_addr, handshake_log)?;
+                let client_subject = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(certificate_identity)
+                    .map(Arc::from);
+                let peer = PeerInfo {
+                    client_subject,
+                    ..peer
+                };
+                (Io::Tls(Box::new(stream)), peer)
+            }
+        };
+        // Read rather than peek: a peer sending a byte at a time would make a peek loop spin.
+        let mut preface = vec![0; HTTP2_PREFACE_LEN];
+        match tokio::time::timeout_at(deadline, read_exact(&mut io, &mut preface)).await {
+            Ok(Ok(())) => Some(Connection::new(io, peer, preface, self.slot)),
+            // Closed or broken before its first request: nothing to serve, nothing to count.
+            Ok(Err(_)) => None,
+            Err(_) => {
+                limits.refuse(Refused::PrefaceTimeout);
+                tracing::debug!(peer = %self.remote_addr, "no HTTP/2 preface in time; closed");
+                None
+            }
+        }
+    }
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The stream of a handshake that succeeded; a failed one is counted and (now and then) logged.
+fn handshake_outcome(
+    done: Result<io::Result<TlsStream>, tokio::time::error::Elapsed>,
+    peer: SocketAddr,
+    log: &LogThrottle,
+) -> Option<TlsStream> {
+    match done {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
+            if let Some(suppressed) = log.allow() {
+                tracing::info!(%peer, %error, suppressed, "TLS handshake refused");
+            }
+            None
+        }
+        Err(_) => {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+            if let Some(suppressed) = log.allow() {
+                tracing::info!(%peer, suppressed, "TLS handshake timed out");
+            }
+            None
+        }
+    }
+}
+
+async fn read_exact(io: &mut Io, buf: &mut [u8]) -> io::Result<()> {
+    match io {
+        Io::Plain(stream) => stream.read_exact(buf).await.map(drop),
+        Io::Tls(stream) => stream.read_exact(buf).await.map(drop),
+    }
 }

@@ -13,7 +13,8 @@
 //! - Front ends: `grpc` (the services: proto in, an [`api`] call, proto out; errors become
 //!   `tonic::Status` in one place) and [`cli`] (the command line, offline through [`api`] or a
 //!   client of a server, printing the same answers either way).
-//! - In front of the gRPC services: `incoming` (connections, TLS handshakes, peer identity)
+//! - In front of the gRPC services: `incoming` (connections, TLS handshakes, peer identity,
+//!   within the caps of [`connection_limits`]; `log_throttle` for the lines peers can cause)
 //!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
 //!   are counted).
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
@@ -31,10 +32,12 @@ pub mod card;
 pub mod card_testing;
 pub mod cli;
 pub mod config;
+pub mod connection_limits;
 pub(crate) mod eviction;
 pub(crate) mod grpc;
 pub mod identity;
 pub(crate) mod incoming;
+pub(crate) mod log_throttle;
 pub mod proto;
 pub mod server;
 pub mod telemetry;

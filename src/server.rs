@@ -7,18 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
-use crate::admission::{Admission, AdmissionLayer, AdmissionRules, CountLayer, DEFAULT_CLASS};
+use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
 use crate::api::admin::AdminApi;
 use crate::bins::{self, BinStore, ReloadTrigger};
 use crate::card_testing::CardTestingDetector;
 use crate::config::Config;
+use crate::connection_limits::{self, ConnectionCaps, ConnectionLimits};
 use crate::grpc::{Admin, CardLookup};
-use crate::incoming;
+use crate::incoming::{self, Protocol};
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
 use crate::proto::{ADMIN_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
@@ -76,8 +77,6 @@ pub enum ServerError {
     Watch(#[from] notify::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
-    #[error("metrics server failed: {0}")]
-    Metrics(#[source] std::io::Error),
 }
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
@@ -112,26 +111,13 @@ pub async fn run(
         .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
         .collect();
     let card_testing = Arc::new(CardTestingDetector::new(config.card_testing, &classes));
-    let card_lookup = CardLookupServiceServer::new(CardLookup::new(
-        CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
-            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes),
-        crate::grpc::inspect_stream::StreamLimits {
-            idle_timeout: config.inspect_idle_timeout,
-            max_life: config.inspect_max_life,
-        },
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let card_lookup = card_lookup_service(config, &store, &card_testing);
 
     let tls = load_tls(config, &listeners.grpc)?;
-    let admission = Arc::new(Admission::new(&AdmissionRules {
-        max_in_flight: config.max_concurrent_requests,
-        max_in_flight_per_client: config.max_concurrent_requests_per_client,
-        request_timeout: config.request_timeout,
-        rate_limits: config.rate_limits.clone(),
-        trusted_networks: config.trusted_networks.clone(),
-        max_clients: config.max_tracked_clients,
-    }));
+    let admission = Arc::new(Admission::new(&config.admission_rules()));
 
+    let ports = if listeners.admin.is_some() { 3 } else { 2 };
+    connection_limits::warn_if_over_file_limit(config.connection_caps, ports);
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
     tokio::spawn(forget_idle_clients(
@@ -143,13 +129,22 @@ pub async fn run(
         serve_admin(
             listener,
             Admin::new(AdminApi::new(Arc::clone(&store))),
+            config,
             stop.clone(),
         )
     });
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
-    let incoming = incoming::accept(listeners.grpc, tls, stop.clone());
+    let incoming = incoming::accept(
+        listeners.grpc,
+        Protocol::Http2 {
+            tls,
+            preface_timeout: config.connection_preface_timeout,
+        },
+        ConnectionLimits::new("grpc", config.connection_caps),
+        stop.clone(),
+    );
     // The request timeout is the admission layer's rather than tonic's `Server::timeout`, which
     // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
     // the shorter wins.
@@ -160,8 +155,13 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(card_lookup)
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
-    let metrics_http = axum::serve(listeners.metrics, telemetry::metrics_app(prometheus))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let metrics_http = serve_metrics(
+        listeners.metrics,
+        telemetry::metrics_app(prometheus),
+        config.connection_caps,
+        config.connection_preface_timeout,
+        stop.clone(),
+    );
 
     let admin = async {
         match admin {
@@ -170,14 +170,9 @@ pub async fn run(
         }
     };
     let servers = async {
-        let (grpc, metrics_http, admin) = tokio::join!(
-            grpc,
-            async { metrics_http.await.map_err(ServerError::Metrics) },
-            admin
-        );
+        let (grpc, (), admin) = tokio::join!(grpc, metrics_http, admin);
         grpc?;
-        admin?;
-        metrics_http
+        admin
     };
     let grace_elapsed = async {
         stop.cancelled().await;
@@ -196,6 +191,23 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The card lookup service with the configured Inspect limits and message size.
+fn card_lookup_service(
+    config: &Config,
+    store: &Arc<BinStore>,
+    card_testing: &Arc<CardTestingDetector>,
+) -> CardLookupServiceServer<CardLookup> {
+    CardLookupServiceServer::new(CardLookup::new(
+        CardApi::new(Arc::clone(store), Some(Arc::clone(card_testing)))
+            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes),
+        crate::grpc::inspect_stream::StreamLimits {
+            idle_timeout: config.inspect_idle_timeout,
+            max_life: config.inspect_max_life,
+        },
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
 /// Waits for the shutdown signal, turns health NOT_SERVING (so load balancers stop sending
@@ -328,13 +340,58 @@ async fn metrics_upkeep(
     }
 }
 
+/// The Prometheus endpoint (HTTP/1), within the port's connection caps, closing connections
+/// that take longer than `header_timeout` to send a request's headers (which `axum::serve`
+/// cannot do: it sets no timer). Returns when `stop` is cancelled; the connections then
+/// finish their request and close.
+async fn serve_metrics(
+    listener: TcpListener,
+    app: axum::Router,
+    caps: ConnectionCaps,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let limits = ConnectionLimits::new("metrics", caps);
+    let mut connections = incoming::accept(listener, Protocol::Http1, limits, stop.clone());
+    while let Some(Some(Ok(connection))) = stop.run_until_cancelled(connections.next()).await {
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(connection), service);
+            let mut connection = std::pin::pin!(connection);
+            // Errors are the client's (a bad request, a timeout), answered or closed by hyper.
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+}
+
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
-/// and payment clients do not; with the gRPC port's HTTP/2 limits.
+/// and payment clients do not; with the gRPC port's HTTP/2 limits, connection caps and preface
+/// timeout.
 async fn serve_admin(
     listener: TcpListener,
     admin: Admin,
+    config: &Config,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
+    let incoming = incoming::accept(
+        listener,
+        Protocol::Http2 {
+            tls: None,
+            preface_timeout: config.connection_preface_timeout,
+        },
+        ConnectionLimits::new("admin", config.connection_caps),
+        stop.clone(),
+    );
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ADMIN_FILE_DESCRIPTOR_SET)
@@ -352,10 +409,7 @@ async fn serve_admin(
                 .expect("the compiled descriptor set is valid"),
         )
         .add_service(AdminServiceServer::new(admin).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await?;
     Ok(())
 }

@@ -42,16 +42,28 @@ const BASE_BUCKETS: [f64; 18] = [
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
 ];
 
-/// Starts logging to standard output. `RUST_LOG` filters (default `info`). Calling it again,
-/// as tests do, keeps the first subscriber.
+/// Starts logging to standard output. `RUST_LOG` filters (default `info`). h2's WARN lines are
+/// left out whatever the filter: any peer can cause them (one per connection closed for too
+/// many stream resets, a rapid-reset flood), and the connections are bounded elsewhere. Calling
+/// it again, as tests do, keeps the first subscriber.
 pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());
+    let no_peer_warnings = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(*metadata.level() == tracing::Level::WARN && metadata.target().starts_with("h2::"))
+    });
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(no_peer_warnings).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(no_peer_warnings)
+            .try_init(),
     };
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use card_lookup::admission::{Admission, AdmissionLayer, AdmissionRules, RateLimitRule};
+use card_lookup::admission::{Admission, AdmissionLayer, RateLimitRule};
 use card_lookup::config::Config;
 use card_lookup::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 use common::{EMBEDDED, TestServer, admin_pb, pb};
@@ -272,14 +272,7 @@ async fn every_call_is_counted_once_with_the_code_it_got() {
     // A panicking handler, behind the real admission layer on a server of its own.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let panicking = format!("http://{}", listener.local_addr().unwrap());
-    let admission = Admission::new(&AdmissionRules {
-        max_in_flight: 8,
-        max_in_flight_per_client: 8,
-        request_timeout: Duration::from_secs(1),
-        rate_limits: Vec::new(),
-        trusted_networks: Vec::new(),
-        max_clients: 16,
-    });
+    let admission = Admission::new(&Config::default().admission_rules());
     tokio::spawn(
         Server::builder()
             .layer(AdmissionLayer(Arc::new(admission)))

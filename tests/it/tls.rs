@@ -1,13 +1,20 @@
 //! TLS and mutual TLS on the gRPC port, with certificates made here (rcgen): who gets in,
 //! who is refused, the client certificate as the client's identity, and certificate reload.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::pki::{Ca, ca, leaf};
 use crate::common::{EMBEDDED, TempDir, TestServer, pb};
+use crate::connections::{PATIENCE, closed_by_server};
 use card_lookup::config::Config;
 use card_lookup::tls::TlsFiles;
 use pb::card_lookup_service_client::CardLookupServiceClient;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -22,6 +29,10 @@ fn server_files(dir: &TempDir, ca: &Ca, client_ca: Option<&Ca>) -> TlsFiles {
 }
 
 async fn start(files: TlsFiles, rate_limits: &str) -> TestServer {
+    start_configured(files, rate_limits, Config::default()).await
+}
+
+async fn start_configured(files: TlsFiles, rate_limits: &str, config: Config) -> TestServer {
     let config = Config {
         tls: Some(files),
         rate_limits: rate_limits
@@ -29,15 +40,25 @@ async fn start(files: TlsFiles, rate_limits: &str) -> TestServer {
             .filter(|r| !r.is_empty())
             .map(|r| r.parse().unwrap())
             .collect(),
-        ..Config::default()
+        ..config
     };
-    TestServer::start_configured(config, std::sync::Arc::clone(&EMBEDDED)).await
+    TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await
 }
 
 async fn connect(
     server: &TestServer,
     trusted: &Ca,
     identity: Option<(String, String)>,
+) -> Result<CardLookupServiceClient<Channel>, tonic::transport::Error> {
+    connect_from(server, trusted, identity, None).await
+}
+
+/// [`connect`] from the local address `from` (another address than other connections').
+async fn connect_from(
+    server: &TestServer,
+    trusted: &Ca,
+    identity: Option<(String, String)>,
+    from: Option<IpAddr>,
 ) -> Result<CardLookupServiceClient<Channel>, tonic::transport::Error> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(trusted.pem()))
@@ -48,6 +69,9 @@ async fn connect(
     let channel = Channel::from_shared(format!("https://{}", server.grpc_addr))
         .unwrap()
         .tls_config(tls)?
+        .local_address(from)
+        .connect_timeout(PATIENCE)
+        .timeout(PATIENCE)
         .connect()
         .await?;
     Ok(CardLookupServiceClient::new(channel))
@@ -171,4 +195,97 @@ async fn certificates_are_reloaded_when_their_files_change() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A TLS connection to the server whose handshake is done, trusting `ca`, that has sent
+/// nothing inside it.
+async fn tls_handshake_only(
+    server: &TestServer,
+    trusted: &Ca,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(trusted.pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.grpc_addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("the handshake succeeds")
+}
+
+#[tokio::test]
+async fn tls_connections_that_send_nothing_are_closed_after_the_preface_timeout() {
+    let dir = TempDir::new("tls-silent-one");
+    let authority = ca("Test CA");
+    let config = Config {
+        connection_preface_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let server = start_configured(server_files(&dir, &authority, None), "", config).await;
+    // No ClientHello.
+    let mut silent = TcpStream::connect(server.grpc_addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a connection without a ClientHello stayed open"
+    );
+    let metrics = server.scrape().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line
+                .starts_with(r#"cardlookup_tls_handshake_failures_total{reason="timeout"}"#)),
+        "{metrics}"
+    );
+    // A handshake, then no HTTP/2 preface.
+    let mut quiet = tls_handshake_only(&server, &authority).await;
+    let mut buf = [0; 256];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        while quiet.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a TLS connection without an HTTP/2 preface stayed open"
+    );
+}
+
+#[tokio::test]
+async fn silent_connections_do_not_keep_tls_clients_out() {
+    let dir = TempDir::new("tls-silent-many");
+    let authority = ca("Test CA");
+    let server = start(server_files(&dir, &authority, None), "").await;
+    // More connections that never send a ClientHello than handshakes the server keeps in
+    // progress, from one address.
+    let mut silent = Vec::new();
+    for _ in 0..1100 {
+        silent.push(TcpStream::connect(server.grpc_addr).await.unwrap());
+    }
+    // Clients from another address connect and are answered. The bound is generous for five
+    // connections on loopback, and shorter than the handshake timeout (10 s) for which a
+    // silent connection once held one of the server's handshake places.
+    let from = Some(IpAddr::from([127, 0, 0, 2]));
+    let clients = async {
+        for _ in 0..5 {
+            let mut client = connect_from(&server, &authority, None, from)
+                .await
+                .expect("a TLS client connects past the silent connections");
+            assert!(validate(&mut client).await.unwrap().valid);
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), clients)
+            .await
+            .is_ok(),
+        "TLS clients waited behind silent connections"
+    );
+    drop(silent);
 }
