@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge};
 
+use crate::identity::address_block;
+
 /// The open connections, by port.
 const CONNECTIONS_OPEN: &str = "cardlookup_connections_open";
 /// Connections closed on arrival or before their first request, by port and reason.
@@ -101,7 +103,9 @@ impl ConnectionLimits {
     }
 
     /// Counts a connection from `address` in, or says which cap it is over (and counts that).
+    /// An IPv6 address counts as its /64 ([`address_block`]): one host has a whole block.
     pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<ConnectionSlot, Refused> {
+        let address = address_block(address);
         let mut open = self
             .open
             .lock()
@@ -249,5 +253,23 @@ mod tests {
             "addresses with no connection are forgotten"
         );
         assert!(limits.admit(ip("10.0.0.3")).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_is_capped_as_its_64_block() {
+        let limits = ConnectionLimits::new(
+            "test",
+            ConnectionCaps {
+                max_total: 10,
+                max_per_address: 2,
+            },
+        );
+        let _first = limits.admit(ip("2001:db8:1:2::1")).unwrap();
+        let _second = limits.admit(ip("2001:db8:1:2::ffff")).unwrap();
+        assert_eq!(
+            limits.admit(ip("2001:db8:1:2:abcd::9")).unwrap_err(),
+            Refused::PerAddress
+        );
+        assert!(limits.admit(ip("2001:db8:1:3::1")).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! detection and the call's log line read it. A leaf module, so that each of them can name the
 //! type without importing the others.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 /// Who a call comes from: the mTLS certificate's common name (else subject); else the
@@ -21,18 +21,25 @@ pub struct ClientIdentity {
     pub label: Option<Arc<str>>,
 }
 
-/// The identity of a caller known only by its address. An IPv6 caller is known by its /64
-/// network, the block one host or customer is given: a host that rotates through the
-/// addresses of its own network stays one client. An IPv4 address mapped into IPv6 is the IPv4
-/// address.
+/// The block of addresses one caller is taken to have: an IPv4 address alone; an IPv6
+/// address's /64 network, the block one host or customer is given, so that a host rotating
+/// through the addresses of its own network stays one caller. An IPv4 address mapped into IPv6
+/// is the IPv4 address.
+#[must_use]
+pub fn address_block(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// The identity of a caller known only by its address: its [`address_block`], an IPv6 block
+/// written with its prefix length (`2001:db8:1:2::/64`).
 #[must_use]
 pub fn address_identity(ip: IpAddr) -> String {
-    match ip.to_canonical() {
+    match address_block(ip) {
         IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & !((1u128 << 64) - 1);
-            format!("{}/64", std::net::Ipv6Addr::from(network))
-        }
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 
