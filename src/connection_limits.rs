@@ -25,8 +25,9 @@ fn describe_metrics() {
     metrics::describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections closed on arrival or before their first request (reason: total, \
-         per_address: over --max-connections or --max-connections-per-address; pending: too \
-         many connections not yet ready; preface_timeout: no HTTP/2 preface in time)."
+         per_address: over --max-connections or --max-connections-per-address; pending: the \
+         oldest of 1,024 connections still starting, closed to make room for a new one; \
+         preface_timeout: no HTTP/2 preface in time)."
     );
 }
 

@@ -18,8 +18,9 @@
 //!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
 //!   are counted).
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
-//!   for caller text that is logged), `eviction` (keeping per-client tables bounded), [`telemetry`] (logging set-up, the metrics recorder,
-//!   method names), [`proto`] (the generated types).
+//!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
+//!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
+//!   generated types).
 //! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
 //!   reflection and shutdown. `main.rs` only parses the configuration, loads the data, binds
 //!   the ports and calls [`server::run`], which tests call with their own listeners and

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -24,11 +24,10 @@ use crate::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use crate::identity::address_identity;
 use crate::log_throttle::{LOG_INTERVAL, LogThrottle};
 use crate::tls::{LiveTls, certificate_identity};
+use starting::{MAX_STARTING, Starting};
 
-/// Connections accepted but not yet ready (TLS handshake or preface under way), per port: more
-/// are closed at once, so a flood of silent connections cannot exhaust memory (a handshake
-/// holds buffers) or stall the accept loop.
-const MAX_PENDING_CONNECTIONS: usize = 1024;
+mod starting;
+
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// What an HTTP/2 client sends first (RFC 9113, section 3.4).
@@ -196,8 +195,8 @@ pub(crate) fn accept(
         "Failed accepts of a port, such as when the process is out of file descriptors."
     );
     let accept_errors = metrics::counter!(ACCEPT_ERRORS, "port" => limits.port());
-    let (ready, connections) = mpsc::channel(MAX_PENDING_CONNECTIONS);
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_CONNECTIONS));
+    let (ready, connections) = mpsc::channel(MAX_STARTING);
+    let starting = Arc::new(Starting::default());
     let handshake_log = Arc::new(LogThrottle::new(LOG_INTERVAL));
     tokio::spawn(async move {
         let accept_error_log = LogThrottle::new(LOG_INTERVAL);
@@ -222,10 +221,10 @@ pub(crate) fn accept(
             let Ok(slot) = limits.admit(remote_addr.ip()) else {
                 continue;
             };
-            let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            let (place, made_room) = starting.enter();
+            if made_room {
                 limits.refuse(Refused::Pending);
-                continue;
-            };
+            }
             let connection = Accepted {
                 stream,
                 remote_addr,
@@ -237,8 +236,10 @@ pub(crate) fn accept(
             let handshake_log = Arc::clone(&handshake_log);
             let ready = ready.clone();
             tokio::spawn(async move {
-                let prepared = connection.prepare(protocol, &limits, &handshake_log).await;
-                drop(permit);
+                let prepare = connection.prepare(protocol, &limits, &handshake_log);
+                // Evicted: closed (dropped) to make room for a newer connection.
+                let prepared = place.evicted.run_until_cancelled(prepare).await.flatten();
+                drop(place);
                 if let Some(connection) = prepared {
                     let _ = ready.send(Ok(connection)).await;
                 }
