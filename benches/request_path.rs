@@ -18,7 +18,10 @@
 //! as the service takes it), what recording one call's metrics costs (`RpcMetrics::started` and
 //! `handled` with a timer: the issue asks that metrics cost no more than a few percent), and
 //! card-testing detection for a busy client (`CardTestingDetector::observe`, which every
-//! Validate and LookupBin call goes through), alone and with its calls on two threads at once.
+//! Validate and LookupBin call goes through), alone and with its calls on two threads at once;
+//! and the admission layer's own work for one call (`admission/admit_one_call`: identity, the
+//! client's entry in the client table, its share and the server's place, the call record),
+//! around a handler that answers at once.
 //!
 //! Run: `cargo bench --bench request_path`; smoke (seconds): `cargo bench --bench request_path
 //! -- --quick`. BENCHMARKS.md records a run.
@@ -29,11 +32,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use card_lookup::admission::{Admission, AdmissionLayer};
 use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
 use card_lookup::card::Pan;
 use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector};
+use card_lookup::config::Config;
 use card_lookup::identity::ClientIdentity;
 use card_lookup::telemetry::{self, Method, RpcMetrics};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -155,10 +160,36 @@ fn bench_card_testing(c: &mut Criterion) {
     });
 }
 
+/// One call through the admission layer, as every call of the service goes, to a handler that
+/// answers at once; the answer is dropped as sent.
+fn bench_admission(c: &mut Criterion) {
+    use futures_util::FutureExt;
+    use tower::{Layer, Service};
+
+    let _prometheus = telemetry::install_metrics(Duration::from_millis(5));
+    let admission = Arc::new(Admission::new(&Config::default().admission_rules()));
+    let answer = tower::service_fn(|_request: http::Request<()>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
+            tonic::body::Body::empty(),
+        )))
+    });
+    let mut service = AdmissionLayer(admission).layer(answer);
+    c.bench_function("admission/admit_one_call", |b| {
+        b.iter(|| {
+            let request = http::Request::post("/cardlookup.v1.CardLookupService/Validate")
+                .body(())
+                .expect("a valid request");
+            let answered = service.call(request).now_or_never();
+            black_box(answered.expect("answered at once"))
+        });
+    });
+}
+
 criterion_group!(
     benches,
     bench_request_path,
     bench_metrics,
-    bench_card_testing
+    bench_card_testing,
+    bench_admission
 );
 criterion_main!(benches);

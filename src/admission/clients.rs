@@ -1,8 +1,11 @@
 //! The state admission keeps per client: its rate limiter and its calls in flight, in one
 //! table bounded in entries.
 //!
-//! An entry is made at a client's first call. Entries of clients idle for [`IDLE_AFTER`] are
-//! forgotten every minute (`Admission::forget_idle_clients`); and when the table is full (a
+//! An entry is made at a client's first call. Entries of clients not seen for a whole round of
+//! forgetting (a minute: `Admission::forget_idle_clients`) are forgotten then, which is longer
+//! than any rate limit's refill, so forgetting never hands back calls the limit had taken. The
+//! clock of "last seen" is that round's number, read with one load a call rather than the
+//! time. When the table is full (a
 //! flood of new addresses), the least recently seen of the entries without calls in flight
 //! are evicted (`crate::eviction`). An evicted client that comes back starts with a full
 //! rate-limit bucket: eviction only happens when more clients than the table holds are calling.
@@ -11,17 +14,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rustc_hash::FxBuildHasher;
 
 use crate::eviction::make_room;
-
-/// How long a client must be idle before its entry is forgotten: longer than any rate
-/// limit's refill, so forgetting never hands back calls the limit had taken.
-pub(super) const IDLE_AFTER: Duration = Duration::from_secs(120);
 
 /// One client's state.
 #[derive(Debug)]
@@ -30,7 +28,7 @@ pub(super) struct Client {
     pub(super) limiter: Option<DefaultDirectRateLimiter>,
     /// Calls of the client holding a concurrency place.
     pub(super) in_flight: AtomicUsize,
-    /// Seconds since the table was made, at the client's last call.
+    /// The round of forgetting of the client's last call.
     last_seen: AtomicU64,
 }
 
@@ -39,7 +37,8 @@ pub(super) struct Client {
 pub(super) struct Clients {
     table: DashMap<Arc<str>, Arc<Client>, FxBuildHasher>,
     max_entries: usize,
-    epoch: Instant,
+    /// Rounds of forgetting so far: the clock of `last_seen`.
+    round: AtomicU64,
 }
 
 impl Clients {
@@ -47,19 +46,19 @@ impl Clients {
         Self {
             table: DashMap::default(),
             max_entries: max_entries.max(1),
-            epoch: Instant::now(),
+            round: AtomicU64::new(0),
         }
     }
 
     fn now(&self) -> u64 {
-        self.epoch.elapsed().as_secs()
+        self.round.load(Ordering::Relaxed)
     }
 
     /// The state of client `id`, made (with a bucket of `quota`) at its first call.
     pub(super) fn get(&self, id: &Arc<str>, quota: Option<Quota>) -> Arc<Client> {
         let now = self.now();
         if let Some(client) = self.table.get(id) {
-            // A store only when the second changed: most calls leave the line unwritten.
+            // A store only when the round changed: most calls leave the line unwritten.
             if client.last_seen.load(Ordering::Relaxed) != now {
                 client.last_seen.store(now, Ordering::Relaxed);
             }
@@ -83,13 +82,13 @@ impl Clients {
         )
     }
 
-    /// Forgets clients idle for [`IDLE_AFTER`].
+    /// Ends a round: forgets the clients not seen during it, which have been idle at least as
+    /// long as a round lasts.
     pub(super) fn forget_idle(&self) {
-        let now = self.now();
+        let ended = self.round.fetch_add(1, Ordering::Relaxed);
         self.table.retain(|_, client| {
             client.in_flight.load(Ordering::Relaxed) > 0
-                || now.saturating_sub(client.last_seen.load(Ordering::Relaxed))
-                    < IDLE_AFTER.as_secs()
+                || client.last_seen.load(Ordering::Relaxed) >= ended
         });
         self.table.shrink_to_fit();
     }
@@ -121,8 +120,7 @@ mod tests {
             Arc::ptr_eq(&busy, &clients.get(&id(0), None)),
             "a client with a call in flight keeps its entry"
         );
-        // The newest clients are the ones kept.
-        assert!(clients.table.contains_key(&id(9_999)));
+        assert!(clients.table.contains_key(&id(9_999)), "the newest is kept");
     }
 
     #[test]
@@ -143,6 +141,8 @@ mod tests {
             "the second call within the second finds the bucket empty"
         );
         clients.forget_idle();
-        assert_eq!(clients.len(), 1, "seen just now: not idle");
+        assert_eq!(clients.len(), 1, "seen in the round that ended: kept");
+        clients.forget_idle();
+        assert_eq!(clients.len(), 0, "not seen for a whole round: forgotten");
     }
 }
