@@ -226,6 +226,19 @@ pub struct Args {
     /// silent connection holds a file descriptor no longer than this.
     #[arg(long, env = "CARD_LOOKUP_CONNECTION_PREFACE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connection_preface_timeout: Duration,
+
+    /// The longest a gRPC connection is kept: past it (within 10% either side, drawn once a
+    /// process so that replicas do not all close together) the server sends GOAWAY, clients
+    /// reconnect, and calls in flight have --max-connection-age-grace to finish. Default 5m: new
+    /// replicas get their share of long-lived clients within minutes, and a client that stops
+    /// reading an Inspect stream's answers holds it no longer.
+    #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTION_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// After --max-connection-age, how long calls in flight on the connection may take before it
+    /// is closed anyway. Default 30s: far longer than any unary call.
+    #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -256,6 +269,8 @@ pub struct Config {
     /// The connection caps of each port.
     pub connection_caps: ConnectionCaps,
     pub connection_preface_timeout: Duration,
+    pub max_connection_age: Duration,
+    pub max_connection_age_grace: Duration,
 }
 
 /// A configuration value that cannot work.
@@ -296,6 +311,8 @@ pub enum ConfigError {
     MaxConnections,
     #[error("--connection-preface-timeout must be above 0")]
     ConnectionPrefaceTimeout,
+    #[error("--max-connection-age and --max-connection-age-grace must be above 0")]
+    MaxConnectionAge,
 }
 
 impl TryFrom<Args> for Config {
@@ -385,6 +402,8 @@ impl TryFrom<Args> for Config {
                 max_per_address: args.max_connections_per_address,
             },
             connection_preface_timeout: args.connection_preface_timeout,
+            max_connection_age: args.max_connection_age,
+            max_connection_age_grace: args.max_connection_age_grace,
         })
     }
 }
@@ -428,6 +447,9 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
     }
     if args.connection_preface_timeout.is_zero() {
         return Err(ConfigError::ConnectionPrefaceTimeout);
+    }
+    if args.max_connection_age.is_zero() || args.max_connection_age_grace.is_zero() {
+        return Err(ConfigError::MaxConnectionAge);
     }
     Ok(())
 }
@@ -748,5 +770,18 @@ mod tests {
             config(&["--connection-preface-timeout", "0s"]).unwrap_err(),
             ConfigError::ConnectionPrefaceTimeout
         );
+        assert_eq!(
+            (
+                defaults.max_connection_age,
+                defaults.max_connection_age_grace
+            ),
+            (Duration::from_secs(300), Duration::from_secs(30))
+        );
+        for zero in ["--max-connection-age", "--max-connection-age-grace"] {
+            assert_eq!(
+                config(&[zero, "0s"]).unwrap_err(),
+                ConfigError::MaxConnectionAge
+            );
+        }
     }
 }

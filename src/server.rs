@@ -59,6 +59,18 @@ pub fn http2_server() -> Server {
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
+/// `age` moved by up to 10% either way, drawn once a process: replicas started together do
+/// not then close their connections together, and their clients' reconnections spread out.
+fn jittered(age: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // A share of the range in thousandths: 0.900 to 1.100.
+    let thousandths = 900 + random % 201;
+    age * u32::try_from(thousandths).unwrap_or(1000) / 1000
+}
+
 /// The sockets the service answers on, bound by the caller (tests bind port 0).
 #[derive(Debug)]
 pub struct Listeners {
@@ -149,6 +161,8 @@ pub async fn run(
     // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
     // the shorter wins.
     let grpc = http2_server()
+        .max_connection_age(jittered(config.max_connection_age))
+        .max_connection_age_grace(config.max_connection_age_grace)
         .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -451,4 +465,21 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jittered_age_is_within_a_tenth_either_way() {
+        let age = Duration::from_secs(300);
+        for _ in 0..200 {
+            let jittered = jittered(age);
+            assert!(
+                (Duration::from_secs(270)..=Duration::from_secs(330)).contains(&jittered),
+                "{jittered:?}"
+            );
+        }
+    }
 }

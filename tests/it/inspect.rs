@@ -436,3 +436,44 @@ async fn a_request_whose_answers_would_not_fit_in_a_response_is_refused() {
     }
     assert_eq!(answered, sent);
 }
+
+/// A client that stops reading its answers cannot be ended by the stream's own limits (HTTP/2
+/// gives the server no turn while the client's window is shut); its connection's maximum age
+/// ends it, after the grace.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_at_its_connection_age() {
+    let config = Config {
+        max_connection_age: Duration::from_millis(300),
+        max_connection_age_grace: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
+    // A window of 1 KiB that is never given back: the first answer fills it.
+    let (mut sender, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .handshake::<_, tonic::codegen::Bytes>(tcp)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request =
+        crate::common::grpc_request(server.grpc_addr, "/cardlookup.v1.CardLookupService/Inspect");
+    let (_response, mut requests) = sender.send_request(request, false).unwrap();
+    let batch = pb::InspectRequest {
+        items: (0..50)
+            .map(|n| item(&n.to_string(), "4111111111111111"))
+            .collect(),
+        ..Default::default()
+    };
+    let message = batch.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    requests.send_data(frame.into(), false).unwrap();
+    // Neither the response nor the stream is ever read or ended. The age (at most 330 ms with
+    // its jitter) and the grace end the connection; the bound is generous.
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    assert!(ended.is_ok(), "the connection outlived its age and grace");
+}
