@@ -85,12 +85,13 @@ pub(super) fn identify<B>(
         .and_then(|v| v.to_str().ok())
         .filter(|id| is_safe_token(id))
         .map(Arc::from);
-    let address = peer.and_then(|p| p.remote_ip.clone());
-    let trusted_peer = peer
-        .and_then(|p| p.remote_addr)
-        .is_some_and(|ip| trusted.iter().any(|network| network.contains(ip)));
-    match (claimed, address) {
-        (Some(claimed), _) if trusted_peer => (claimed, None),
+    // The networks are looked at only for a call that names its client.
+    let trusted_peer = || {
+        peer.and_then(|p| p.remote_addr)
+            .is_some_and(|ip| trusted.iter().any(|network| network.contains(ip)))
+    };
+    match (claimed, peer.and_then(|p| p.remote_ip.clone())) {
+        (Some(claimed), _) if trusted_peer() => (claimed, None),
         (claimed, Some(address)) => (address, claimed),
         // No address: a connection not accepted by `incoming`, which never serves calls.
         (claimed, None) => (Arc::from("unknown"), claimed),

@@ -261,6 +261,16 @@ async fn next_answer(
         .expect("the server answers or ends the stream")
 }
 
+/// How many items the next answer of a stream answers; it must come.
+async fn answered_items(answers: &mut tonic::Streaming<pb::InspectResponse>) -> usize {
+    next_answer(answers)
+        .await
+        .unwrap()
+        .expect("an answer")
+        .results
+        .len()
+}
+
 /// A stream whose client sends nothing is ended after `--inspect-idle-timeout`, with a status
 /// saying so, and gives its concurrency place back.
 #[tokio::test]
@@ -352,15 +362,7 @@ async fn a_busy_stream_is_ended_at_its_maximum_life() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        next_answer(&mut answers)
-            .await
-            .unwrap()
-            .unwrap()
-            .results
-            .len(),
-        2
-    );
+    assert_eq!(answered_items(&mut answers).await, 2);
     let scrape = server.scrape().await;
     assert!(
         scrape.contains(r#"grpc_method="Inspect",grpc_code="Unavailable"}"#),
@@ -394,15 +396,7 @@ async fn a_request_whose_answers_would_not_fit_in_a_response_is_refused() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        next_answer(&mut answers)
-            .await
-            .unwrap()
-            .unwrap()
-            .results
-            .len(),
-        2
-    );
+    assert_eq!(answered_items(&mut answers).await, 2);
     let status = match next_answer(&mut answers).await {
         Err(status) => status,
         Ok(answer) => panic!(
