@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import yaml
 
 # Labels Prometheus and the Prometheus Operator add to every scraped series; not on /metrics.
-TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
+# `cluster` is the one a multi-cluster set-up adds (an external label seen by Thanos or Mimir,
+# or a relabelling), which the rules and the dashboard keep through their aggregations.
+TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container", "cluster"}
 GRPC_CODES = {
     "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
