@@ -148,20 +148,21 @@ pub async fn run(
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
+    let max_connection_age = jittered(config.max_connection_age);
     let incoming = incoming::accept(
         listeners.grpc,
         Protocol::Http2 {
             tls,
             preface_timeout: config.connection_preface_timeout,
         },
-        ConnectionLimits::new("grpc", config.connection_caps),
+        ConnectionLimits::with_max_age("grpc", config.connection_caps, max_connection_age),
         stop.clone(),
     );
     // The request timeout is the admission layer's rather than tonic's `Server::timeout`, which
     // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
     // the shorter wins.
     let grpc = http2_server()
-        .max_connection_age(jittered(config.max_connection_age))
+        .max_connection_age(max_connection_age)
         .max_connection_age_grace(config.max_connection_age_grace)
         .layer(AdmissionLayer(admission))
         .add_service(health_service)

@@ -161,6 +161,10 @@ impl AsyncWrite for Connection {
 
 const HANDSHAKE_FAILURES: &str = "cardlookup_tls_handshake_failures_total";
 const ACCEPT_ERRORS: &str = "cardlookup_accept_errors_total";
+/// The `reason` label of [`HANDSHAKE_FAILURES`].
+const HANDSHAKE_REFUSED: &str = "refused";
+const HANDSHAKE_TIMEOUT: &str = "timeout";
+const HANDSHAKE_FAILURE_REASONS: [&str; 2] = [HANDSHAKE_REFUSED, HANDSHAKE_TIMEOUT];
 
 /// What a port speaks, and so what a connection must do before the server gets it.
 #[derive(Debug, Clone)]
@@ -195,6 +199,12 @@ pub(crate) fn accept(
         "Failed accepts of a port, such as when the process is out of file descriptors."
     );
     let accept_errors = metrics::counter!(ACCEPT_ERRORS, "port" => limits.port());
+    if let Protocol::Http2 { tls: Some(_), .. } = &protocol {
+        // At 0 from the start, so that rate() sees the first failure of each kind.
+        for reason in HANDSHAKE_FAILURE_REASONS {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => reason).increment(0);
+        }
+    }
     let (ready, connections) = mpsc::channel(MAX_STARTING);
     let starting = Arc::new(Starting::default());
     let handshake_log = Arc::new(LogThrottle::new(LOG_INTERVAL));
@@ -334,14 +344,14 @@ fn handshake_outcome(
     match done {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
-            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => HANDSHAKE_REFUSED).increment(1);
             if let Some(suppressed) = log.allow() {
                 tracing::info!(%peer, %error, suppressed, "TLS handshake refused");
             }
             None
         }
         Err(_) => {
-            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => HANDSHAKE_TIMEOUT).increment(1);
             if let Some(suppressed) = log.allow() {
                 tracing::info!(%peer, suppressed, "TLS handshake timed out");
             }

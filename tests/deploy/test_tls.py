@@ -14,7 +14,8 @@ import card_lookup_process
 import kubelet
 import manifests
 from manifests import PROBES
-from support import SERVICE, Grpcurl, lookup, run, wait_until
+from promql_labels import TLS_ONLY, Analysis, parse_exposition
+from support import RULES, SERVICE, Grpcurl, lookup, run, scrape, wait_until
 
 SERVER_EXT = "subjectAltName=DNS:card-lookup.payments.svc,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
 
@@ -154,6 +155,19 @@ def test_renewed_certificate_is_served_without_restart(tls_server, tls_config, m
     )
     out = mtls(tls_server.address, "grpc.health.v1.Health/Check")
     assert '"SERVING"' in out, out
+
+
+def test_tls_metrics_the_rules_use_are_on_live_metrics(tls_server, promql_parser):
+    """The TLS-only metrics the rules use (handshake failures, the certificate's expiry) are
+    on the TLS server's /metrics, with the labels the rules use."""
+    analysis = Analysis(promql_parser, parse_exposition(scrape(tls_server)), "card-lookup")
+    analysis.rules(RULES)
+    tls_metrics = sorted(m for m in analysis.used if m.startswith(TLS_ONLY))
+    assert tls_metrics, "the rules use no TLS metric"
+    missing = [m for m in tls_metrics if m not in analysis.scraped]
+    assert not missing, "not on the TLS server's /metrics: " + ", ".join(missing)
+    bad = [f"{where}: " + "; ".join(problems) for where, problems in analysis.rule_results if problems]
+    assert not bad, "\n".join(bad)
 
 
 def test_tls_exits_0_on_sigterm(tls_server):
