@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
@@ -78,6 +79,8 @@ pub struct Listeners {
     pub metrics: TcpListener,
     /// The admin service's socket; no admin service without one.
     pub admin: Option<TcpListener>,
+    /// The plaintext health-only socket (`--health-listen`); none without one.
+    pub health: Option<TcpListener>,
 }
 
 /// Why the server stopped with an error.
@@ -145,6 +148,9 @@ pub async fn run(
             stop.clone(),
         )
     });
+    let health_port = listeners
+        .health
+        .map(|listener| serve_health(listener, health_service.clone(), config, stop.clone()));
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
@@ -178,16 +184,15 @@ pub async fn run(
         stop.clone(),
     );
 
-    let admin = async {
-        match admin {
-            Some(admin) => admin.await,
-            None => Ok(()),
-        }
-    };
     let servers = async {
-        let (grpc, (), admin) = tokio::join!(grpc, metrics_http, admin);
+        let (grpc, (), admin, health) = tokio::join!(
+            grpc,
+            metrics_http,
+            if_configured(admin),
+            if_configured(health_port)
+        );
         grpc?;
-        admin
+        admin.and(health)
     };
     let grace_elapsed = async {
         stop.cancelled().await;
@@ -205,6 +210,16 @@ pub async fn run(
             );
             Ok(())
         }
+    }
+}
+
+/// A port's server, or nothing when the port is not configured.
+async fn if_configured(
+    server: Option<impl Future<Output = Result<(), ServerError>>>,
+) -> Result<(), ServerError> {
+    match server {
+        Some(server) => server.await,
+        None => Ok(()),
     }
 }
 
@@ -387,6 +402,32 @@ async fn serve_metrics(
             let _ = connection.await;
         });
     }
+}
+
+/// The health service alone, plaintext, on a socket of its own: the kubelet's gRPC probes
+/// reach it when the gRPC port requires client certificates. It is a clone of the gRPC port's
+/// health service, with the same reporter, so it answers what that port answers (NOT_SERVING
+/// from the start of a shutdown); no admission, so a probe is never refused.
+async fn serve_health<H: Health>(
+    listener: TcpListener,
+    health: HealthServer<H>,
+    config: &Config,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    let incoming = incoming::accept(
+        listener,
+        Protocol::Http2 {
+            tls: None,
+            preface_timeout: config.connection_preface_timeout,
+        },
+        ConnectionLimits::new("health", config.connection_caps),
+        stop.clone(),
+    );
+    http2_server()
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await?;
+    Ok(())
 }
 
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
