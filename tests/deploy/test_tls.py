@@ -6,7 +6,6 @@ ends in exit status 0."""
 
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -116,14 +115,26 @@ def test_no_client_certificate_fails(tls_server, mtls, pki):
 
 
 @pytest.mark.parametrize("probe", PROBES)
-def test_patch_probe_answers(probe, tls_server, tls_workload):
-    """The patch's HTTP probe, a GET on the plaintext metrics port, answers 200."""
-    http = tls_workload.container.get(probe, {}).get("httpGet")
-    if not http:
-        pytest.skip(f"the patch's {probe} is no HTTP GET")
-    path = http.get("path", "/")
-    with urllib.request.urlopen(f"http://{tls_server.metrics_address}{path}", timeout=5) as response:
-        assert response.status == 200, f"GET {path} answered {response.status}"
+def test_patch_probe_answers(probe, tls_server, tls_workload, grpcurl_path):
+    """The patch's probe, as the kubelet makes it: plaintext, no certificate, on the health
+    port (here its loopback twin), answers SERVING."""
+    grpc_probe = tls_workload.container.get(probe, {}).get("grpc")
+    assert grpc_probe, f"the patch's {probe} is no gRPC probe"
+    assert wait_until(10, lambda: tls_server.health_address), "no health port:\n" + tls_server.output
+    plaintext = Grpcurl(grpcurl_path)
+    data = {"service": grpc_probe["service"]} if grpc_probe.get("service") else {}
+    out = plaintext(tls_server.health_address, "grpc.health.v1.Health/Check", data=data)
+    assert '"SERVING"' in out, out
+
+
+def test_health_port_serves_nothing_else(tls_server, grpcurl_path):
+    """The health port answers no other service: a card lookup there is Unimplemented."""
+    assert wait_until(10, lambda: tls_server.health_address), tls_server.output
+    out = Grpcurl(grpcurl_path)(
+        tls_server.health_address, f"{SERVICE}/LookupBin", data={"number": "622848"}, tls=["-plaintext"]
+    )
+    assert "Unimplemented" in out or "reflection" in out.lower(), out
+    assert '"found"' not in out, out
 
 
 def served_subject(openssl, pki, address) -> str:
