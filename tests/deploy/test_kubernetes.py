@@ -8,7 +8,6 @@ import yaml
 
 import manifests
 from manifests import PROBES, TLS_FLAGS, matches, of_kind, port_of, seconds
-from promql_labels import Analysis, parse_exposition
 from support import KEDA_EXAMPLE, KUBERNETES_VERSION, run
 
 RENDERS = ["base", "example", "tls"]
@@ -316,20 +315,6 @@ def test_keda_example_scales_the_deployment_in_the_hpas_range(example_objects, w
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (hpa["minReplicas"], hpa["maxReplicas"]), spec
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
     assert not of_kind(example_objects, "ScaledObject")
-
-
-def test_keda_example_query_uses_series_the_service_exports(promql_parser, live_metrics, scrape_job):
-    """The example's Prometheus query parses, and uses only metrics and labels on the live
-    /metrics (job and namespace from the scrape); its threshold is a number."""
-    triggers = [t for t in yaml.safe_load(KEDA_EXAMPLE.read_text())["spec"]["triggers"] if t["type"] == "prometheus"]
-    assert triggers
-    analysis = Analysis(promql_parser, parse_exposition(live_metrics), scrape_job)
-    for trigger in triggers:
-        assert float(trigger["metadata"]["threshold"]) > 0
-        analysis.check(trigger["metadata"]["query"], "the KEDA trigger", analysis.rule_results)
-    problems = [p for _, found in analysis.rule_results for p in found]
-    problems += [f"{m} is not on /metrics" for m in analysis.used if m not in analysis.scraped]
-    assert analysis.used and not problems, problems
 
 
 def test_one_pod_disruption_budget_selecting_the_pods(example_objects, workload):
