@@ -23,7 +23,7 @@ const CONNECTIONS_CLOSED_FOR_AGE: &str = "cardlookup_connections_closed_for_age_
 fn describe_metrics() {
     metrics::describe_gauge!(
         CONNECTIONS_OPEN,
-        "Connections open on a port (port: grpc, admin, metrics)."
+        "Connections open on a port (port: grpc, admin, health, metrics)."
     );
     metrics::describe_counter!(
         CONNECTIONS_REFUSED,
