@@ -160,6 +160,7 @@ pub async fn run(
         Protocol::Http2 {
             tls,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: Some(max_connection_age + config.max_connection_age_grace),
         },
         ConnectionLimits::with_max_age("grpc", config.connection_caps, max_connection_age),
         stop.clone(),
@@ -168,8 +169,9 @@ pub async fn run(
     // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
     // the shorter wins.
     let grpc = http2_server()
+        // The age only: tonic then sends GOAWAY at it; the grace is the accept loop's
+        // (`Protocol::Http2`'s `closed_after`).
         .max_connection_age(max_connection_age)
-        .max_connection_age_grace(config.max_connection_age_grace)
         .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -419,6 +421,7 @@ async fn serve_health<H: Health>(
         Protocol::Http2 {
             tls: None,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: None,
         },
         ConnectionLimits::new("health", config.connection_caps),
         stop.clone(),
@@ -444,6 +447,7 @@ async fn serve_admin(
         Protocol::Http2 {
             tls: None,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: None,
         },
         ConnectionLimits::new("admin", config.connection_caps),
         stop.clone(),
