@@ -61,7 +61,7 @@ pub fn http2_server() -> Server {
 
 /// `age` moved by up to 10% either way, drawn once a process: replicas started together do
 /// not then close their connections together, and their clients' reconnections spread out.
-fn jittered(age: Duration) -> Duration {
+pub(crate) fn jittered(age: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -386,6 +386,37 @@ async fn serve_metrics(
             let _ = connection.await;
         });
     }
+}
+
+/// The Prometheus endpoint of `data sync` on `addr`, with the service's connection caps and
+/// header timeout, until `stop`; installs the process's metrics recorder. Returns the bound
+/// address.
+///
+/// # Errors
+/// When the address cannot be bound or a recorder is installed already.
+pub async fn serve_updater_metrics(
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+) -> Result<std::net::SocketAddr, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    crate::sync::describe_metrics();
+    let defaults = Config::default();
+    tokio::spawn(serve_metrics(
+        listener,
+        telemetry::metrics_app(handle),
+        defaults.connection_caps,
+        defaults.connection_preface_timeout,
+        stop,
+    ));
+    Ok(bound)
 }
 
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
