@@ -447,7 +447,7 @@ fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown()
     let dir = TempDir::new("reload-fifo");
     let path = dir.write("bins.csv", &table("FILE BANK"));
     let (mut child, lines) = serve_binary(&path);
-    let guard = KillOnDrop(child.id());
+    let guard = common::KillOnDrop(child.id());
     line_with(&lines, "watching the BIN data files");
 
     let fifo = dir.0.join("fifo");
@@ -483,15 +483,4 @@ fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown()
     };
     assert!(status.success(), "{status}");
     std::mem::forget(guard);
-}
-
-/// Kills a process left running by a failed test.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
 }

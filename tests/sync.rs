@@ -578,3 +578,130 @@ async fn the_service_serves_what_the_updater_applies_with_no_failed_call() {
     assert!(calls > 0);
     assert_eq!(failed, 0, "{failed} of {calls} calls failed");
 }
+
+#[tokio::test]
+async fn an_https_origin_is_trusted_through_the_ca_file_only() {
+    use rustls::pki_types::pem::PemObject as _;
+    let ca = common::pki::ca("sync test CA");
+    let (cert, key) = common::pki::leaf(&ca, "origin", false);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let origin = Origin::start_tls(Mode::Conditional, Some(acceptor)).await;
+    publish(&origin, "1", "TLS BANK");
+    let dir = TempDir::new("sync-https");
+    let ca_file = dir.write("ca.pem", &ca.pem());
+
+    // Without the CA, the handshake is refused and nothing is written.
+    let dest = dir.0.join("data");
+    let mut untrusting =
+        Updater::new(config_for(&origin.https_url("manifest.json"), &dest, None)).unwrap();
+    let error = poll(&mut untrusting).await.unwrap_err();
+    assert!(error.to_string().contains("TLS handshake"), "{error}");
+    assert!(!dest.join("bins.csv").exists());
+
+    let mut updater = Updater::new(config_for(
+        &origin.https_url("manifest.json"),
+        &dest,
+        Some(&ca_file),
+    ))
+    .unwrap();
+    poll(&mut updater).await.unwrap();
+    assert_eq!(read(&dest, "bins.csv"), table("TLS BANK"));
+    assert_eq!(
+        poll(&mut updater).await.unwrap(),
+        card_lookup::sync::Polled::NotModified
+    );
+}
+
+fn config_for(source: &str, dest: &Path, ca_file: Option<&Path>) -> SyncConfig {
+    SyncConfig {
+        ca_file: ca_file.map(Path::to_path_buf),
+        ..config(source, dest)
+    }
+}
+
+/// The sidecar's /metrics shows the manifest it saw and applied, and its files' digests with
+/// the labels of the service's `cardlookup_data_source_info`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updater_metrics_show_what_it_applied() {
+    use std::io::BufRead as _;
+    let origin = Origin::start(Mode::Conditional).await;
+    publish(&origin, "1", "METRICS BANK");
+    let dir = TempDir::new("sync-metrics");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_card-lookup"))
+        .args([
+            "data",
+            "sync",
+            "--interval",
+            "200ms",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--source", &origin.url("manifest.json"), "--dest"])
+        .arg(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _kill = common::KillOnDrop(pid);
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (line, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for text in stdout.lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    let address = tokio::task::spawn_blocking(move || {
+        loop {
+            let text = lines
+                .recv_timeout(Duration::from_secs(15))
+                .expect("the metrics address");
+            if let Some(rest) = text.split("serving metrics on http://").nth(1) {
+                return rest.split('/').next().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let digest = sha256(table("METRICS BANK").as_bytes());
+    let expected = format!(r#"cardlookup_sync_file_info{{source="bins.csv",sha256="{digest}"}} 1"#);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let scrape = loop {
+        let scrape = common::http_get(address.parse().unwrap(), "/metrics")
+            .await
+            .1;
+        if scrape.contains(&expected)
+            && scrape.contains(r#"cardlookup_sync_polls_total{result="not_modified"}"#)
+        {
+            break scrape;
+        }
+        assert!(Instant::now() < deadline, "{scrape}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        scrape.contains(r#"cardlookup_sync_manifest_info{state="applied",sha256=""#),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(
+            r#"cardlookup_sync_manifest_published_timestamp_seconds{state="seen"} 1796126400"#
+        ),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains(r#"cardlookup_sync_failures_total{reason="check"} 0"#),
+        "{scrape}"
+    );
+}

@@ -40,6 +40,11 @@ impl Drop for Origin {
 
 impl Origin {
     pub(crate) async fn start(mode: Mode) -> Self {
+        Self::start_tls(mode, None).await
+    }
+
+    /// With `tls`, an `https://` origin.
+    pub(crate) async fn start_tls(mode: Mode, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let files = Arc::new(Mutex::new(HashMap::<String, Vec<u8>>::new()));
@@ -60,14 +65,26 @@ impl Origin {
                     Arc::clone(&asked),
                     Arc::clone(&unchanged),
                 );
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<_>| {
                         let answer = answer(&request, mode, &served, &asked, &unchanged);
                         async move { Ok::<_, Infallible>(answer) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
                 });
             }
         });
@@ -82,6 +99,11 @@ impl Origin {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
+    }
+
+    /// The URL of `path` for an origin started with TLS (its certificate is for localhost).
+    pub(crate) fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}/{path}", self.addr.port())
     }
 
     /// Serves `bytes` at `/path`.
