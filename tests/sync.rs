@@ -704,4 +704,6 @@ async fn the_updater_metrics_show_what_it_applied() {
         scrape.contains(r#"cardlookup_sync_failures_total{reason="check"} 0"#),
         "{scrape}"
     );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
