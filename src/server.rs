@@ -109,7 +109,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
-    bins::record_loaded(&store.current());
+    let info = store.info();
+    bins::record_loaded(&info.index, &info.sources);
     // Build the IIN lookup table now, so that no caller's first request pays for it.
     crate::card::iin::build_table();
 

@@ -577,6 +577,30 @@ async fn the_service_serves_what_the_updater_applies_with_no_failed_call() {
     let (calls, failed) = caller.await.unwrap();
     assert!(calls > 0);
     assert_eq!(failed, 0, "{failed} of {calls} calls failed");
+
+    // The service says which bytes it serves, by the digest the manifest gave, and when they
+    // were published.
+    let digest = sha256(table("THIRD BANK").as_bytes());
+    let info = server
+        .admin()
+        .await
+        .get_index_info(common::admin_pb::GetIndexInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.sources[0].sha256, digest);
+    assert_eq!(info.sources[0].published_at_unix_ms, 1_796_126_400_000);
+    let scrape = server.scrape().await;
+    for series in [
+        format!(r#"cardlookup_data_source_info{{source="bins.csv",sha256="{digest}"}} 1"#),
+        format!(
+            r#"cardlookup_data_source_info{{source="bins.csv",sha256="{}"}} 0"#,
+            sha256(table("FIRST BANK").as_bytes())
+        ),
+        r#"cardlookup_data_published_timestamp_seconds{source="bins.csv"} 1796126400"#.to_owned(),
+    ] {
+        assert!(scrape.contains(&series), "no {series} in\n{scrape}");
+    }
 }
 
 #[tokio::test]

@@ -194,6 +194,7 @@ impl BinStore {
                 let version = loaded.index.version().to_owned();
                 let previous = self.current.swap(Arc::new(loaded.index));
                 metrics::record_index_replaced(&previous, &self.current.load());
+                metrics::record_sources(&state.sources, &loaded.sources);
                 state.sources = loaded.sources;
                 state.loaded_at = SystemTime::now();
                 ReloadOutcome::Replaced { version }

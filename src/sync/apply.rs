@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::fetch::{Client, FetchError, Fetched, Location};
-use super::manifest::{FileEntry, Manifest};
+use crate::bins::load::hex;
+use crate::bins::manifest::{FileEntry, Manifest};
 use crate::bins::{DataSource, LoadError, LoadOptions};
 
-/// The manifest of the set being served, beside its files.
-pub const MANIFEST_FILE: &str = ".manifest.json";
+pub use crate::bins::manifest::FILE_NAME as MANIFEST_FILE;
 /// The link switched to a new set.
 const DATA_LINK: &str = "..data";
 const SET_PREFIX: &str = ".set-";
@@ -265,14 +265,4 @@ fn remove_unserved(dir: &Path, served_set: &str, manifest: &Manifest) {
             tracing::warn!(path = %path.display(), %error, "cannot remove what is no longer served");
         }
     }
-}
-
-/// Lower-case hex digits.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

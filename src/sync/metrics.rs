@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
-use super::manifest::Manifest;
+use crate::bins::manifest::Manifest;
 
 const POLLS: &str = "cardlookup_sync_polls_total";
 const FAILURES: &str = "cardlookup_sync_failures_total";

@@ -7,14 +7,13 @@
 //! directory to them at once ([`apply`]). A failure of any step leaves the directory as it
 //! was; the poll says why in a log line and counts it.
 //!
-//! - [`manifest`]: the manifest's shape and checks.
+//! - [`manifest`] (in `bins`, which reads it too): the manifest's shape and checks.
 //! - [`fetch`]: requests, bounded in time and size: HTTP(S) and files.
 //! - [`apply`]: staging, checking, switching the directory.
 //! - `metrics`: what the updater's `/metrics` shows.
 
 pub mod apply;
 pub mod fetch;
-pub mod manifest;
 mod metrics;
 
 use std::path::PathBuf;
@@ -23,9 +22,9 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::bins::manifest::{self, Manifest, ManifestError};
 pub use apply::{ApplyError, MANIFEST_FILE};
 pub use fetch::{CaError, Client, FetchError, Limits, Location};
-pub use manifest::{Manifest, ManifestError};
 pub use metrics::describe as describe_metrics;
 
 /// What the updater does, checked.
@@ -281,5 +280,5 @@ impl Updater {
 
 /// The SHA-256 of a manifest's bytes, in hex.
 fn digest(raw: &[u8]) -> String {
-    apply::hex(&Sha256::digest(raw))
+    crate::bins::load::hex(&Sha256::digest(raw))
 }

@@ -160,7 +160,7 @@ fn answer(
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> String {
-    card_lookup::sync::apply::hex(&Sha256::digest(bytes))
+    card_lookup::bins::load::hex(&Sha256::digest(bytes))
 }
 
 /// An origin that answers every request with headers promising `promised` bytes, sends

@@ -1,5 +1,6 @@
-//! The manifest an origin publishes: which files make up the BIN data, where each is, and its
-//! SHA-256. JSON of this shape (fields not named here are ignored, so publishers can add
+//! The manifest an origin publishes for a set of BIN data files (`card-lookup data sync`
+//! applies it; the service reads the one kept beside the files for their publication time):
+//! which files make up the set, where each is, and its SHA-256. JSON of this shape (fields not named here are ignored, so publishers can add
 //! some):
 //!
 //! ```json
@@ -7,9 +8,14 @@
 //!  "files": [{"name": "bins.csv", "url": "bins-3f2a.csv", "sha256": "<64 hex digits>"}]}
 //! ```
 
+use std::io::Read as _;
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::Value;
+
+/// The name of the applied manifest kept beside its files.
+pub const FILE_NAME: &str = ".manifest.json";
 
 /// The largest manifest read: it lists files, it does not hold them.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -118,6 +124,24 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         published_at,
         files: entries,
     })
+}
+
+/// When the file at `path`, whose bytes have the SHA-256 `sha256`, was published: the
+/// `published_at` of the manifest kept beside it, if that manifest names this file with these
+/// bytes (a file replaced by other means has no publication time).
+#[must_use]
+pub fn published_at_beside(path: &Path, sha256: &str) -> Option<SystemTime> {
+    let name = path.file_name()?.to_str()?;
+    let beside = path.parent()?.join(FILE_NAME);
+    let file = std::fs::File::open(beside).ok()?;
+    let mut raw = Vec::new();
+    file.take(MAX_MANIFEST_BYTES).read_to_end(&mut raw).ok()?;
+    let manifest = parse(&raw).ok()?;
+    manifest
+        .files
+        .iter()
+        .any(|file| file.name == name && file.sha256 == sha256)
+        .then_some(manifest.published_at)?
 }
 
 /// A name that stays in the destination directory and cannot be taken for the updater's own
