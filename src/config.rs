@@ -239,6 +239,12 @@ pub struct Args {
     /// is closed anyway. Default 30s: far longer than any unary call.
     #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_connection_age_grace: Duration,
+
+    /// How often the --bin-data files are checked for a change the file watcher missed (on
+    /// network file systems it sees only the node's own writes): a stat of each file, and a
+    /// reload only when one differs. 0 turns it off. Default 60s.
+    #[arg(long, env = "CARD_LOOKUP_DATA_RECHECK_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub data_recheck_interval: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -271,6 +277,8 @@ pub struct Config {
     pub connection_preface_timeout: Duration,
     pub max_connection_age: Duration,
     pub max_connection_age_grace: Duration,
+    /// `None`: off.
+    pub data_recheck_interval: Option<Duration>,
 }
 
 /// A configuration value that cannot work.
@@ -404,6 +412,7 @@ impl TryFrom<Args> for Config {
             connection_preface_timeout: args.connection_preface_timeout,
             max_connection_age: args.max_connection_age,
             max_connection_age_grace: args.max_connection_age_grace,
+            data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
         })
     }
 }
@@ -487,6 +496,16 @@ mod tests {
             Args::try_parse_from(std::iter::once("card-lookup").chain(flags.iter().copied()))
                 .expect("flags parse");
         Config::try_from(args)
+    }
+
+    #[test]
+    fn the_data_recheck_is_every_minute_unless_turned_off() {
+        assert_eq!(
+            Config::default().data_recheck_interval,
+            Some(Duration::from_secs(60))
+        );
+        let off = config(&["--data-recheck-interval", "0s"]).unwrap();
+        assert_eq!(off.data_recheck_interval, None);
     }
 
     #[test]

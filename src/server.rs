@@ -89,6 +89,8 @@ pub enum ServerError {
     Watch(#[from] notify::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start the BIN data re-check: {0}")]
+    Recheck(#[from] std::io::Error),
 }
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
@@ -324,6 +326,11 @@ fn start_reloaders(
             },
         )?;
         tracing::info!("watching the BIN data files for changes");
+    }
+    if let Some(every) = config.data_recheck_interval
+        && !data_files.is_empty()
+    {
+        store.recheck_every(every, stop.clone())?;
     }
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(Arc::clone(store), stop.clone()));

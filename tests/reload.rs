@@ -484,3 +484,35 @@ fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown()
     assert!(status.success(), "{status}");
     std::mem::forget(guard);
 }
+
+/// A change the watcher never reports (a network file system's, written from another node) is
+/// found by the periodic re-check; an unchanged file costs only its stat: no reload at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recheck_finds_a_change_no_event_reported() {
+    let dir = TempDir::new("reload-recheck");
+    let path = dir.write("bins.csv", &table("OLD BANK"));
+    let config = card_lookup::config::Config {
+        watch_data_files: false,
+        data_recheck_interval: Some(Duration::from_millis(100)),
+        ..card_lookup::config::Config::default()
+    };
+    let server = TestServer::start_configured(config, files_only(&[&path])).await;
+    wait_for_issuer(&server, "OLD BANK").await;
+    tokio::time::sleep(QUIET).await;
+    assert!(
+        last_reload(&server).await.is_none(),
+        "an unchanged file was reloaded"
+    );
+
+    let staged = dir.write("bins.csv.new", &table("RECHECKED BANK"));
+    std::fs::rename(&staged, &path).unwrap();
+    wait_for_issuer(&server, "RECHECKED BANK").await;
+    let reload = last_reload(&server).await.unwrap();
+    assert_eq!(reload.trigger, "recheck");
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        last_reload(&server).await.unwrap().at_unix_ms,
+        reload.at_unix_ms,
+        "reloaded again with nothing changed"
+    );
+}
