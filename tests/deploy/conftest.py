@@ -29,6 +29,7 @@ import manifests
 from support import (
     BASE,
     CARD_TESTER,
+    DATA_SYNC,
     NEW_ISSUER,
     OVERLAY,
     SERVICE,
@@ -127,6 +128,12 @@ class Renders:
             return BASE
         if name == "example":
             return OVERLAY
+        if name == "data-sync":
+            return self.overlay_with(
+                "data-sync-overlay",
+                f"resources:\n  - {os.path.relpath(OVERLAY, self.work / 'data-sync-overlay')}\n"
+                f"components:\n  - {os.path.relpath(DATA_SYNC, self.work / 'data-sync-overlay')}\n",
+            )
         assert name == "tls", name
         tls = self.work / "tls-overlay"
         if not tls.exists():
@@ -139,6 +146,16 @@ class Renders:
                 f"patches:\n  - path: {TLS_PATCH.name}\n"
             )
         return tls
+
+    def overlay_with(self, name: str, body: str) -> Path:
+        """A temporary overlay of `body` (resources, components) in the work directory."""
+        overlay = self.work / name
+        if not overlay.exists():
+            overlay.mkdir()
+            (overlay / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + body
+            )
+        return overlay
 
     def build(self, name: str) -> subprocess.CompletedProcess:
         """kustomize's exit status and output for one render."""
