@@ -129,10 +129,13 @@ class Renders:
         if name == "example":
             return OVERLAY
         if name == "data-sync":
+            # An environment's overlay with the component: its `images:` must be there too, as
+            # the component's containers come after the example overlay's own images transform.
+            images = yaml.safe_dump({"images": yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())["images"]})
             return self.overlay_with(
                 "data-sync-overlay",
                 f"resources:\n  - {os.path.relpath(OVERLAY, self.work / 'data-sync-overlay')}\n"
-                f"components:\n  - {os.path.relpath(DATA_SYNC, self.work / 'data-sync-overlay')}\n",
+                f"components:\n  - {os.path.relpath(DATA_SYNC, self.work / 'data-sync-overlay')}\n" + images,
             )
         assert name == "tls", name
         tls = self.work / "tls-overlay"
