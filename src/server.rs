@@ -397,8 +397,8 @@ async fn serve_metrics(
 }
 
 /// The Prometheus endpoint of `data sync` on `addr`, with the service's connection caps and
-/// header timeout, until `stop`; installs the process's metrics recorder. Returns the bound
-/// address.
+/// header timeout, until `stop`; installs the process's metrics recorder (the caller describes
+/// its metrics). Returns the bound address.
 ///
 /// # Errors
 /// When the address cannot be bound or a recorder is installed already.
@@ -415,7 +415,6 @@ pub async fn serve_updater_metrics(
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
-    crate::sync::describe_metrics();
     let defaults = Config::default();
     tokio::spawn(serve_metrics(
         listener,

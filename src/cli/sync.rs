@@ -138,7 +138,10 @@ async fn run(config: SyncConfig, once: bool, metrics_listen: Option<SocketAddr>)
     let stop = CancellationToken::new();
     if let Some(addr) = metrics_listen {
         match crate::server::serve_updater_metrics(addr, stop.clone()).await {
-            Ok(bound) => tracing::info!("serving metrics on http://{bound}/metrics"),
+            Ok(bound) => {
+                crate::sync::describe_metrics();
+                tracing::info!("serving metrics on http://{bound}/metrics");
+            }
             Err(error) => {
                 eprintln!("card-lookup: {error}");
                 return ExitCode::from(2);
