@@ -103,3 +103,21 @@ def test_a_published_manifest_is_applied_by_the_binary(binary, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (dest / "bins.csv").read_text() == table.read_text()
     assert (dest / ".manifest.json").is_file()
+
+
+def test_the_updaters_metrics_are_scraped_by_prometheus_only(renders, init):
+    """The fleet rules need each pod's updater metrics with the service's job and pod labels:
+    the same Service and ServiceMonitor, and the NetworkPolicy's Prometheus rule."""
+    objects = renders.objects("data-sync")
+    port = next(p["containerPort"] for p in init["data-sync"]["ports"])
+    (service,) = [s for s in of_kind(objects, "Service") if s["metadata"]["name"] == "card-lookup"]
+    (entry,) = [p for p in service["spec"]["ports"] if p["targetPort"] == port]
+    (monitor,) = of_kind(objects, "ServiceMonitor")
+    assert any(e["port"] == entry["name"] for e in monitor["spec"]["endpoints"]), monitor["spec"]
+    (policy,) = of_kind(objects, "NetworkPolicy")
+    rules = [r for r in policy["spec"]["ingress"] if {"port": port, "protocol": "TCP"} in r["ports"]]
+    assert len(rules) == 1, policy["spec"]["ingress"]
+    assert any(
+        f.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "prometheus"
+        for f in rules[0]["from"]
+    ), rules
