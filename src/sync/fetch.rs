@@ -31,7 +31,9 @@ pub enum Location {
 /// query holds its signature.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{0:?} is not an http://, https:// or file:// URL")]
+    #[error(
+        "{0:?} is not an http://, https:// or file:// URL (file:// only from a file:// manifest)"
+    )]
     Url(String),
     #[error("{location}: {what} took longer than {limit:?}")]
     Timeout {
@@ -82,10 +84,15 @@ impl Location {
     /// as it is, `/path` on the same host, anything else beside this location's last segment.
     ///
     /// # Errors
-    /// When the result is not a URL [`Location::parse`] takes.
+    /// When the result is not a URL [`Location::parse`] takes, or is a `file://` URL named by
+    /// a manifest from an HTTP origin (which has no business reading this machine's files).
     pub fn join(&self, reference: &str) -> Result<Self, FetchError> {
         if reference.contains("://") {
-            return Self::parse(reference);
+            let joined = Self::parse(reference)?;
+            if matches!((self, &joined), (Self::Http(_), Self::File(_))) {
+                return Err(FetchError::Url(reference.to_owned()));
+            }
+            return Ok(joined);
         }
         match self {
             Self::File(path) => {
@@ -509,6 +516,10 @@ mod tests {
         assert_eq!(
             base.to_string(),
             "https://bucket.example/bins/manifest.json?…"
+        );
+        assert!(
+            base.join("file:///etc/passwd").is_err(),
+            "a remote origin names no local file"
         );
     }
 
