@@ -175,6 +175,24 @@ async fn a_plain_origin_is_polled_by_comparing_the_manifest() {
     assert_eq!(origin.requests("bins-1.csv"), 1);
 }
 
+/// A Last-Modified in the second of the answer cannot tell a change made later in that second:
+/// it is not used, so a manifest rewritten at once is still seen.
+#[tokio::test]
+async fn a_last_modified_of_the_answers_own_second_is_not_trusted() {
+    let origin = Origin::start(Mode::SameSecond).await;
+    publish(&origin, "1", "FIRST BANK");
+    let dir = TempDir::new("sync-same-second");
+    let mut updater = Updater::new(config(&origin.url("manifest.json"), &dir.0)).unwrap();
+    poll(&mut updater).await.unwrap();
+    publish(&origin, "2", "SECOND BANK");
+    assert!(matches!(
+        poll(&mut updater).await.unwrap(),
+        card_lookup::sync::Polled::Applied { files: 1 }
+    ));
+    assert_eq!(read(&dir.0, "bins.csv"), table("SECOND BANK"));
+    assert_eq!(origin.not_modified.load(Ordering::Relaxed), 0);
+}
+
 #[tokio::test]
 async fn file_urls_and_absolute_file_urls_are_read() {
     let published = TempDir::new("sync-file-origin");

@@ -382,9 +382,14 @@ impl Client {
             });
         }
         let header = |name| response.headers().get(name).cloned();
+        // Last-Modified has one-second resolution: a resource changed again in the second it
+        // was served in would keep it, and be answered 304. Such a Last-Modified (the same
+        // second as the answer's Date) is not used.
+        let last_modified = header(header::LAST_MODIFIED)
+            .filter(|modified| Some(modified) != header(header::DATE).as_ref());
         let got = Validators {
             etag: header(header::ETAG),
-            last_modified: header(header::LAST_MODIFIED),
+            last_modified,
             file: None,
         };
         let mut body = response.into_body();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{ETAG, IF_NONE_MATCH};
+use hyper::header::{DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use hyper::{Request, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -21,7 +21,13 @@ use tokio::net::TcpListener;
 pub(crate) enum Mode {
     Conditional,
     Plain,
+    /// Every answer says it was last modified in the second it is sent (`Last-Modified` equal
+    /// to `Date`, as a coarse server's would for a file written in that second), and answers
+    /// 304 to `If-Modified-Since` with that time, whatever changed since.
+    SameSecond,
 }
+
+const SECOND: &str = "Sat, 05 Dec 2026 08:00:00 GMT";
 
 /// An HTTP origin serving what it was given, counting what it was asked.
 pub(crate) struct Origin {
@@ -141,6 +147,20 @@ fn answer(
             .unwrap();
     };
     let mut response = Response::builder();
+    if mode == Mode::SameSecond {
+        if request
+            .headers()
+            .get(IF_MODIFIED_SINCE)
+            .is_some_and(|since| since.as_bytes() == SECOND.as_bytes())
+        {
+            not_modified.fetch_add(1, Ordering::Relaxed);
+            return Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        }
+        response = response.header(LAST_MODIFIED, SECOND).header(DATE, SECOND);
+    }
     if mode == Mode::Conditional {
         let etag = format!("\"{}\"", &sha256(&bytes)[..16]);
         if request
