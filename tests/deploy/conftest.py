@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from support import (
     DATA_SYNC,
     NEW_ISSUER,
     OVERLAY,
+    ROOT,
     SERVICE,
     TLS_PATCH,
     TOOLS,
@@ -396,8 +400,81 @@ def exercised(request, deployment_server, sighup_reloaded, card_tester):
 
 
 @pytest.fixture(scope="session")
-def live_metrics(exercised) -> str:
+def live_metrics(exercised, synced_metrics) -> str:
     """The live /metrics of the Deployment's server once every step has run: the conditional
     series exist (cardlookup_data_reloads_total from the first reload,
-    cardlookup_requests_rate_limited_total for the configured class)."""
-    return scrape(exercised)
+    cardlookup_requests_rate_limited_total for the configured class); with those of a server
+    serving a table `data sync` delivered, and of its updater (components/data-sync)."""
+    return scrape(exercised) + "\n" + synced_metrics
+
+
+@pytest.fixture(scope="session")
+def synced_metrics(binary, tmp_path_factory) -> str:
+    """/metrics of a server serving a table published with scripts/publish-bins.py and applied
+    by `data sync --once`, then of an updater polling that origin (its metrics port)."""
+    work = tmp_path_factory.mktemp("synced")
+    table = work / "bank.csv"
+    table.write_text("BIN,BankName,CardType,CardOrg\n622848,SYNCED BANK,借记卡,银联\n")
+    subprocess.run(
+        [sys.executable, ROOT / "scripts/publish-bins.py", "--out", work / "origin", f"bins.csv={table}"],
+        check=True,
+        capture_output=True,
+    )
+    source = f"file://{work / 'origin' / 'manifest.json'}"
+    dest = work / "data"
+    once = subprocess.run(
+        [binary, "data", "sync", "--once", "--source", source, "--dest", dest], capture_output=True, text=True
+    )
+    assert once.returncode == 0, once.stderr
+    server = card_lookup_process.start_server(
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--no-default-data",
+            "--bin-data",
+            str(dest / "bins.csv"),
+        ]
+    )
+    try:
+        served = scrape(server)
+    finally:
+        server.stop()
+    updater = subprocess.Popen(
+        [
+            binary,
+            "data",
+            "sync",
+            "--source",
+            source,
+            "--dest",
+            dest,
+            "--interval",
+            "1s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        address = None
+        for line in updater.stdout:
+            found = re.search(r"serving metrics on http://([0-9.:]+)/metrics", line)
+            if found:
+                address = found[1]
+                break
+        assert address, "the updater did not serve its metrics"
+        deadline = time.monotonic() + 15
+        while True:
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+                polled = response.read().decode()
+            if 'state="seen"' in polled or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        updater.terminate()
+        updater.wait(timeout=30)
+    return served + "\n" + polled

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import yaml
 
 # Labels Prometheus and the Prometheus Operator add to every scraped series; not on /metrics.
-TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
+# `cluster`: Prometheus's external labels or a relabelling add it where one Prometheus (or a
+# Thanos/Mimir) sees several clusters; the rules keep it where present.
+TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container", "cluster"}
 GRPC_CODES = {
     "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
