@@ -5,14 +5,16 @@
 //! Without `redis-server` on PATH the tests say loudly that they were skipped, unless
 //! CARDLOOKUP_REQUIRE_REDIS=1 (as .ci/run sets), which makes a missing server a failure.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{EMBEDDED, TestServer, pb};
+use crate::common::{EMBEDDED, TempDir, TestServer, pb};
 use card_lookup::admission::quota::{FailureMode, QuotaSettings, RedisTarget};
 use card_lookup::config::Config;
+use clap::Parser;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
@@ -20,12 +22,19 @@ use tonic_types::StatusExt;
 /// A `redis-server` of this test's own, without persistence, killed when dropped.
 struct RedisServer {
     port: u16,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts one on a free port, or `None` (said loudly) when there is no `redis-server`.
     fn start(test: &str) -> Option<Self> {
+        Self::start_with_password(test, None)
+    }
+
+    /// [`RedisServer::start`], with a password clients must give.
+    fn start_with_password(test: &str, password: Option<&str>) -> Option<Self> {
         let found = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -36,7 +45,9 @@ impl RedisServer {
                 std::env::var("CARDLOOKUP_REQUIRE_REDIS").as_deref() != Ok("1"),
                 "redis-server not found, and CARDLOOKUP_REQUIRE_REDIS=1"
             );
-            eprintln!(
+            // Straight to stderr: the test harness keeps `eprintln!` of a passing test to itself.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: redis-server not found ({test}); install it to run the quota tests"
             );
             return None;
@@ -46,13 +57,24 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            password: password.map(str::to_owned),
+            child: None,
+        };
         server.restart();
         Some(server)
     }
 
+    /// Its URL, without the password.
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its URL with the password, for the test's own commands.
+    fn admin_url(&self) -> String {
+        let password = self.password.as_deref().unwrap_or_default();
+        format!("redis://:{password}@127.0.0.1:{}", self.port)
     }
 
     /// (Re)starts the server on its port and waits until it answers PING.
@@ -60,6 +82,11 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|password| ["--requirepass", password.as_str()]),
+            )
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server starts");
@@ -72,7 +99,7 @@ impl RedisServer {
     }
 
     fn answers_ping(&self) -> bool {
-        redis::Client::open(self.url())
+        redis::Client::open(self.admin_url())
             .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
             .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
             .is_ok()
@@ -87,7 +114,7 @@ impl RedisServer {
 
     /// Every key the server holds.
     fn keys(&self) -> Vec<String> {
-        let mut connection = redis::Client::open(self.url())
+        let mut connection = redis::Client::open(self.admin_url())
             .unwrap()
             .get_connection()
             .unwrap();
@@ -365,4 +392,51 @@ async fn errors_counted(server: &TestServer) -> f64 {
             )
         })
         .sum()
+}
+
+#[tokio::test]
+async fn a_redis_with_a_password_is_reached_with_the_password_file() {
+    let Some(redis) = RedisServer::start_with_password("password file", Some("s3cret-pw")) else {
+        return;
+    };
+    let dir = TempDir::new("redis-password");
+    let password_file = dir.write("password", "s3cret-pw\n");
+    let flags = |password_file: &std::path::Path| {
+        let args = card_lookup::config::Args::try_parse_from([
+            "card-lookup",
+            "--redis-url",
+            &redis.url(),
+            "--redis-password-file",
+            password_file.to_str().unwrap(),
+            "--quota",
+            "locked-shopper=1/h:subject",
+            "--quota-budget",
+            "1s",
+            "--quota-failure-mode",
+            "closed",
+        ])
+        .unwrap();
+        Config::try_from(args).unwrap()
+    };
+    let server = TestServer::start_configured(flags(&password_file), Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    assert!(client.validate(validate_for(Some("x"))).await.is_ok());
+    let refused = client.validate(validate_for(Some("x"))).await.unwrap_err();
+    assert!(
+        refused.message().contains("`locked-shopper`"),
+        "{refused:?}"
+    );
+    // The wrong password: every check fails, and fails closed.
+    let wrong = dir.write("wrong", "not-it");
+    let server = TestServer::start_configured(flags(&wrong), Arc::clone(&EMBEDDED)).await;
+    let refused = server
+        .client()
+        .await
+        .validate(validate_for(Some("y")))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("quota store is unavailable"),
+        "{refused:?}"
+    );
 }
