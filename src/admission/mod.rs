@@ -7,12 +7,12 @@
 //! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
 //! rather fail fast and fall back than wait. Health checks and reflection are never refused.
 //!
-//! What admission means for an Inspect stream: its rate limit is checked once, when it opens
-//! (a stream is one call); it holds a concurrency place for its whole life, until its last
-//! answer has gone out or the client goes away, so a client's open streams count against its
-//! share of the places; and `--request-timeout` does not end it (the handler answers at once;
-//! the stream's own limits, `--inspect-idle-timeout` and `--inspect-max-life`, end it: see
-//! `grpc::inspect_stream`).
+//! What admission means for an Inspect stream: its rate limit and its quotas are checked once,
+//! when it opens (a stream is one call); it holds a concurrency place for its whole life, until
+//! its last answer has gone out or the client goes away, so a client's open streams count
+//! against its share of the places; and `--request-timeout` does not end it (the handler
+//! answers at once; the stream's own limits, `--inspect-idle-timeout` and
+//! `--inspect-max-life`, end it: see `grpc::inspect_stream`).
 //!
 //! A unary call holds its place from its headers until its answer: a caller that sends the
 //! headers and never the message holds it for `--request-timeout` at most, and within its
