@@ -13,6 +13,10 @@
 #                                       # other processes use more than 5% of the cores
 #   bash bench/load.sh --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 #                                       # both servers with another allocator (LD_PRELOAD)
+#   bash bench/load.sh --quota          # the service with one subject quota on every call,
+#                                       # counted in a redis-server started here (never
+#                                       # reached: the quota is 4,000,000,000/s); every
+#                                       # request carries x-cardlookup-subject
 #
 # For each RPC (Validate, LookupBin, MaskCard) it measures three modes:
 #   saturation   4 connections x 10 streams (40 requests in flight), as fast as answers come
@@ -61,6 +65,7 @@ rpcs="Validate LookupBin MaskCard"
 build=1
 preload=""
 max_others=""
+quota=0
 while (($#)); do
   case "$1" in
     --quick) duration=1 warm_up_ms=300 rounds=1 ;;
@@ -70,6 +75,7 @@ while (($#)); do
     --no-build) build=0 ;;
     --max-others) max_others="${2:?--max-others needs a percentage}"; shift ;;
     --preload) preload="${2:?--preload needs a shared library}"; shift ;;
+    --quota) quota=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -102,6 +108,7 @@ step "tools"
 missing=()
 command -v h2load >/dev/null 2>&1 && command -v nghttp >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+((quota)) && { command -v redis-server >/dev/null 2>&1 || missing+=(redis-server); }
 if ((${#missing[@]})); then
   install_packages "${missing[@]}" >&2
 fi
@@ -120,11 +127,12 @@ mkdir -p "$work"
 python3 bench/load_helper.py bodies "$work"
 
 pids=()
+redis_pid=""
 cleanup() {
-  for pid in "${pids[@]}"; do
+  for pid in "${pids[@]}" $redis_pid; do
     kill "$pid" 2>/dev/null || true
   done
-  for pid in "${pids[@]}"; do
+  for pid in "${pids[@]}" $redis_pid; do
     wait "$pid" 2>/dev/null || true
   done
 }
@@ -149,17 +157,32 @@ wait_for_line() {
   return 1
 }
 
+headers=(-H 'content-type: application/grpc' -H 'te: trailers')
+quota_flags=()
+if ((quota)); then
+  step "starting redis-server on 127.0.0.1 for --quota"
+  redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  redis-cli -p "$redis_port" ping | grep -q PONG || { echo "load.sh: redis-server did not start" >&2; exit 1; }
+  quota_flags=(--redis-url "redis://127.0.0.1:$redis_port" --quota bench-shopper=4000000000/s:subject)
+  headers+=(-H 'x-cardlookup-subject: shopper-1')
+fi
+
 step "starting the service on 127.0.0.1"
 [[ -z "$preload" || -f "$preload" ]] || { echo "load.sh: no library $preload" >&2; exit 2; }
 RUST_LOG=info LD_PRELOAD="$preload" target/release/card-lookup --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-  --no-watch >"$work/service.log" 2>&1 &
+  --no-watch "${quota_flags[@]}" >"$work/service.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "${pids[-1]}" "$work/service.log" "serving gRPC on")
 service=$(sed -n 's/.*serving gRPC on \([0-9.]*:[0-9]*\).*/\1/p' <<<"$line")
 metrics_url=$(sed -n 's/.*metrics on \(http:[^ ,]*\/metrics\).*/\1/p' <<<"$line")
 [[ -n "$service" && -n "$metrics_url" ]] || { echo "load.sh: cannot read the service's addresses" >&2; exit 1; }
 
-headers=(-H 'content-type: application/grpc' -H 'te: trailers')
 url() { echo "http://$1/cardlookup.v1.CardLookupService/$2"; }
 
 # Calls RPC on the server at ADDRESS once, with the benchmark's body; fails unless the answer

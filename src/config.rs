@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings, RedisTarget};
 use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
@@ -250,6 +251,32 @@ pub struct Args {
     /// reload only when one differs. 0 turns it off. Default 60s.
     #[arg(long, env = "CARD_LOOKUP_DATA_RECHECK_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub data_recheck_interval: Duration,
+    /// A quota shared by every replica, counted in Redis (--redis-url): NAME=RATE:KEY, RATE as
+    /// for --rate-limit (exact to the call across replicas), KEY `client` (the client identity
+    /// of --rate-limit) or `subject` (the end user the call is about, from the
+    /// x-cardlookup-subject metadata; calls without it are not counted, only tallied). Repeatable
+    /// (`;` between rules in the variable). Example: --quota per-shopper=20/h:subject
+    #[arg(long, env = "CARD_LOOKUP_QUOTA", value_delimiter = ';')]
+    pub quota: Vec<QuotaRule>,
+
+    /// The Redis (or Valkey, or a managed Redis) that counts --quota: redis://[user:password@]host[:port][/db],
+    /// or rediss:// for TLS. One endpoint: not Redis Cluster or Sentinel.
+    #[arg(long, env = "CARD_LOOKUP_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// A file holding the Redis password (a mounted Secret), instead of one in --redis-url.
+    #[arg(long, env = "CARD_LOOKUP_REDIS_PASSWORD_FILE", requires = "redis_url")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// The longest a call waits for Redis to check its quotas (above 0, at most 1s); past it,
+    /// --quota-failure-mode decides.
+    #[arg(long, env = "CARD_LOOKUP_QUOTA_BUDGET", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub quota_budget: Duration,
+
+    /// What a call gets when Redis does not answer within --quota-budget: `open` (the call
+    /// proceeds; --rate-limit still applies) or `closed` (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "CARD_LOOKUP_QUOTA_FAILURE_MODE", value_enum, default_value_t = FailureMode::Open)]
+    pub quota_failure_mode: FailureMode,
 }
 
 /// Configuration that has passed every check.
@@ -285,6 +312,8 @@ pub struct Config {
     pub health_listen: Option<SocketAddr>,
     /// `None`: off.
     pub data_recheck_interval: Option<Duration>,
+    /// `--quota` and its Redis; none without quotas.
+    pub quotas: Option<QuotaSettings>,
 }
 
 /// A configuration value that cannot work.
@@ -329,6 +358,17 @@ pub enum ConfigError {
     MaxConnectionAge,
     #[error("--health-listen must differ from --listen, --metrics-listen and --admin-listen ({0})")]
     HealthAddress(SocketAddr),
+    #[error("--quota needs --redis-url: quotas are counted in Redis, shared by every replica")]
+    QuotaWithoutRedis,
+    #[error("--quota: quota `{0}` is given twice")]
+    DuplicateQuota(String),
+    /// The URL is not repeated: it can hold a password.
+    #[error("--redis-url {0}")]
+    RedisUrl(&'static str),
+    #[error("--redis-password-file {0}: {1}")]
+    RedisPasswordFile(PathBuf, String),
+    #[error("--quota-budget must be above 0 and at most 1s")]
+    QuotaBudget,
 }
 
 impl TryFrom<Args> for Config {
@@ -368,6 +408,7 @@ impl TryFrom<Args> for Config {
         }
         check_limits(&args)?;
         check_health_address(&args)?;
+        let quotas = quota_settings(&args)?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -423,6 +464,7 @@ impl TryFrom<Args> for Config {
             max_connection_age_grace: args.max_connection_age_grace,
             health_listen: args.health_listen,
             data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
+            quotas,
         })
     }
 }
@@ -440,6 +482,40 @@ fn check_health_address(args: &Args) -> Result<(), ConfigError> {
         }
         _ => Ok(()),
     }
+}
+
+/// `--quota` and its Redis flags, checked; none without quotas.
+fn quota_settings(args: &Args) -> Result<Option<QuotaSettings>, ConfigError> {
+    if args.quota_budget.is_zero() || args.quota_budget > Duration::from_secs(1) {
+        return Err(ConfigError::QuotaBudget);
+    }
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = args.quota.iter().find(|q| !names.insert(&q.name)) {
+        return Err(ConfigError::DuplicateQuota(twice.name.clone()));
+    }
+    let Some(url) = &args.redis_url else {
+        return if args.quota.is_empty() {
+            Ok(None)
+        } else {
+            Err(ConfigError::QuotaWithoutRedis)
+        };
+    };
+    let password = args
+        .redis_password_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|error| ConfigError::RedisPasswordFile(path.clone(), error.to_string()))
+        })
+        .transpose()?;
+    let redis = RedisTarget::new(url, password).map_err(ConfigError::RedisUrl)?;
+    Ok((!args.quota.is_empty()).then(|| QuotaSettings {
+        rules: args.quota.clone(),
+        redis,
+        budget: args.quota_budget,
+        failure_mode: args.quota_failure_mode,
+    }))
 }
 
 /// The checks of the limits' flags: admission, card testing, Inspect streams and connections.
@@ -499,6 +575,7 @@ impl Config {
             rate_limits: self.rate_limits.clone(),
             trusted_networks: self.trusted_networks.clone(),
             max_clients: self.max_tracked_clients,
+            quotas: self.quotas.clone(),
         }
     }
 }
@@ -849,5 +926,63 @@ mod tests {
                 ConfigError::MaxConnectionAge
             );
         }
+    }
+
+    #[test]
+    fn quota_flags() {
+        assert_eq!(Config::default().quotas, None);
+        let err = config(&["--quota", "per-shopper=20/h:subject"]).unwrap_err();
+        assert_eq!(err, ConfigError::QuotaWithoutRedis);
+        assert!(err.to_string().contains("--redis-url"), "{err}");
+        let parsed = config(&[
+            "--quota",
+            "per-shopper=20/h:subject",
+            "--quota",
+            "per-client=100/s:client",
+            "--redis-url",
+            "redis://:hunter2@127.0.0.1:6379",
+            "--quota-failure-mode",
+            "closed",
+        ])
+        .unwrap();
+        let quotas = parsed.quotas.unwrap();
+        assert_eq!(quotas.rules.len(), 2);
+        assert_eq!(quotas.budget, Duration::from_millis(5));
+        assert_eq!(quotas.failure_mode, FailureMode::Closed);
+        let twice = config(&[
+            "--quota",
+            "a=1/h:client",
+            "--quota",
+            "a=2/h:subject",
+            "--redis-url",
+            "redis://127.0.0.1",
+        ])
+        .unwrap_err();
+        assert_eq!(twice, ConfigError::DuplicateQuota("a".into()));
+        let bad_url = config(&[
+            "--quota",
+            "a=1/h:client",
+            "--redis-url",
+            "http://user:hunter2@cache",
+        ])
+        .unwrap_err();
+        assert!(matches!(bad_url, ConfigError::RedisUrl(_)));
+        assert!(!bad_url.to_string().contains("hunter2"), "{bad_url}");
+        for budget in ["0ms", "2s"] {
+            assert_eq!(
+                config(&["--quota-budget", budget]).unwrap_err(),
+                ConfigError::QuotaBudget
+            );
+        }
+        let missing = config(&[
+            "--redis-url",
+            "redis://127.0.0.1",
+            "--redis-password-file",
+            "/nonexistent/redis-password",
+        ])
+        .unwrap_err();
+        assert!(matches!(missing, ConfigError::RedisPasswordFile(..)));
+        assert!(Args::try_parse_from(["card-lookup", "--quota", "a=1/h:ip"]).is_err());
+        assert!(Args::try_parse_from(["card-lookup", "--quota-failure-mode", "maybe"]).is_err());
     }
 }

@@ -45,6 +45,10 @@ const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often histogram storage is compacted (the exporter leaves this to its user).
+/// How long a server with `--quota` waits at start for Redis before it serves: long enough
+/// for a Redis started alongside it, short enough not to hold back a rollout when Redis is
+/// down (calls then get `--quota-failure-mode`).
+const QUOTA_STORE_WAIT: Duration = Duration::from_secs(2);
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A tonic server with the service's HTTP/2 limits: concurrent streams, error resets, header
@@ -133,6 +137,11 @@ pub async fn run(
 
     let tls = load_tls(config, &listeners.grpc)?;
     let admission = Arc::new(Admission::new(&config.admission_rules()));
+    if !admission.quota_store_ready(QUOTA_STORE_WAIT).await {
+        tracing::warn!(
+            "the quota store (Redis) did not answer within {QUOTA_STORE_WAIT:?} of start; serving, with --quota-failure-mode for calls until it does"
+        );
+    }
 
     let ports = if listeners.admin.is_some() { 3 } else { 2 };
     connection_limits::warn_if_over_file_limit(config.connection_caps, ports);

@@ -7,12 +7,12 @@
 //! Refusals are immediate `RESOURCE_EXHAUSTED` answers, never a queue: a payment flow would
 //! rather fail fast and fall back than wait. Health checks and reflection are never refused.
 //!
-//! What admission means for an Inspect stream: its rate limit is checked once, when it opens
-//! (a stream is one call); it holds a concurrency place for its whole life, until its last
-//! answer has gone out or the client goes away, so a client's open streams count against its
-//! share of the places; and `--request-timeout` does not end it (the handler answers at once;
-//! the stream's own limits, `--inspect-idle-timeout` and `--inspect-max-life`, end it: see
-//! `grpc::inspect_stream`).
+//! What admission means for an Inspect stream: its rate limit and its quotas are checked once,
+//! when it opens (a stream is one call); it holds a concurrency place for its whole life, until
+//! its last answer has gone out or the client goes away, so a client's open streams count
+//! against its share of the places; and `--request-timeout` does not end it (the handler
+//! answers at once; the stream's own limits, `--inspect-idle-timeout` and
+//! `--inspect-max-life`, end it: see `grpc::inspect_stream`).
 //!
 //! A unary call holds its place from its headers until its answer: a caller that sends the
 //! headers and never the message holds it for `--request-timeout` at most, and within its
@@ -23,6 +23,8 @@
 //! - [`rate`]: a rate as operators write it (`20/h`) and its token bucket.
 //! - [`rate_limit`]: `--rate-limit` classes and their rates.
 //! - `in_flight`: the concurrency limit's places, and each client's share of them.
+//! - [`quota`]: `--quota`, limits shared by every replica, counted in Redis; checked after
+//!   the local rate limit and before a concurrency place is taken.
 //! - `calls`: the one place calls are counted in the gRPC metrics ([`CountLayer`] counts
 //!   the admin service's calls the same way).
 
@@ -30,6 +32,7 @@ mod calls;
 mod clients;
 mod identify;
 mod in_flight;
+pub mod quota;
 pub mod rate;
 pub mod rate_limit;
 
@@ -51,6 +54,7 @@ use crate::telemetry::{Method, RpcMetrics};
 use calls::CallRecord;
 use clients::Clients;
 use in_flight::{InFlight, InFlightSlot};
+use quota::{QuotaSettings, Quotas};
 use rate_limit::RateLimits;
 
 pub use calls::{CountLayer, CountService};
@@ -96,17 +100,45 @@ pub enum Refusal {
     /// The panic's message is not given: it could hold request data.
     #[error("internal error; the call was not completed")]
     Panicked,
+    /// The subject or client is never named: the caller knows whom it asked about.
+    #[error(
+        "quota `{quota}` ({rate}) exceeded; resets in {} s",
+        retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
+    )]
+    QuotaExceeded {
+        quota: Arc<str>,
+        rate: Rate,
+        retry_after: Duration,
+    },
+    #[error(
+        "the quota store is unavailable and quotas fail closed (--quota-failure-mode closed); \
+         retry shortly"
+    )]
+    QuotaStoreUnavailable,
 }
 
 impl Refusal {
     #[must_use]
     pub fn code(&self) -> Code {
         match self {
-            Self::RateLimited { .. } | Self::Overloaded | Self::ClientShareUsed { .. } => {
-                Code::ResourceExhausted
-            }
+            Self::RateLimited { .. }
+            | Self::Overloaded
+            | Self::ClientShareUsed { .. }
+            | Self::QuotaExceeded { .. }
+            | Self::QuotaStoreUnavailable => Code::ResourceExhausted,
             Self::TimedOut => Code::Cancelled,
             Self::Panicked => Code::Internal,
+        }
+    }
+
+    /// When the caller may try again, for the refusals that know.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::QuotaExceeded { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
         }
     }
 
@@ -128,6 +160,7 @@ pub struct Admission {
     shed_client: Counter,
     panics: Counter,
     metrics: Arc<RpcMetrics>,
+    quotas: Option<Quotas>,
 }
 
 /// What admission allows: [`Admission::new`]'s settings, from the configuration.
@@ -144,6 +177,8 @@ pub struct AdmissionRules {
     pub trusted_networks: Vec<TrustedNetwork>,
     /// Clients whose state is kept at once; the least recently seen go first.
     pub max_clients: usize,
+    /// `--quota` and its Redis; none without quotas.
+    pub quotas: Option<QuotaSettings>,
 }
 
 impl Admission {
@@ -174,6 +209,16 @@ impl Admission {
             shed_client: metrics::counter!(SHED, "limit" => "client"),
             panics: metrics::counter!(PANICS),
             metrics: Arc::new(RpcMetrics::new()),
+            quotas: rules.quotas.as_ref().map(Quotas::new),
+        }
+    }
+
+    /// Waits, at most `within`, for the quota store's first connection; whether it was made
+    /// (true without quotas).
+    pub async fn quota_store_ready(&self, within: Duration) -> bool {
+        match &self.quotas {
+            Some(quotas) => quotas.connected(within).await,
+            None => true,
         }
     }
 
@@ -185,8 +230,9 @@ impl Admission {
         ));
     }
 
-    /// Admits the call or says why not; an admitted call's identity goes into its extensions.
-    fn admit<B>(&self, request: &mut http::Request<B>) -> Result<InFlightSlot, Refusal> {
+    /// Identifies the client and checks its rate limit; the client's state and identity
+    /// for [`Admission::take_place`].
+    fn identify<B>(&self, request: &http::Request<B>) -> Result<Admitting, Refusal> {
         let (id, label) = identify::identify(request, &self.trusted);
         let class = self.rate_limits.class_of(&id);
         let client = self.clients.get(&id, class.map(|class| class.quota));
@@ -195,17 +241,53 @@ impl Admission {
                 tracing::debug!(client = %id, class = %class.name, "rate limited");
             })?;
         }
-        let slot =
-            InFlightSlot::take(&self.in_flight, client).inspect_err(|refusal| match refusal {
-                Refusal::ClientShareUsed { .. } => self.shed_client.increment(1),
-                _ => self.shed_server.increment(1),
-            })?;
         let class = self.rate_limits.name(class);
-        request
-            .extensions_mut()
-            .insert(ClientIdentity { id, class, label });
+        Ok(Admitting {
+            client,
+            identity: ClientIdentity { id, class, label },
+        })
+    }
+
+    /// Takes a concurrency place for the call; an admitted call's identity goes into its
+    /// extensions.
+    fn take_place<B>(
+        &self,
+        admitting: Admitting,
+        request: &mut http::Request<B>,
+    ) -> Result<InFlightSlot, Refusal> {
+        let slot =
+            InFlightSlot::take(&self.in_flight, admitting.client).inspect_err(|refusal| {
+                match refusal {
+                    Refusal::ClientShareUsed { .. } => self.shed_client.increment(1),
+                    _ => self.shed_server.increment(1),
+                }
+            })?;
+        request.extensions_mut().insert(admitting.identity);
         Ok(slot)
     }
+
+    /// Checks the call against `--quota` (in Redis), then takes its place.
+    async fn check_quotas<B>(
+        &self,
+        admitting: Admitting,
+        request: &mut http::Request<B>,
+    ) -> Result<InFlightSlot, Refusal> {
+        if let Some(quotas) = &self.quotas {
+            let subject = request
+                .headers()
+                .get(&quota::SUBJECT_HEADER)
+                .map(http::HeaderValue::as_bytes)
+                .filter(|subject| !subject.is_empty());
+            quotas.check(&admitting.identity.id, subject).await?;
+        }
+        self.take_place(admitting, request)
+    }
+}
+
+/// A call past its rate limit, on its way to a place.
+struct Admitting {
+    client: Arc<clients::Client>,
+    identity: ClientIdentity,
 }
 
 /// Adds [`Admission`] in front of a service.
@@ -234,11 +316,16 @@ type Answer<E> = Result<http::Response<tonic::body::Body>, E>;
 
 impl<S, B> tower::Service<http::Request<B>> for AdmissionService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = AdmissionFuture<S::Future>;
+    type Future = AdmissionFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -262,16 +349,29 @@ where
         // admitted as calls are, but not counted: their names are the caller's to choose.
         let record = Method::from_path(path)
             .map(|method| CallRecord::start(&self.admission.metrics, method));
-        match self.admission.admit(&mut request) {
-            Err(refusal) => AdmissionFuture::Refused {
-                answer: Some(calls::follow(record, refusal.answer(), None)),
-            },
-            Ok(slot) => AdmissionFuture::Admitted {
-                call: AssertUnwindSafe(inner.call(request)).catch_unwind(),
-                admitted: Some((record, slot)),
-                admission: Arc::clone(&self.admission),
-                expiry: None,
-            },
+        let admitting = match self.admission.identify(&request) {
+            Ok(admitting) => admitting,
+            Err(refusal) => return AdmissionFuture::refused(record, refusal),
+        };
+        if self.admission.quotas.is_some() {
+            // Only calls under quotas wait (for Redis), and pay for a boxed future.
+            let admission = Arc::clone(&self.admission);
+            return AdmissionFuture::Quota {
+                call: Box::pin(async move {
+                    match admission.check_quotas(admitting, &mut request).await {
+                        Err(refusal) => Ok(calls::follow(record, refusal.answer(), None)),
+                        Ok(slot) => {
+                            AdmissionFuture::admitted(inner, request, admission, record, slot).await
+                        }
+                    }
+                }),
+            };
+        }
+        match self.admission.take_place(admitting, &mut request) {
+            Err(refusal) => AdmissionFuture::refused(record, refusal),
+            Ok(slot) => {
+                AdmissionFuture::admitted(inner, request, Arc::clone(&self.admission), record, slot)
+            }
         }
     }
 }
@@ -280,7 +380,7 @@ pin_project_lite::pin_project! {
     /// The answer [`AdmissionService`] gives: a named future rather than a boxed one, so a call
     /// costs no allocation of its own here.
     #[project = AdmissionProjection]
-    pub enum AdmissionFuture<F> {
+    pub enum AdmissionFuture<F, E> {
         /// Health, reflection and paths that are not the service's: the inner call as it is.
         Exempt { #[pin] call: F },
         /// Refused before the handler; the answer is ready.
@@ -295,10 +395,39 @@ pin_project_lite::pin_project! {
             admission: Arc<Admission>,
             expiry: Option<Pin<Box<tokio::time::Sleep>>>,
         },
+        /// A call under `--quota`: the quota check (in Redis), then the call as `Admitted`.
+        Quota { call: Pin<Box<dyn Future<Output = Answer<E>> + Send>> },
     }
 }
 
-impl<F, E> Future for AdmissionFuture<F>
+impl<F, E> AdmissionFuture<F, E> {
+    fn refused(record: Option<CallRecord>, refusal: Refusal) -> Self {
+        Self::Refused {
+            answer: Some(calls::follow(record, refusal.answer(), None)),
+        }
+    }
+
+    fn admitted<S, B>(
+        mut inner: S,
+        request: http::Request<B>,
+        admission: Arc<Admission>,
+        record: Option<CallRecord>,
+        slot: InFlightSlot,
+    ) -> Self
+    where
+        S: tower::Service<http::Request<B>, Future = F, Error = E>,
+        F: Future,
+    {
+        Self::Admitted {
+            call: AssertUnwindSafe(inner.call(request)).catch_unwind(),
+            admitted: Some((record, slot)),
+            admission,
+            expiry: None,
+        }
+    }
+}
+
+impl<F, E> Future for AdmissionFuture<F, E>
 where
     F: Future<Output = Answer<E>>,
 {
@@ -310,6 +439,7 @@ where
             AdmissionProjection::Refused { answer } => {
                 Poll::Ready(Ok(answer.take().expect("polled after completion")))
             }
+            AdmissionProjection::Quota { call } => call.as_mut().poll(cx),
             AdmissionProjection::Admitted {
                 call,
                 admitted,
@@ -364,6 +494,7 @@ mod tests {
             rate_limits: Vec::new(),
             trusted_networks: Vec::new(),
             max_clients: 16,
+            quotas: None,
         })))
     }
 

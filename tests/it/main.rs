@@ -24,6 +24,7 @@ mod lookup_bin;
 mod mask_card;
 mod networks;
 mod properties;
+mod quota;
 mod request_handling;
 mod shutdown;
 mod tls;

@@ -1,0 +1,442 @@
+//! `--quota` against a real `redis-server`, started by each test on a free port: a quota is
+//! exact across two replicas, subjects are hashed before they reach Redis, calls without a
+//! subject are not counted, and a Redis that goes away and comes back.
+//!
+//! Without `redis-server` on PATH the tests say loudly that they were skipped, unless
+//! CARDLOOKUP_REQUIRE_REDIS=1 (as .ci/run sets), which makes a missing server a failure.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{EMBEDDED, TempDir, TestServer, pb};
+use card_lookup::admission::quota::{FailureMode, QuotaSettings, RedisTarget};
+use card_lookup::config::Config;
+use clap::Parser;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+/// A `redis-server` of this test's own, without persistence, killed when dropped.
+struct RedisServer {
+    port: u16,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, or `None` (said loudly) when there is no `redis-server`.
+    fn start(test: &str) -> Option<Self> {
+        Self::start_with_password(test, None)
+    }
+
+    /// [`RedisServer::start`], with a password clients must give.
+    fn start_with_password(test: &str, password: Option<&str>) -> Option<Self> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !found {
+            assert!(
+                std::env::var("CARDLOOKUP_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "redis-server not found, and CARDLOOKUP_REQUIRE_REDIS=1"
+            );
+            // Straight to stderr: the test harness keeps `eprintln!` of a passing test to itself.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: redis-server not found ({test}); install it to run the quota tests"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            port,
+            password: password.map(str::to_owned),
+            child: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// Its URL, without the password.
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its URL with the password, for the test's own commands.
+    fn admin_url(&self) -> String {
+        let password = self.password.as_deref().unwrap_or_default();
+        format!("redis://:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the server on its port and waits until it answers PING.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|password| ["--requirepass", password.as_str()]),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers_ping() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        redis::Client::open(self.admin_url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+            .is_ok()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every key the server holds.
+    fn keys(&self) -> Vec<String> {
+        let mut connection = redis::Client::open(self.admin_url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("KEYS").arg("*").query(&mut connection).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn config(redis: &RedisServer, quotas: &[&str], budget: Duration, mode: FailureMode) -> Config {
+    Config {
+        quotas: Some(QuotaSettings {
+            rules: quotas.iter().map(|q| q.parse().unwrap()).collect(),
+            redis: RedisTarget::new(&redis.url(), None).unwrap(),
+            budget,
+            failure_mode: mode,
+        }),
+        ..Config::default()
+    }
+}
+
+fn validate_for(subject: Option<&str>) -> Request<pb::ValidateRequest> {
+    let mut request = Request::new(pb::ValidateRequest {
+        number: "4111111111111111".into(),
+    });
+    if let Some(subject) = subject {
+        request
+            .metadata_mut()
+            .insert("x-cardlookup-subject", subject.parse().unwrap());
+    }
+    request
+}
+
+/// The value of the metric line `name` (with its labels) in `text`, if shown.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+// A generous budget: on a loaded machine a check must not time out and pass uncounted, or the
+// count would not be exact.
+const BUDGET: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_subject_quota_is_exact_across_two_replicas_and_hashes_the_subject() {
+    let Some(redis) = RedisServer::start("exact across replicas") else {
+        return;
+    };
+    let quota = "shared-shopper=20/h:subject";
+    let replicas = [
+        TestServer::start_configured(
+            config(&redis, &[quota], BUDGET, FailureMode::Open),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+        TestServer::start_configured(
+            config(&redis, &[quota], BUDGET, FailureMode::Open),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+    ];
+    let mut clients = [replicas[0].client().await, replicas[1].client().await];
+    let subject = "shopper-7781@example.com";
+    let mut passed = 0;
+    let mut refusals = Vec::new();
+    for call in 0..25 {
+        match clients[call % 2]
+            .validate(validate_for(Some(subject)))
+            .await
+        {
+            Ok(_) => passed += 1,
+            Err(status) => refusals.push(status),
+        }
+    }
+    assert_eq!(passed, 20, "{refusals:?}");
+    let refused = &refusals[0];
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .starts_with("quota `shared-shopper` (20/h) exceeded; resets in "),
+        "{}",
+        refused.message()
+    );
+    assert!(!refused.message().contains("shopper-7781"));
+    // 20 an hour: the next call is allowed three minutes after the first.
+    let retry = refused
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo in the status details");
+    assert!(
+        retry > Duration::from_secs(170) && retry <= Duration::from_secs(180),
+        "{retry:?}"
+    );
+    assert!(refused.metadata().get("grpc-retry-pushback-ms").is_some());
+
+    // Another subject has its own 20.
+    for call in 0..20 {
+        let answer = clients[call % 2]
+            .validate(validate_for(Some("shopper-2")))
+            .await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+
+    let keys = redis.keys();
+    assert_eq!(keys.len(), 2, "one key a subject: {keys:?}");
+    for key in &keys {
+        assert!(key.starts_with("cardlookup:quota:shared-shopper:"), "{key}");
+        assert!(!key.contains("shopper-"), "{key}");
+        assert!(!key.contains("127.0.0.1"), "{key}");
+    }
+    let scraped = replicas[0].scrape().await;
+    assert_eq!(
+        metric(
+            &scraped,
+            "cardlookup_quota_refused_total{quota=\"shared-shopper\"}"
+        ),
+        Some(5.0),
+        "{scraped}"
+    );
+}
+
+#[tokio::test]
+async fn calls_without_a_subject_are_not_counted_but_tallied() {
+    let Some(redis) = RedisServer::start("calls without a subject") else {
+        return;
+    };
+    let server = TestServer::start_configured(
+        config(
+            &redis,
+            &["unkeyed-shopper=2/h:subject"],
+            BUDGET,
+            FailureMode::Closed,
+        ),
+        Arc::clone(&EMBEDDED),
+    )
+    .await;
+    let mut client = server.client().await;
+    for _ in 0..5 {
+        let answer = client.validate(validate_for(None)).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    assert!(redis.keys().is_empty());
+    let scraped = server.scrape().await;
+    assert_eq!(
+        metric(
+            &scraped,
+            "cardlookup_quota_unkeyed_total{quota=\"unkeyed-shopper\"}"
+        ),
+        Some(5.0),
+        "{scraped}"
+    );
+    // A client quota counts the same calls by the client's identity.
+    let server = TestServer::start_configured(
+        config(
+            &redis,
+            &["per-client=3/h:client"],
+            BUDGET,
+            FailureMode::Closed,
+        ),
+        Arc::clone(&EMBEDDED),
+    )
+    .await;
+    let mut client = server.client().await;
+    for _ in 0..3 {
+        assert!(client.validate(validate_for(None)).await.is_ok());
+    }
+    let refused = client.validate(validate_for(None)).await.unwrap_err();
+    assert!(refused.message().contains("`per-client`"), "{refused:?}");
+}
+
+/// Calls `validate_for(subject)` until one is refused by a quota (not for want of Redis), for at
+/// most `wait`.
+async fn refused_within(
+    client: &mut pb::card_lookup_service_client::CardLookupServiceClient<Channel>,
+    subject: &str,
+    wait: Duration,
+) -> Option<tonic::Status> {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Err(status) = client.validate(validate_for(Some(subject))).await
+            && status.message().starts_with("quota `")
+        {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_redis_that_goes_away_fails_open_or_closed_and_quotas_return_with_it() {
+    let Some(mut redis) = RedisServer::start("Redis goes away") else {
+        return;
+    };
+    let budget = Duration::from_millis(200);
+    let quota = "flaky-shopper=1/h:subject";
+    let open = TestServer::start_configured(
+        config(&redis, &[quota], budget, FailureMode::Open),
+        Arc::clone(&EMBEDDED),
+    )
+    .await;
+    let closed = TestServer::start_configured(
+        config(&redis, &[quota], budget, FailureMode::Closed),
+        Arc::clone(&EMBEDDED),
+    )
+    .await;
+    let (mut open_client, mut closed_client) = (open.client().await, closed.client().await);
+    assert!(open_client.validate(validate_for(Some("a"))).await.is_ok());
+    assert!(
+        closed_client
+            .validate(validate_for(Some("a")))
+            .await
+            .is_err()
+    );
+    let errors_before = errors_counted(&open).await;
+
+    redis.kill();
+    // Every call is answered, however Redis fails (refused connection, reset, timeout): no
+    // call waits on it for long. The bound is far above the budget, for a loaded machine.
+    for _ in 0..10 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            open_client.validate(validate_for(Some("a"))),
+        )
+        .await
+        .expect("an answer without Redis");
+        assert!(answer.is_ok(), "fail open: {answer:?}");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            closed_client.validate(validate_for(Some("b"))),
+        )
+        .await
+        .expect("an answer without Redis");
+        let refused = answer.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("quota store is unavailable"),
+            "{refused:?}"
+        );
+    }
+    assert!(errors_counted(&open).await >= errors_before + 10.0);
+
+    redis.restart();
+    // Redis came back empty: a fresh subject gets its one call, then is refused, on both.
+    let refused = refused_within(&mut open_client, "c", Duration::from_secs(20))
+        .await
+        .expect("the quota applies again once Redis is back");
+    assert!(refused.message().contains("`flaky-shopper`"), "{refused:?}");
+    let refused = refused_within(&mut closed_client, "d", Duration::from_secs(20))
+        .await
+        .expect("the quota applies again once Redis is back");
+    assert!(refused.message().contains("`flaky-shopper`"), "{refused:?}");
+    let scraped = open.scrape().await;
+    assert_eq!(
+        metric(&scraped, "cardlookup_quota_backend_up"),
+        Some(1.0),
+        "{scraped}"
+    );
+}
+
+/// The quota checks Redis failed, of either reason, so far in this process.
+async fn errors_counted(server: &TestServer) -> f64 {
+    let scraped = server.scrape().await;
+    ["timeout", "error"]
+        .iter()
+        .filter_map(|reason| {
+            metric(
+                &scraped,
+                &format!("cardlookup_quota_backend_errors_total{{reason=\"{reason}\"}}"),
+            )
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_redis_with_a_password_is_reached_with_the_password_file() {
+    let Some(redis) = RedisServer::start_with_password("password file", Some("s3cret-pw")) else {
+        return;
+    };
+    let dir = TempDir::new("redis-password");
+    let password_file = dir.write("password", "s3cret-pw\n");
+    let flags = |password_file: &std::path::Path| {
+        let args = card_lookup::config::Args::try_parse_from([
+            "card-lookup",
+            "--redis-url",
+            &redis.url(),
+            "--redis-password-file",
+            password_file.to_str().unwrap(),
+            "--quota",
+            "locked-shopper=1/h:subject",
+            "--quota-budget",
+            "1s",
+            "--quota-failure-mode",
+            "closed",
+        ])
+        .unwrap();
+        Config::try_from(args).unwrap()
+    };
+    let server = TestServer::start_configured(flags(&password_file), Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    assert!(client.validate(validate_for(Some("x"))).await.is_ok());
+    let refused = client.validate(validate_for(Some("x"))).await.unwrap_err();
+    assert!(
+        refused.message().contains("`locked-shopper`"),
+        "{refused:?}"
+    );
+    // The wrong password: every check fails, and fails closed.
+    let wrong = dir.write("wrong", "not-it");
+    let server = TestServer::start_configured(flags(&wrong), Arc::clone(&EMBEDDED)).await;
+    let refused = server
+        .client()
+        .await
+        .validate(validate_for(Some("y")))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("quota store is unavailable"),
+        "{refused:?}"
+    );
+}
