@@ -56,6 +56,7 @@ pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
             .map(|n| network(Some(n)).into())
             .collect(),
         luhn_required: v.luhn_required,
+        check_digit_valid: v.check_digit_valid,
         network_lengths: v.lengths.iter().map(|l| l as u32).collect(),
         digit_count: u32::try_from(v.digit_count).unwrap_or(u32::MAX),
         failure_message: v
@@ -66,15 +67,16 @@ pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
     }
 }
 
-/// A LookupBin answer; `iin_network` fills the network where the data names none.
+/// A LookupBin answer; `network` is the number's ([`crate::bins::facts::CardFacts`]: the
+/// entry's when it names one).
 pub(crate) fn bin_lookup(
     hit: Option<BinMatch>,
-    iin_network: Option<card::CardNetwork>,
+    card_network: Option<card::CardNetwork>,
     dataset_version: &str,
 ) -> pb::LookupBinResponse {
     let Some(BinMatch { prefix, record }) = hit else {
         return pb::LookupBinResponse {
-            network: network(iin_network).into(),
+            network: network(card_network).into(),
             dataset_version: dataset_version.to_owned(),
             ..Default::default()
         };
@@ -82,7 +84,7 @@ pub(crate) fn bin_lookup(
     pb::LookupBinResponse {
         found: true,
         bin: prefix.to_text(),
-        network: network(record.network.or(iin_network)).into(),
+        network: network(card_network).into(),
         brand: String::from(&*record.brand),
         card_type: match record.card_type {
             None => pb::CardType::Unspecified,

@@ -1,6 +1,12 @@
 //! What the service knows about one card number: its longest match in the BIN data and its
-//! network from the IIN ranges, found once and shared by every answer about the number
-//! (Validate, LookupBin, MaskCard, each Inspect item).
+//! network, found once and shared by every answer about the number (Validate, LookupBin,
+//! MaskCard, each Inspect item).
+//!
+//! The network is the BIN data's where its entry names one, and the IIN ranges' otherwise. The
+//! data knows single BINs better than any range table (a Maestro BIN inside UnionPay's 622, a
+//! JCB BIN a range table has not caught up with), and taking its word makes Validate and
+//! LookupBin always name the same network for a number. The ranges answer numbers the data
+//! does not know and prefixes too short to match an entry.
 
 use super::index::{BinIndex, BinMatch};
 use crate::card::iin::{self, Detection};
@@ -40,21 +46,24 @@ pub fn validate_number(index: &BinIndex, number: &str) -> Validation {
     examine(index, number).validation
 }
 
-/// One number's BIN match and IIN detection, borrowed from the index they came from.
+/// One number's BIN match and network, borrowed from the index they came from.
 #[derive(Debug, Clone, Copy)]
 pub struct CardFacts<'a> {
     pub hit: Option<BinMatch<'a>>,
+    /// The network: the BIN entry's when it names one, the IIN ranges' otherwise.
     pub detection: Detection,
 }
 
 impl<'a> CardFacts<'a> {
-    /// Looks `pan` up in `index` and in the IIN ranges.
+    /// Looks `pan` up in `index`, and in the IIN ranges when the entry names no network.
     #[must_use]
     pub fn of(index: &'a BinIndex, pan: &Pan) -> Self {
-        Self {
-            hit: index.longest_match(pan.digits()),
-            detection: iin::detect(pan.digits()),
-        }
+        let hit = index.longest_match(pan.digits());
+        let detection = match hit.and_then(|hit| hit.record.network) {
+            Some(network) => Detection::decided(network),
+            None => iin::detect(pan.digits()),
+        };
+        Self { hit, detection }
     }
 
     /// Validate's answer, with the issuer's own rules where the BIN data gives them.

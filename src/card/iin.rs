@@ -18,9 +18,13 @@ use CardNetwork::{
 /// `(network, first, last)`: numbers whose leading digits, read to the length of `first`, lie
 /// between `first` and `last` inclusive. `first` and `last` have the same number of digits.
 ///
-/// Sources: the networks' published IIN ranges as collected by braintree/credit-card-type (MIT),
-/// plus RuPay and the Troy BINs of the embedded BIN data; docs/card-networks.md says where this
-/// table differs from the braintree validators and why.
+/// Sources, range by range in docs/card-networks.md: Discover Global Network's IIN table for
+/// Discover, Diners Club and JCB (which DGN lists as its partner); the networks' published
+/// ranges as collected by braintree/credit-card-type (MIT) for the rest; RuPay and the Troy
+/// BINs from the embedded BIN data. Single BINs that the BIN data files under another network
+/// than these ranges (a Maestro BIN inside UnionPay's 622) are not repeated here: Validate
+/// takes the data's network where it names one (`bins::facts`), and these ranges answer the
+/// rest.
 pub const IIN_RANGES: &[(CardNetwork, &str, &str)] = &[
     (Visa, "4", "4"),
     (Mastercard, "51", "55"),
@@ -32,6 +36,7 @@ pub const IIN_RANGES: &[(CardNetwork, &str, &str)] = &[
     (AmericanExpress, "34", "34"),
     (AmericanExpress, "37", "37"),
     (DinersClub, "300", "305"),
+    (DinersClub, "3095", "3095"),
     (DinersClub, "36", "36"),
     (DinersClub, "38", "39"),
     (Discover, "6011", "6011"),
@@ -39,6 +44,11 @@ pub const IIN_RANGES: &[(CardNetwork, &str, &str)] = &[
     (Discover, "65", "65"),
     (Jcb, "2131", "2131"),
     (Jcb, "1800", "1800"),
+    (Jcb, "3088", "3094"),
+    (Jcb, "3096", "3102"),
+    (Jcb, "3112", "3120"),
+    (Jcb, "3158", "3159"),
+    (Jcb, "3337", "3349"),
     (Jcb, "3528", "3589"),
     (UnionPay, "620", "620"),
     (UnionPay, "62100", "62182"),
@@ -191,6 +201,17 @@ pub struct Detection {
     pub network: Option<CardNetwork>,
     /// Every network the number matches or could still match as more digits come.
     pub candidates: NetworkSet,
+}
+
+impl Detection {
+    /// The answer when something other than the ranges (a BIN table's entry) names the network.
+    #[must_use]
+    pub fn decided(network: CardNetwork) -> Self {
+        Self {
+            network: Some(network),
+            candidates: std::iter::once(network).collect(),
+        }
+    }
 }
 
 /// Detects the network of a whole or partial number from its leading digits (values 0 to 9).
@@ -432,6 +453,28 @@ mod tests {
     }
 
     #[test]
+    fn discover_global_networks_partner_ranges() {
+        // Diners Club's 3095 and JCB's ranges outside 3528-3589, from DGN's IIN table.
+        assert_eq!(network("30950000000000"), Some(DinersClub));
+        for prefix in [
+            "3088", "3094", "3096", "3102", "3112", "3120", "3158", "3159", "3337",
+        ] {
+            assert_eq!(network(prefix), Some(Jcb), "{prefix}");
+        }
+        assert_eq!(network("3349"), Some(Jcb));
+        for outside in [
+            "3087", "3103", "3111", "3121", "3157", "3160", "3336", "3350",
+        ] {
+            assert_eq!(network(outside), None, "{outside}");
+        }
+        // Before its fourth digit a 30 number may be Diners Club or JCB.
+        assert_eq!(
+            detect_str("30").candidates.iter().collect::<Vec<_>>(),
+            [DinersClub, Jcb]
+        );
+    }
+
+    #[test]
     fn longest_range_wins_where_ranges_overlap() {
         assert_eq!(network("401178"), Some(Elo));
         assert_eq!(network("4011780000000000"), Some(Elo));
@@ -500,7 +543,9 @@ mod tests {
 
     #[test]
     fn unknown_prefixes_have_no_candidates() {
-        for prefix in ["0", "12", "1802", "221", "2721", "306", "31", "7", "99"] {
+        for prefix in [
+            "0", "12", "1802", "221", "2721", "306", "3103", "32", "7", "99",
+        ] {
             let detection = detect_str(prefix);
             assert!(detection.candidates.is_empty(), "{prefix}");
             assert_eq!(detection.network, None, "{prefix}");

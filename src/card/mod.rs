@@ -1,8 +1,10 @@
-//! The card domain: card numbers, networks and their IIN ranges, Luhn, validation and masking.
+//! The card domain: card numbers, networks and their IIN ranges, check digits, validation and
+//! masking.
 //!
 //! Pure functions over digits: no I/O, no gRPC. Everything here is safe to call on hostile input
 //! (it never panics) and never puts a card number into an error or a `Debug` string.
 
+pub mod check_digit;
 pub mod iin;
 pub mod luhn;
 pub mod mask;
@@ -10,6 +12,7 @@ pub mod network;
 pub mod pan;
 pub mod validate;
 
+pub use check_digit::CheckDigit;
 pub use mask::{MaskOptions, MaskStyle, MaskStyleError, mask};
 pub use network::{CardNetwork, LengthSet, LengthSetError, NetworkSet};
 pub use pan::{Pan, PanError};

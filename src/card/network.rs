@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::check_digit::CheckDigit;
+
 /// A card network (scheme). The order is the order of the proto enum and of tie-breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CardNetwork {
@@ -30,8 +32,8 @@ pub struct NetworkSpec {
     pub name: &'static str,
     /// The lengths of the numbers it issues, ascending.
     pub lengths: &'static [u8],
-    /// Whether its numbers must pass the Luhn check.
-    pub luhn: bool,
+    /// The rule its numbers' last digit follows.
+    pub check_digit: CheckDigit,
     /// Where a printed number has a space: after this many digits.
     pub gaps: &'static [u8],
 }
@@ -60,48 +62,56 @@ impl CardNetwork {
         Self::Naranja,
     ];
 
-    /// The network's lengths, Luhn rule and grouping.
+    /// The network's lengths, check-digit rule and grouping.
     ///
-    /// Lengths follow the networks' published rules and the braintree validators, with one
-    /// deliberate difference: Visa also accepts 13 digits, the length of its legacy numbers that
-    /// payment providers still publish as test cards (docs/card-networks.md).
+    /// Lengths follow the networks' published rules: Discover Global Network's for Discover,
+    /// Diners Club and JCB (16 to 19 digits; Diners Club from 14), the braintree validators for
+    /// the rest, and Visa also accepts 13 digits, the length of its legacy numbers that payment
+    /// providers still publish as test cards (docs/card-networks.md).
     #[must_use]
     pub const fn spec(self) -> NetworkSpec {
         const fn spec(
             name: &'static str,
             lengths: &'static [u8],
-            luhn: bool,
+            check_digit: CheckDigit,
             gaps: &'static [u8],
         ) -> NetworkSpec {
             NetworkSpec {
                 name,
                 lengths,
-                luhn,
+                check_digit,
                 gaps,
             }
         }
+        const LUHN: CheckDigit = CheckDigit::Luhn;
+        const NO_CHECK: CheckDigit = CheckDigit::None;
         match self {
-            Self::Visa => spec("Visa", &[13, 16, 18, 19], true, GAPS_4_4_4_4),
-            Self::Mastercard => spec("Mastercard", &[16], true, GAPS_4_4_4_4),
-            Self::AmericanExpress => spec("American Express", &[15], true, GAPS_4_6_5),
-            Self::Discover => spec("Discover", &[16, 19], true, GAPS_4_4_4_4),
-            Self::DinersClub => spec("Diners Club", &[14, 16, 19], true, GAPS_4_6_5),
-            Self::Jcb => spec("JCB", &[16, 17, 18, 19], true, GAPS_4_4_4_4),
-            Self::UnionPay => spec("UnionPay", &[14, 15, 16, 17, 18, 19], false, GAPS_4_4_4_4),
+            Self::Visa => spec("Visa", &[13, 16, 18, 19], LUHN, GAPS_4_4_4_4),
+            Self::Mastercard => spec("Mastercard", &[16], LUHN, GAPS_4_4_4_4),
+            Self::AmericanExpress => spec("American Express", &[15], LUHN, GAPS_4_6_5),
+            Self::Discover => spec("Discover", &[16, 17, 18, 19], LUHN, GAPS_4_4_4_4),
+            Self::DinersClub => spec("Diners Club", &[14, 15, 16, 17, 18, 19], LUHN, GAPS_4_6_5),
+            Self::Jcb => spec("JCB", &[16, 17, 18, 19], LUHN, GAPS_4_4_4_4),
+            Self::UnionPay => spec(
+                "UnionPay",
+                &[14, 15, 16, 17, 18, 19],
+                NO_CHECK,
+                GAPS_4_4_4_4,
+            ),
             Self::Maestro => spec(
                 "Maestro",
                 &[12, 13, 14, 15, 16, 17, 18, 19],
-                true,
+                LUHN,
                 GAPS_4_4_4_4,
             ),
-            Self::Mir => spec("Mir", &[16, 17, 18, 19], true, GAPS_4_4_4_4),
-            Self::Elo => spec("Elo", &[16], true, GAPS_4_4_4_4),
-            Self::Hipercard => spec("Hipercard", &[16], true, GAPS_4_4_4_4),
-            Self::Hiper => spec("Hiper", &[16], true, GAPS_4_4_4_4),
-            Self::Troy => spec("Troy", &[16], true, GAPS_4_4_4_4),
-            Self::Verve => spec("Verve", &[16, 18, 19], true, GAPS_4_4_4_4),
-            Self::RuPay => spec("RuPay", &[16], true, GAPS_4_4_4_4),
-            Self::Naranja => spec("Naranja", &[16], true, GAPS_4_4_4_4),
+            Self::Mir => spec("Mir", &[16, 17, 18, 19], LUHN, GAPS_4_4_4_4),
+            Self::Elo => spec("Elo", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Hipercard => spec("Hipercard", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Hiper => spec("Hiper", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Troy => spec("Troy", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Verve => spec("Verve", &[16, 18, 19], LUHN, GAPS_4_4_4_4),
+            Self::RuPay => spec("RuPay", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Naranja => spec("Naranja", &[16], CheckDigit::LuhnOrNaranja, GAPS_4_4_4_4),
         }
     }
 
@@ -312,10 +322,10 @@ mod tests {
     }
 
     #[test]
-    fn only_unionpay_skips_luhn() {
+    fn only_unionpay_needs_no_check_digit() {
         let without: Vec<_> = CardNetwork::ALL
             .into_iter()
-            .filter(|n| !n.spec().luhn)
+            .filter(|n| !n.spec().check_digit.is_required())
             .collect();
         assert_eq!(without, [CardNetwork::UnionPay]);
     }

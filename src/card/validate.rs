@@ -28,7 +28,7 @@ impl Failure {
             Self::TooShort => "too few digits for a card number of this network",
             Self::TooLong => "too many digits for a card number of this network",
             Self::LengthInvalidForNetwork => "the network issues no card numbers of this length",
-            Self::LuhnFailed => "the check digit is wrong (Luhn check failed)",
+            Self::LuhnFailed => "the check digit is wrong",
             Self::UnknownNetwork => "the leading digits match no known card network",
         }
     }
@@ -48,8 +48,11 @@ pub struct Validation {
     pub digit_count: usize,
     /// The lengths that are valid for this number: the network's, or the issuer's own.
     pub lengths: LengthSet,
-    /// Whether the Luhn check applies: the network's rule, or the issuer's own.
+    /// Whether a check digit is required: the network's rule, or the issuer's own.
     pub luhn_required: bool,
+    /// Whether the last digit is right under the rule that applies: Luhn, Luhn or Naranja's
+    /// mod 11, or none (then true). Equal to `luhn_valid` when the network is not known.
+    pub check_digit_valid: bool,
     /// The number masked to its last four digits; empty when the input is not digits.
     pub masked: String,
 }
@@ -67,6 +70,7 @@ impl Validation {
             digit_count: 0,
             lengths: LengthSet::default(),
             luhn_required: false,
+            check_digit_valid: false,
             masked: String::new(),
         }
     }
@@ -83,7 +87,7 @@ pub struct IssuerRules {
 /// Validates a whole or partial card number; spaces and dashes are ignored.
 ///
 /// A number is valid when its network is known, its length is one the network issues and,
-/// where the network uses it, its Luhn check digit is right. `potentially_valid` says whether
+/// where the network uses one, its check digit is right. `potentially_valid` says whether
 /// typing more digits could still make it valid. The service validates with the issuer's own
 /// rules where its BIN data has them: [`validate_pan`].
 #[must_use]
@@ -132,6 +136,7 @@ pub fn validate_pan(pan: &Pan, detection: Detection, rules: IssuerRules) -> Vali
     } = detection;
     let base = Validation {
         luhn_valid,
+        check_digit_valid: luhn_valid,
         candidates,
         digit_count: digits.len(),
         masked: mask_for_display(pan),
@@ -150,12 +155,12 @@ pub fn validate_pan(pan: &Pan, detection: Detection, rules: IssuerRules) -> Vali
     };
 
     let lengths = rules.lengths.unwrap_or_else(|| network.lengths());
-    let luhn_required = rules.luhn.unwrap_or(network.spec().luhn);
+    let check_digit = network.spec().check_digit.with_issuer_luhn(rules.luhn);
+    let check_digit_valid = check_digit.accepts(digits, luhn_valid);
     let (shortest, longest) = lengths.bounds().unwrap_or((0, 0));
     let length = digits.len();
     let length_valid = lengths.contains(length);
-    let check_digit_ok = luhn_valid || !luhn_required;
-    let valid = length_valid && check_digit_ok;
+    let valid = length_valid && check_digit_valid;
     let failure = if valid {
         None
     } else if length < shortest {
@@ -171,7 +176,8 @@ pub fn validate_pan(pan: &Pan, detection: Detection, rules: IssuerRules) -> Vali
         valid,
         length_valid,
         lengths,
-        luhn_required,
+        luhn_required: check_digit.is_required(),
+        check_digit_valid,
         network: Some(network),
         candidates: std::iter::once(network).collect(),
         failure,

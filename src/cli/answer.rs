@@ -19,7 +19,7 @@ pub(super) struct Reason {
     pub code: &'static str,
     /// Short, for summaries: "Luhn check failed".
     pub label: &'static str,
-    /// A sentence: "the check digit is wrong (Luhn check failed)".
+    /// A sentence: "the check digit is wrong".
     pub message: String,
 }
 
@@ -51,6 +51,7 @@ pub(super) struct Checked {
     pub luhn_valid: bool,
     pub length_valid: bool,
     pub luhn_required: bool,
+    pub check_digit_valid: bool,
     pub potentially_valid: bool,
     pub network: Option<CardNetwork>,
     pub candidates: Vec<CardNetwork>,
@@ -86,6 +87,7 @@ impl From<pb::ValidateResponse> for Checked {
             luhn_valid: r.luhn_valid,
             length_valid: r.length_valid,
             luhn_required: r.luhn_required,
+            check_digit_valid: r.check_digit_valid,
             potentially_valid: r.potentially_valid,
             network: network_from_proto(r.network),
             candidates: r
@@ -129,6 +131,8 @@ impl Checked {
             let mut luhn = if self.luhn_valid { "passes" } else { "fails" }.to_owned();
             if self.network.is_some() && !self.luhn_required {
                 luhn.push_str(" (not required)");
+            } else if self.check_digit_valid && !self.luhn_valid {
+                luhn.push_str(" (the network's own check digit passes)");
             }
             line("luhn", &luhn);
         }
@@ -149,6 +153,7 @@ impl Checked {
             "luhn_valid": self.luhn_valid,
             "length_valid": self.length_valid,
             "luhn_required": self.luhn_required,
+            "check_digit_valid": self.check_digit_valid,
             "potentially_valid": self.potentially_valid,
             "digit_count": self.digit_count,
             "network_lengths": self.lengths,
@@ -392,6 +397,7 @@ mod tests {
             masked_number: "************1112".into(),
             candidate_networks: vec![pb::CardNetwork::Visa.into()],
             luhn_required: true,
+            check_digit_valid: false,
             network_lengths: vec![13, 16, 18, 19],
             digit_count: 16,
             failure_message: Failure::LuhnFailed.message().into(),

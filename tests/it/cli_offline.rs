@@ -94,8 +94,7 @@ fn validate_an_invalid_number_exits_1_with_the_reason_in_words() {
     assert_eq!(run.code, Some(1), "{}{}", run.out, run.err);
     assert!(run.out.contains("valid:       no"), "{}", run.out);
     assert!(
-        run.out
-            .contains("reason:      the check digit is wrong (Luhn check failed)"),
+        run.out.contains("reason:      the check digit is wrong"),
         "{}",
         run.out
     );
@@ -136,7 +135,7 @@ fn validate_json_is_one_object_for_scripts() {
     assert_eq!(answer["network_lengths"], serde_json::json!([16]));
     valid.assert_no_leak(&["5555555555554444"]);
 
-    let unknown = run(&["validate", "--json", "9999999999999995"]);
+    let unknown = run(&["validate", "--json", "9999819999999995"]);
     assert_eq!(unknown.code, Some(1));
     let answer = unknown.json();
     assert_eq!(answer["valid"], false);

@@ -23,6 +23,7 @@ mod health_and_reflection;
 mod inspect;
 mod lookup_bin;
 mod mask_card;
+mod networks;
 mod properties;
 mod request_handling;
 mod shutdown;
