@@ -2,11 +2,12 @@
 """Regenerates tests/conformance/<suite>/cases.tsv from the peer validators' own test files.
 
 Usage:
-    python3 tests/conformance/extract.py SUITE SOURCE
+    python3 tests/conformance/extract.py SUITE GIT_DIR
+    python3 tests/conformance/extract.py braintree CREDIT_CARD_TYPE_GIT_DIR CARD_VALIDATOR_GIT_DIR
 
-SUITE is one of the suites below; SOURCE is a git directory of the suite's repository (any
-clone or bare snapshot that has the pinned commit), or for `braintree` the braintree.json kept
-beside its cases. The files are read with `git show COMMIT:PATH`, so the working tree does not
+SUITE is one of the suites below; GIT_DIR is a git directory of the suite's repository (any
+clone or bare snapshot that has the pinned commit; braintree's suite comes from two
+repositories). The files are read with `git show COMMIT:PATH`, so the working tree does not
 matter. The output is deterministic: the cases in the order the peer's file has them, each
 distinct claim once (the first place that makes it is its source).
 
@@ -56,11 +57,8 @@ SUITES = {
         "commit": "af3bab9af09dd159fbd23815ab08b1092d7fa963",
         "paths": ["tests/Test.php"],
     },
-    "braintree": {
-        "repo": "braintree/credit-card-type, braintree/card-validator",
-        "commit": "fbd8ed80 (credit-card-type), eb213089 (card-validator)",
-        "paths": ["braintree.json"],
-    },
+    # braintree's two repositories: CREDIT_CARD_TYPE and CARD_VALIDATOR below.
+    "braintree": {},
 }
 
 
@@ -509,38 +507,78 @@ def extract_php(text: str) -> Cases:
 
 # braintree -------------------------------------------------------------------------------------
 
+CREDIT_CARD_TYPE = {
+    "repo": "braintree/credit-card-type",
+    "commit": "fbd8ed80a411fa9b238055208c19a7323cd38e21",
+    "path": "src/__tests__/index.ts",
+}
+CARD_VALIDATOR = {
+    "repo": "braintree/card-validator",
+    "commit": "eb213089df9993be192282564d089d378460c63a",
+    "path": "src/__tests__/card-number.ts",
+}
 
-def extract_braintree(data: dict) -> Cases:
+
+def js_table(text: str, title: str) -> tuple[list, int]:
+    """The array literal of the `it.each([...])` / `describe.each([...])` whose test title is
+    `title`, as Python data, and the line it starts on. The tables hold only strings, numbers,
+    booleans, null, arrays and objects with bare keys, so quoting the keys and dropping
+    comments, trailing commas and a TypeScript `as` cast makes them JSON."""
+    end = re.search(r"\](?: as [^\n]*?)?\)\(\s*" + re.escape(title), text).start()
+    start = text.rindex(".each([", 0, end) + len(".each(")
+    body = text[start : end + 1]
+    body = re.sub(r"//[^\n]*", "", body)
+    body = re.sub(r"(?<=[{,\s])(\w+):", r'"\1":', body)
+    body = re.sub(r",(\s*[\]}])", r"\1", body)
+    return json.loads(body), text.count("\n", 0, start) + 1
+
+
+def extract_braintree(credit_card_type: str, card_validator: str) -> Cases:
+    """credit-card-type's tables of single networks, candidate lists and unknown prefixes, and
+    card-validator's table of numbers; their tests that pass options (maxLength,
+    luhnValidateUnionPay, skipLuhnValidation) or check security codes are not read."""
     cases = Cases()
-    for number, network in data["network_single"]:
-        cases.add(number, "credit-card-type index.ts single", network=network, peer_brand=network)
-    for number, networks in data["network_candidates"]:
-        cases.add(number, "credit-card-type index.ts candidates", candidates=";".join(sorted(networks)))
-    for number in data["network_unknown"]:
-        cases.add(number, "credit-card-type index.ts unknown", network="unknown")
-    for case in data["number_cases"]:
-        cases.add(
-            case["number"],
-            "card-validator card-number.ts",
-            valid=case["valid"],
-            network=case["card"] or "unknown",
-            potentially_valid=case["potentially_valid"],
-            peer_brand=case["card"] or "",
-        )
+    single, line = js_table(credit_card_type, '"Matches %s to brand %s"')
+    for number, network in single:
+        cases.add(number, f"index.ts:{line} single", network=network, peer_brand=network)
+    candidates, line = js_table(credit_card_type, '"Matches %s to array %p"')
+    for number, networks in candidates:
+        cases.add(number, f"index.ts:{line} candidates", candidates=";".join(sorted(networks)))
+    unknown, line = js_table(credit_card_type, '"returns an empty array for %s"')
+    for number in unknown:
+        cases.add(number, f"index.ts:{line} unknown", network="unknown")
+    groups, line = js_table(card_validator, '"Validator for %s"')
+    for group, numbers in groups:
+        for number, expected in numbers:
+            if isinstance(number, (bool, dict, list)):
+                continue  # `true`, `{}`, ... as the number: Validate takes a string
+            number = str(number)  # a JavaScript number is read as its digits
+            card = expected["card"]
+            cases.add(
+                number,
+                f"card-number.ts:{line} {group}",
+                valid=expected["isValid"],
+                network=card or "unknown",
+                potentially_valid=expected["isPotentiallyValid"],
+                peer_brand=card or "",
+            )
     return cases
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in SUITES:
+    if len(argv) < 3 or argv[1] not in SUITES or (len(argv) != 4) != (argv[1] != "braintree"):
         print(__doc__, file=sys.stderr)
         print("suites: " + ", ".join(SUITES), file=sys.stderr)
         return 2
-    suite, source = argv[1], argv[2]
-    spec = SUITES[suite]
+    suite = argv[1]
     if suite == "braintree":
-        cases = extract_braintree(json.loads(Path(source).read_text(encoding="utf-8")))
+        cases = extract_braintree(
+            git_show(argv[2], CREDIT_CARD_TYPE["commit"], CREDIT_CARD_TYPE["path"]),
+            git_show(argv[3], CARD_VALIDATOR["commit"], CARD_VALIDATOR["path"]),
+        )
     else:
-        text = git_show(source, spec["commit"], spec["paths"][0])
+        spec = SUITES[suite]
+        text = git_show(argv[2], spec["commit"], spec["paths"][0])
         extract = {
             "activemerchant": extract_activemerchant,
             "commons-validator": extract_commons_validator,
