@@ -57,6 +57,11 @@ SUITES = {
         "commit": "af3bab9af09dd159fbd23815ab08b1092d7fa963",
         "paths": ["tests/Test.php"],
     },
+    "stripe-ios": {
+        "repo": "stripe/stripe-ios",
+        "commit": "31ee03d731a02d08ee2cc800d6f7472ba6e6e03e",
+        "paths": ["Tests/Tests/STPCardValidatorTest.swift"],
+    },
     # braintree's two repositories: CREDIT_CARD_TYPE and CARD_VALIDATOR below.
     "braintree": {},
 }
@@ -100,9 +105,13 @@ class Cases:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def git_show(git_dir: str, commit: str, path: str) -> str:
+def read_source(source: str, commit: str, path: str) -> str:
+    """`path` at `commit` of the git directory `source`, or `source` itself when it is a file
+    (that file, taken from that commit, for a repository too large to clone)."""
+    if Path(source).is_file():
+        return Path(source).read_text(encoding="utf-8")
     return subprocess.run(
-        ["git", "--git-dir", git_dir, "show", f"{commit}:{path}"],
+        ["git", "--git-dir", source, "show", f"{commit}:{path}"],
         check=True,
         capture_output=True,
         text=True,
@@ -505,6 +514,60 @@ def extract_php(text: str) -> Cases:
     return cases
 
 
+# stripe/stripe-ios -----------------------------------------------------------------------------
+
+STRIPE_BRANDS = {
+    "visa": "visa",
+    "mastercard": "mastercard",
+    "amex": "american-express",
+    "discover": "discover",
+    "dinersClub": "diners-club",
+    "JCB": "jcb",
+    "unionPay": "unionpay",
+    "unknown": "unknown",
+}
+
+# STPCardValidationState as Validate's answers: complete and valid; could still become valid;
+# can never become valid.
+STRIPE_STATES = {
+    "valid": {"valid": True},
+    "incomplete": {"valid": False, "potentially_valid": True},
+    "invalid": {"valid": False, "potentially_valid": False},
+}
+
+
+def extract_stripe_ios(text: str) -> Cases:
+    """The numbers of testNumberValidation (states, with brand validation on, as a checkout
+    form uses it) and testBrand; the asserts that turn brand validation off, and
+    testCardValidation (expiry and CVC with the number), are not read."""
+    cases = Cases()
+
+    def line_of(index: int) -> str:
+        return f"STPCardValidatorTest.swift:{text.count(chr(10), 0, index) + 1}"
+
+    data = re.search(r"static let cardData.*?return \[(.*?)\n        \]", text, re.S)
+    if data is None:
+        raise Unhandled("cardData")
+    card_data = list(re.finditer(r'\(\s*\.(\w+),\s*"([^"]*)",\s*\.(\w+)\s*\)', data.group(1)))
+    for m in card_data:
+        brand, number, state = m.groups()
+        src = f"{line_of(data.start(1) + m.start())} cardData"
+        cases.add(number, f"{src} testNumberValidation", **STRIPE_STATES[state])
+        cases.add(number, f"{src} testBrand", network=STRIPE_BRANDS[brand], peer_brand=brand)
+    for m in re.finditer(r'tests\.append\(\(\.(\w+), "([^"]*)"\)\)', text):
+        cases.add(m.group(2), f"{line_of(m.start())} testNumberValidation", **STRIPE_STATES[m.group(1)])
+    for name, state in (("badCardNumbers", "invalid"), ("possibleCardNumbers", "incomplete")):
+        m = re.search(rf"let {name} = \[(.*?)\]", text, re.S)
+        if m is None:
+            raise Unhandled(name)
+        for number in re.findall(r'"([^"]*)"', m.group(1)):
+            cases.add(number, f"{line_of(m.start())} testNumberValidation {name}", **STRIPE_STATES[state])
+    pattern = r'XCTAssertEqual\(\s*\.(\w+),\s*STPCardValidator\.validationState\(\s*forNumber: "([^"]*)", validatingCardBrand: true\)'
+    for m in re.finditer(pattern, text):
+        cases.add(m.group(2), f"{line_of(m.start())} testNumberValidation", **STRIPE_STATES[m.group(1)])
+    return cases
+
+
 # braintree -------------------------------------------------------------------------------------
 
 CREDIT_CARD_TYPE = {
@@ -573,16 +636,17 @@ def main(argv: list[str]) -> int:
     suite = argv[1]
     if suite == "braintree":
         cases = extract_braintree(
-            git_show(argv[2], CREDIT_CARD_TYPE["commit"], CREDIT_CARD_TYPE["path"]),
-            git_show(argv[3], CARD_VALIDATOR["commit"], CARD_VALIDATOR["path"]),
+            read_source(argv[2], CREDIT_CARD_TYPE["commit"], CREDIT_CARD_TYPE["path"]),
+            read_source(argv[3], CARD_VALIDATOR["commit"], CARD_VALIDATOR["path"]),
         )
     else:
         spec = SUITES[suite]
-        text = git_show(argv[2], spec["commit"], spec["paths"][0])
+        text = read_source(argv[2], spec["commit"], spec["paths"][0])
         extract = {
             "activemerchant": extract_activemerchant,
             "commons-validator": extract_commons_validator,
             "php-credit-card-validator": extract_php,
+            "stripe-ios": extract_stripe_ios,
         }[suite]
         cases = extract(text)
     out = HERE / suite / "cases.tsv"
