@@ -101,8 +101,8 @@ pub struct Args {
     )]
     pub max_concurrent_requests: usize,
 
-    /// A per-client rate limit for a class of clients: CLASS=RATE[:ID,ID...], RATE as N/s or
-    /// N/m. Clients are identified by mTLS certificate common name, else (from a network named by
+    /// A per-client rate limit for a class of clients: CLASS=RATE[:ID,ID...], RATE as N/s,
+    /// N/m, N/h or N/d (exact: 90/m is one call every 667 ms, up to 90 at once). Clients are identified by mTLS certificate common name, else (from a network named by
     /// --trust-client-id-from) the x-client-id header, else IP address (an IPv6 caller by its
     /// /64); `default` applies to clients no rule names. Repeatable; no limit
     /// unless given. Example: --rate-limit default=200/s --rate-limit checkout=5000/s:checkout-svc

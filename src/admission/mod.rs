@@ -20,6 +20,7 @@
 //!
 //! - `identify`: the client's identity (certificate, trusted `x-client-id`, else address).
 //! - `clients`: per-client state (bucket, calls in flight), bounded in entries.
+//! - [`rate`]: a rate as operators write it (`20/h`) and its token bucket.
 //! - [`rate_limit`]: `--rate-limit` classes and their rates.
 //! - `in_flight`: the concurrency limit's places, and each client's share of them.
 //! - `calls`: the one place calls are counted in the gRPC metrics ([`CountLayer`] counts
@@ -29,6 +30,7 @@ mod calls;
 mod clients;
 mod identify;
 mod in_flight;
+pub mod rate;
 pub mod rate_limit;
 
 use std::future::Future;
@@ -53,6 +55,7 @@ use rate_limit::RateLimits;
 
 pub use calls::{CountLayer, CountService};
 pub use identify::TrustedNetwork;
+pub use rate::{Rate, RateUnit};
 pub use rate_limit::{DEFAULT_CLASS, RateLimitRule};
 
 /// The header a caller names itself with, when it has no client certificate. A `HeaderName`
@@ -72,12 +75,12 @@ const PANICS: &str = "cardlookup_handler_panics_total";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "rate limit of client class `{class}` ({per_second}/s) exceeded; retry after {} ms",
+        "rate limit of client class `{class}` ({rate}) exceeded; retry after {} ms",
         retry_after.as_millis()
     )]
     RateLimited {
         class: Arc<str>,
-        per_second: u32,
+        rate: Rate,
         retry_after: Duration,
     },
     #[error("the server is at its concurrency limit; retry shortly or on another replica")]

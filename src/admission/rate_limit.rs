@@ -2,7 +2,6 @@
 //! class's rate (kept in the client's entry, `clients`).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use metrics::{Counter, describe_counter};
 
 use super::Refusal;
+use super::rate::Rate;
 use crate::token::is_safe_token;
 
 /// The class of clients that no `--rate-limit` rule names.
@@ -21,8 +21,8 @@ const RATE_LIMITED: &str = "cardlookup_requests_rate_limited_total";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitRule {
     pub class: String,
-    /// Calls a second each client of the class may make (also the burst).
-    pub per_second: NonZeroU32,
+    /// Calls each client of the class may make (`count` a `unit`; also the burst).
+    pub rate: Rate,
     /// Client identities in the class; empty for `default`.
     pub members: Vec<String>,
 }
@@ -30,28 +30,24 @@ pub struct RateLimitRule {
 impl std::str::FromStr for RateLimitRule {
     type Err = String;
 
-    /// `CLASS=RATE[:ID,ID...]`, RATE as `N/s` or `N/m` (rounded up to a whole number a
-    /// second): `default=100/s`, `checkout=5000/s:checkout-svc,checkout-canary`.
+    /// `CLASS=RATE[:ID,ID...]`, RATE as `N/s`, `N/m`, `N/h` or `N/d` ([`Rate`]):
+    /// `default=100/s`, `checkout=5000/s:checkout-svc,checkout-canary`, `reports=500/d:batch`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let usage = || {
             format!("`{text}`: expected CLASS=RATE[:ID,ID...], e.g. checkout=5000/s:checkout-svc")
         };
         let (class, rest) = text.split_once('=').ok_or_else(usage)?;
         let (rate, members) = rest.split_once(':').unwrap_or((rest, ""));
-        let (count, unit) = rate.split_once('/').ok_or_else(usage)?;
-        let count: u32 = count.trim().parse().map_err(|_| usage())?;
-        let per_second = match unit.trim() {
-            "s" => count,
-            "m" => count.div_ceil(60),
-            _ => return Err(usage()),
-        };
+        let rate: Rate = rate
+            .parse()
+            .map_err(|error| format!("{}: {error}", usage()))?;
         let class = class.trim();
         if class.is_empty() || !is_safe_token(class) {
             return Err(usage());
         }
         Ok(Self {
             class: class.to_owned(),
-            per_second: NonZeroU32::new(per_second).ok_or_else(usage)?,
+            rate,
             members: members
                 .split(',')
                 .map(str::trim)
@@ -75,7 +71,7 @@ pub(super) struct RateLimits {
 #[derive(Debug)]
 pub(super) struct ClientClass {
     pub(super) name: Arc<str>,
-    per_second: NonZeroU32,
+    rate: Rate,
     /// Each client's bucket.
     pub(super) quota: Quota,
     refused: Counter,
@@ -91,8 +87,8 @@ impl RateLimits {
             .iter()
             .map(|rule| ClientClass {
                 name: Arc::from(rule.class.as_str()),
-                per_second: rule.per_second,
-                quota: Quota::per_second(rule.per_second),
+                rate: rule.rate,
+                quota: rule.rate.bucket(),
                 refused: metrics::counter!(RATE_LIMITED, "client_class" => rule.class.clone()),
             })
             .collect();
@@ -137,7 +133,7 @@ impl ClientClass {
             .max(Duration::from_millis(1));
         Err(Refusal::RateLimited {
             class: Arc::clone(&self.name),
-            per_second: self.per_second.get(),
+            rate: self.rate,
             retry_after,
         })
     }
@@ -151,15 +147,20 @@ mod tests {
     fn rules_parse() {
         let rule: RateLimitRule = "checkout=5000/s:checkout-svc, canary".parse().unwrap();
         assert_eq!(rule.class, "checkout");
-        assert_eq!(rule.per_second.get(), 5000);
+        assert_eq!(rule.rate.to_string(), "5000/s");
         assert_eq!(rule.members, ["checkout-svc", "canary"]);
         let rule: RateLimitRule = "default=90/m".parse().unwrap();
-        assert_eq!((rule.per_second.get(), rule.members.len()), (2, 0));
+        assert_eq!(
+            (rule.rate.to_string(), rule.members.len()),
+            ("90/m".into(), 0)
+        );
+        let rule: RateLimitRule = "reports=500/d:batch".parse().unwrap();
+        assert_eq!(rule.rate.to_string(), "500/d");
         for bad in [
             "checkout",
             "checkout=5000",
             "checkout=0/s",
-            "checkout=5/h",
+            "checkout=5/w",
             "=5/s",
             "a b=5/s",
         ] {

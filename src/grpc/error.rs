@@ -52,7 +52,7 @@ mod tests {
     fn a_rate_limited_call_is_told_when_to_retry() {
         let status = Status::from(Refusal::RateLimited {
             class: "default".into(),
-            per_second: 20,
+            rate: "20/s".parse().unwrap(),
             retry_after: std::time::Duration::from_millis(40),
         });
         assert_eq!(status.code(), Code::ResourceExhausted);

@@ -89,6 +89,35 @@ async fn each_client_gets_its_own_rate_by_class() {
 }
 
 #[tokio::test]
+async fn an_hourly_rate_is_exact_and_says_when_to_retry() {
+    // 3 an hour: three calls, then a refusal that names the rate and asks for about 20
+    // minutes, where rounding up to a whole call a second would have allowed 3,600.
+    let server =
+        TestServer::start_configured(trusting_loopback(&["default=3/h"]), Arc::clone(&EMBEDDED))
+            .await;
+    let mut client = server.client().await;
+    for _ in 0..3 {
+        assert!(client.validate(validate_as("shop")).await.is_ok());
+    }
+    let refused = client.validate(validate_as("shop")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("`default` (3/h)"),
+        "{}",
+        refused.message()
+    );
+    let pushback: u64 = refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1_190_000..=1_200_000).contains(&pushback), "{pushback}");
+}
+
+#[tokio::test]
 async fn a_client_id_that_looks_like_a_card_number_is_not_used() {
     let config = config(&["default=1/s"], 1024);
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
