@@ -25,6 +25,8 @@ pub(crate) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
         Some(N::Verve) => pb::CardNetwork::Verve,
         Some(N::RuPay) => pb::CardNetwork::Rupay,
         Some(N::Naranja) => pb::CardNetwork::Naranja,
+        Some(N::Uatp) => pb::CardNetwork::Uatp,
+        Some(N::DinaCard) => pb::CardNetwork::Dinacard,
     }
 }
 
@@ -145,6 +147,8 @@ pub(crate) fn network_from_proto(value: i32) -> Option<card::CardNetwork> {
         pb::CardNetwork::Verve => N::Verve,
         pb::CardNetwork::Rupay => N::RuPay,
         pb::CardNetwork::Naranja => N::Naranja,
+        pb::CardNetwork::Uatp => N::Uatp,
+        pb::CardNetwork::Dinacard => N::DinaCard,
     })
 }
 

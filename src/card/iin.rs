@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 use super::network::{CardNetwork, NetworkSet};
 
 use CardNetwork::{
-    AmericanExpress, DinersClub, Discover, Elo, Hiper, Hipercard, Jcb, Maestro, Mastercard, Mir,
-    Naranja, RuPay, Troy, UnionPay, Verve, Visa,
+    AmericanExpress, DinaCard, DinersClub, Discover, Elo, Hiper, Hipercard, Jcb, Maestro,
+    Mastercard, Mir, Naranja, RuPay, Troy, Uatp, UnionPay, Verve, Visa,
 };
 
 /// `(network, first, last)`: numbers whose leading digits, read to the length of `first`, lie
@@ -140,6 +140,8 @@ pub const IIN_RANGES: &[(CardNetwork, &str, &str)] = &[
     (Naranja, "402918", "402918"),
     (Naranja, "527572", "527572"),
     (Naranja, "589562", "589562"),
+    (Uatp, "1", "1"),
+    (DinaCard, "9891", "9891"),
 ];
 
 /// The most leading digits any range looks at.
@@ -446,6 +448,8 @@ mod tests {
             ("5061001234567890123", Verve),
             ("6521500000000000", RuPay),
             ("5895626292990446", Naranja),
+            ("135412345678911", Uatp),
+            ("9891000000000003", DinaCard),
         ];
         for (number, expected) in cases {
             assert_eq!(network(number), Some(expected), "{number}");
@@ -499,7 +503,10 @@ mod tests {
         assert_eq!(network("41"), Some(Visa));
         assert_eq!(network("2"), None);
         assert_eq!(network("27"), Some(Mastercard));
-        assert_eq!(network("1"), Some(Jcb));
+        assert_eq!(network("1"), None);
+        assert_eq!(network("18"), None);
+        assert_eq!(network("1800"), Some(Jcb));
+        assert_eq!(network("1354"), Some(Uatp));
         assert_eq!(network("220"), Some(Mir));
         assert_eq!(network("601"), None);
         assert_eq!(network("6011"), Some(Discover));
@@ -543,9 +550,7 @@ mod tests {
 
     #[test]
     fn unknown_prefixes_have_no_candidates() {
-        for prefix in [
-            "0", "12", "1802", "221", "2721", "306", "3103", "32", "7", "99",
-        ] {
+        for prefix in ["0", "221", "2721", "306", "3103", "32", "7", "99"] {
             let detection = detect_str(prefix);
             assert!(detection.candidates.is_empty(), "{prefix}");
             assert_eq!(detection.network, None, "{prefix}");

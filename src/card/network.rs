@@ -23,6 +23,8 @@ pub enum CardNetwork {
     Verve,
     RuPay,
     Naranja,
+    Uatp,
+    DinaCard,
 }
 
 /// What a network issues.
@@ -40,10 +42,11 @@ pub struct NetworkSpec {
 
 const GAPS_4_4_4_4: &[u8] = &[4, 8, 12, 16];
 const GAPS_4_6_5: &[u8] = &[4, 10];
+const GAPS_4_5_6: &[u8] = &[4, 9];
 
 impl CardNetwork {
     /// Every network, in declaration order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::Visa,
         Self::Mastercard,
         Self::AmericanExpress,
@@ -60,6 +63,8 @@ impl CardNetwork {
         Self::Verve,
         Self::RuPay,
         Self::Naranja,
+        Self::Uatp,
+        Self::DinaCard,
     ];
 
     /// The network's lengths, check-digit rule and grouping.
@@ -112,6 +117,8 @@ impl CardNetwork {
             Self::Verve => spec("Verve", &[16, 18, 19], LUHN, GAPS_4_4_4_4),
             Self::RuPay => spec("RuPay", &[16], LUHN, GAPS_4_4_4_4),
             Self::Naranja => spec("Naranja", &[16], CheckDigit::LuhnOrNaranja, GAPS_4_4_4_4),
+            Self::Uatp => spec("UATP", &[15], LUHN, GAPS_4_5_6),
+            Self::DinaCard => spec("DinaCard", &[16], LUHN, GAPS_4_4_4_4),
         }
     }
 
@@ -141,6 +148,8 @@ impl CardNetwork {
             Self::Verve => "verve",
             Self::RuPay => "rupay",
             Self::Naranja => "naranja",
+            Self::Uatp => "uatp",
+            Self::DinaCard => "dinacard",
         }
     }
 
@@ -182,6 +191,8 @@ impl CardNetwork {
             "VERVE" => Self::Verve,
             "RUPAY" => Self::RuPay,
             "TARJETA NARANJA" | "NARANJA" => Self::Naranja,
+            "UATP" => Self::Uatp,
+            "DINACARD" | "DINA CARD" => Self::DinaCard,
             _ => return None,
         })
     }

@@ -141,3 +141,16 @@ async fn naranja_numbers_with_their_own_check_digit_are_valid() {
     );
     assert_eq!(mistyped.failure(), F::LuhnFailed);
 }
+
+#[tokio::test]
+async fn uatp_and_dinacard_cards_are_accepted() {
+    let server = TestServer::start().await;
+    for (number, network) in [
+        ("135412345678911", N::Uatp),
+        ("9891000000000003", N::Dinacard),
+    ] {
+        let answer = validate(&server, number).await;
+        assert!(answer.valid, "{number}: {answer:?}");
+        assert_eq!(answer.network(), network, "{number}");
+    }
+}
