@@ -137,6 +137,7 @@ AM_BRANDS = {
     "hipercard": "hipercard",
     "verve": "verve",
     "naranja": "naranja",
+    "uatp": "uatp",
 }
 
 
