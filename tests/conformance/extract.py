@@ -18,7 +18,7 @@ the peer says nothing (tests/conformance/README.md describes them):
 
 `network` is one of our slugs (src/card/network.rs `slug()`), `unknown` (no network), or
 `!slug` (the peer asserts the number is *not* that network). `peer_brand` is the peer's own
-name for the brand, kept also where we have no such network (UATP, Dankort, Sodexo, ...).
+name for the brand, kept also where we have no such network (Dankort, Sodexo, Carnet, ...).
 """
 
 from __future__ import annotations
