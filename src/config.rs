@@ -239,6 +239,12 @@ pub struct Args {
     /// is closed anyway. Default 30s: far longer than any unary call.
     #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_connection_age_grace: Duration,
+
+    /// Address of a plaintext port that serves only the gRPC health service
+    /// (grpc.health.v1.Health), with the gRPC port's status: for the kubelet's gRPC probes
+    /// when the gRPC port requires client certificates. Off unless given.
+    #[arg(long, env = "CARD_LOOKUP_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// Configuration that has passed every check.
@@ -271,6 +277,7 @@ pub struct Config {
     pub connection_preface_timeout: Duration,
     pub max_connection_age: Duration,
     pub max_connection_age_grace: Duration,
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// A configuration value that cannot work.
@@ -313,6 +320,8 @@ pub enum ConfigError {
     ConnectionPrefaceTimeout,
     #[error("--max-connection-age and --max-connection-age-grace must be above 0")]
     MaxConnectionAge,
+    #[error("--health-listen must differ from --listen, --metrics-listen and --admin-listen ({0})")]
+    HealthAddress(SocketAddr),
 }
 
 impl TryFrom<Args> for Config {
@@ -351,6 +360,7 @@ impl TryFrom<Args> for Config {
             }
         }
         check_limits(&args)?;
+        check_health_address(&args)?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -404,7 +414,23 @@ impl TryFrom<Args> for Config {
             connection_preface_timeout: args.connection_preface_timeout,
             max_connection_age: args.max_connection_age,
             max_connection_age_grace: args.max_connection_age_grace,
+            health_listen: args.health_listen,
         })
+    }
+}
+
+/// The health port must be a port of its own (port 0, a free port, always is).
+fn check_health_address(args: &Args) -> Result<(), ConfigError> {
+    match args.health_listen {
+        Some(health)
+            if health.port() != 0
+                && (health == args.listen
+                    || health == args.metrics_listen
+                    || args.admin_listen == Some(health)) =>
+        {
+            Err(ConfigError::HealthAddress(health))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -588,6 +614,28 @@ mod tests {
         assert_eq!(
             err,
             ConfigError::AdminAddress("127.0.0.1:50051".parse().unwrap())
+        );
+        for taken in ["127.0.0.1:50051", "127.0.0.1:9090"] {
+            assert_eq!(
+                config(&["--health-listen", taken]).unwrap_err(),
+                ConfigError::HealthAddress(taken.parse().unwrap())
+            );
+        }
+        assert_eq!(
+            config(&[
+                "--admin-listen",
+                "127.0.0.1:50052",
+                "--health-listen",
+                "127.0.0.1:50052"
+            ])
+            .unwrap_err(),
+            ConfigError::HealthAddress("127.0.0.1:50052".parse().unwrap())
+        );
+        assert_eq!(
+            config(&["--health-listen", "0.0.0.0:50053"])
+                .unwrap()
+                .health_listen,
+            Some("0.0.0.0:50053".parse().unwrap())
         );
         std::fs::remove_file(path).unwrap();
     }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
 
@@ -15,12 +16,14 @@ use crate::identity::address_block;
 const CONNECTIONS_OPEN: &str = "cardlookup_connections_open";
 /// Connections closed on arrival or before their first request, by port and reason.
 const CONNECTIONS_REFUSED: &str = "cardlookup_connections_refused_total";
+/// Connections that ended at or past their port's maximum age, by port.
+const CONNECTIONS_CLOSED_FOR_AGE: &str = "cardlookup_connections_closed_for_age_total";
 
 /// Describes the connection metrics (once is enough; again is harmless).
 fn describe_metrics() {
     metrics::describe_gauge!(
         CONNECTIONS_OPEN,
-        "Connections open on a port (port: grpc, admin, metrics)."
+        "Connections open on a port (port: grpc, admin, health, metrics)."
     );
     metrics::describe_counter!(
         CONNECTIONS_REFUSED,
@@ -28,6 +31,11 @@ fn describe_metrics() {
          per_address: over --max-connections or --max-connections-per-address; pending: the \
          oldest of 1,024 connections still starting, closed to make room for a new one; \
          preface_timeout: no HTTP/2 preface in time)."
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_CLOSED_FOR_AGE,
+        "Connections that ended at or past --max-connection-age (moved by its jitter) after they \
+         were accepted: closed by the server's GOAWAY and grace for their age, by port."
     );
 }
 
@@ -81,11 +89,31 @@ pub(crate) struct ConnectionLimits {
     open: Mutex<Open>,
     gauge: Gauge,
     refused: [Counter; Refused::ALL.len()],
+    /// The port's maximum connection age, and the counter of connections that reached it.
+    aged: Option<(Duration, Counter)>,
 }
 
 impl ConnectionLimits {
     /// Limits for the port named `port` (the metrics' `port` label).
     pub(crate) fn new(port: &'static str, caps: ConnectionCaps) -> Arc<Self> {
+        Self::build(port, caps, None)
+    }
+
+    /// Limits for a port whose server closes connections at `max_age`: a connection that ends
+    /// at least `max_age` after it was accepted is counted as closed for its age. tonic gives
+    /// no hook when it sends the GOAWAY, so the end of the connection tells: the server's age
+    /// timer starts once the connection is handed over, a little after it was accepted, so a
+    /// connection closed for its age always lived at least that long, and one that lived that
+    /// long got the GOAWAY whoever closed it in the end.
+    pub(crate) fn with_max_age(
+        port: &'static str,
+        caps: ConnectionCaps,
+        max_age: Duration,
+    ) -> Arc<Self> {
+        Self::build(port, caps, Some(max_age))
+    }
+
+    fn build(port: &'static str, caps: ConnectionCaps, max_age: Option<Duration>) -> Arc<Self> {
         describe_metrics();
         Arc::new(Self {
             port,
@@ -94,6 +122,12 @@ impl ConnectionLimits {
             gauge: metrics::gauge!(CONNECTIONS_OPEN, "port" => port),
             refused: Refused::ALL.map(|reason| {
                 metrics::counter!(CONNECTIONS_REFUSED, "port" => port, "reason" => reason.label())
+            }),
+            aged: max_age.map(|age| {
+                let counter = metrics::counter!(CONNECTIONS_CLOSED_FOR_AGE, "port" => port);
+                // At 0 from the start, so that rate() sees the first one.
+                counter.increment(0);
+                (age, counter)
             }),
         })
     }
@@ -125,6 +159,7 @@ impl ConnectionLimits {
         Ok(ConnectionSlot {
             limits: Arc::clone(self),
             address,
+            accepted: Instant::now(),
         })
     }
 
@@ -134,7 +169,12 @@ impl ConnectionLimits {
         reason
     }
 
-    fn release(&self, address: IpAddr) {
+    fn release(&self, address: IpAddr, accepted: Instant) {
+        if let Some((max_age, closed_for_age)) = &self.aged
+            && accepted.elapsed() >= *max_age
+        {
+            closed_for_age.increment(1);
+        }
         let mut open = self
             .open
             .lock()
@@ -198,11 +238,12 @@ fn open_file_limit(limits: &str) -> Option<u64> {
 pub(crate) struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     address: IpAddr,
+    accepted: Instant,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.limits.release(self.address);
+        self.limits.release(self.address, self.accepted);
     }
 }
 

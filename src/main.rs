@@ -112,10 +112,15 @@ async fn serve(config: Config) -> Result<(), String> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let health = match config.health_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let listeners = Listeners {
         grpc: bind(config.listen).await?,
         metrics: bind(config.metrics_listen).await?,
         admin,
+        health,
     };
     let local = |listener: &TcpListener| {
         listener
@@ -130,6 +135,9 @@ async fn serve(config: Config) -> Result<(), String> {
     );
     if let Some(admin) = &listeners.admin {
         tracing::info!("serving the admin service on {}", local(admin)?);
+    }
+    if let Some(health) = &listeners.health {
+        tracing::info!("serving gRPC health only, plaintext, on {}", local(health)?);
     }
     // Boxed: the server future is large, and lives for the whole process anyway.
     Box::pin(server::run(

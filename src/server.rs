@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
@@ -78,6 +79,8 @@ pub struct Listeners {
     pub metrics: TcpListener,
     /// The admin service's socket; no admin service without one.
     pub admin: Option<TcpListener>,
+    /// The plaintext health-only socket (`--health-listen`); none without one.
+    pub health: Option<TcpListener>,
 }
 
 /// Why the server stopped with an error.
@@ -145,24 +148,30 @@ pub async fn run(
             stop.clone(),
         )
     });
+    let health_port = listeners
+        .health
+        .map(|listener| serve_health(listener, health_service.clone(), config, stop.clone()));
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
+    let max_connection_age = jittered(config.max_connection_age);
     let incoming = incoming::accept(
         listeners.grpc,
         Protocol::Http2 {
             tls,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: Some(max_connection_age + config.max_connection_age_grace),
         },
-        ConnectionLimits::new("grpc", config.connection_caps),
+        ConnectionLimits::with_max_age("grpc", config.connection_caps, max_connection_age),
         stop.clone(),
     );
     // The request timeout is the admission layer's rather than tonic's `Server::timeout`, which
     // makes a timer for every call; tonic still ends a call at the caller's `grpc-timeout`, so
     // the shorter wins.
     let grpc = http2_server()
-        .max_connection_age(jittered(config.max_connection_age))
-        .max_connection_age_grace(config.max_connection_age_grace)
+        // The age only: tonic then sends GOAWAY at it; the grace is the accept loop's
+        // (`Protocol::Http2`'s `closed_after`).
+        .max_connection_age(max_connection_age)
         .layer(AdmissionLayer(admission))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -177,16 +186,15 @@ pub async fn run(
         stop.clone(),
     );
 
-    let admin = async {
-        match admin {
-            Some(admin) => admin.await,
-            None => Ok(()),
-        }
-    };
     let servers = async {
-        let (grpc, (), admin) = tokio::join!(grpc, metrics_http, admin);
+        let (grpc, (), admin, health) = tokio::join!(
+            grpc,
+            metrics_http,
+            if_configured(admin),
+            if_configured(health_port)
+        );
         grpc?;
-        admin
+        admin.and(health)
     };
     let grace_elapsed = async {
         stop.cancelled().await;
@@ -204,6 +212,16 @@ pub async fn run(
             );
             Ok(())
         }
+    }
+}
+
+/// A port's server, or nothing when the port is not configured.
+async fn if_configured(
+    server: Option<impl Future<Output = Result<(), ServerError>>>,
+) -> Result<(), ServerError> {
+    match server {
+        Some(server) => server.await,
+        None => Ok(()),
     }
 }
 
@@ -388,6 +406,33 @@ async fn serve_metrics(
     }
 }
 
+/// The health service alone, plaintext, on a socket of its own: the kubelet's gRPC probes
+/// reach it when the gRPC port requires client certificates. It is a clone of the gRPC port's
+/// health service, with the same reporter, so it answers what that port answers (NOT_SERVING
+/// from the start of a shutdown); no admission, so a probe is never refused.
+async fn serve_health<H: Health>(
+    listener: TcpListener,
+    health: HealthServer<H>,
+    config: &Config,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    let incoming = incoming::accept(
+        listener,
+        Protocol::Http2 {
+            tls: None,
+            preface_timeout: config.connection_preface_timeout,
+            closed_after: None,
+        },
+        ConnectionLimits::new("health", config.connection_caps),
+        stop.clone(),
+    );
+    http2_server()
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach
 /// and payment clients do not; with the gRPC port's HTTP/2 limits, connection caps and preface
 /// timeout.
@@ -402,6 +447,7 @@ async fn serve_admin(
         Protocol::Http2 {
             tls: None,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: None,
         },
         ConnectionLimits::new("admin", config.connection_caps),
         stop.clone(),

@@ -62,14 +62,38 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// When the served certificate expires (its leaf's notAfter, Unix time); set at each (re)load
+/// that succeeds.
+const CERTIFICATE_EXPIRY: &str = "cardlookup_tls_certificate_expiry_timestamp_seconds";
+
+/// A server configuration, and when its certificate expires.
+struct Loaded {
+    config: Arc<ServerConfig>,
+    /// The leaf's notAfter in Unix seconds; `None` if x509-parser cannot read what rustls took.
+    not_after: Option<i64>,
+}
+
+impl Loaded {
+    /// Publishes the expiry of the certificate now served.
+    #[allow(clippy::cast_precision_loss)] // exact for any date before the year 285 million
+    fn record_expiry(&self) {
+        if let Some(not_after) = self.not_after {
+            metrics::gauge!(CERTIFICATE_EXPIRY).set(not_after as f64);
+        }
+    }
+}
+
+fn not_after(leaf: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// Builds a rustls server configuration from the files: TLS 1.2 and 1.3, ALPN `h2`, and
 /// client certificates required when a client CA is given.
-///
-/// # Errors
-/// [`TlsError`] naming the file that cannot be read or used.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = certificates(&files.cert)?;
+    let not_after = certs.first().and_then(not_after);
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_error(&files.key, &e))?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -88,7 +112,10 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     };
     let mut config = builder.with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok(Loaded {
+        config: Arc::new(config),
+        not_after,
+    })
 }
 
 /// The TLS set-up in force, replaced when its files change.
@@ -104,10 +131,16 @@ impl LiveTls {
     /// # Errors
     /// [`TlsError`] when they cannot be used.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
-        let config = server_config(&files)?;
+        metrics::describe_gauge!(
+            CERTIFICATE_EXPIRY,
+            metrics::Unit::Seconds,
+            "When the certificate the gRPC port serves expires: its notAfter (Unix time), updated when the files are reloaded."
+        );
+        let loaded = server_config(&files)?;
+        loaded.record_expiry();
         Ok(Self {
             files,
-            current: ArcSwap::new(config),
+            current: ArcSwap::new(loaded.config),
         })
     }
 
@@ -125,8 +158,9 @@ impl LiveTls {
     /// Reads the files again; when they cannot be used, the set-up in force stays.
     pub fn reload(&self) {
         match server_config(&self.files) {
-            Ok(config) => {
-                self.current.store(config);
+            Ok(loaded) => {
+                loaded.record_expiry();
+                self.current.store(loaded.config);
                 tracing::info!("TLS certificates reloaded");
             }
             Err(error) => {

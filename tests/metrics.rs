@@ -12,7 +12,13 @@
 #[path = "it/common/mod.rs"]
 mod common;
 
-use common::{EMBEDDED, TestServer, http_get, pb};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use card_lookup::config::Config;
+use card_lookup::tls::TlsFiles;
+use common::pki::{ca, server_leaf_until};
+use common::{EMBEDDED, TempDir, TestServer, http_get, pb};
 
 /// The value of the sample whose line starts with `series` (name and labels), if any.
 fn sample(scrape: &str, series: &str) -> Option<f64> {
@@ -113,4 +119,101 @@ async fn only_metrics_is_served() {
     let (status, body) = http_get(server.metrics_addr, "/metrics").await;
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("grpc_server_started_total"));
+}
+
+/// The served certificate's notAfter is exported, and follows the certificate files when they
+/// are replaced (a renewal).
+#[tokio::test]
+async fn the_served_certificates_expiry_is_exported_and_follows_a_renewal() {
+    const EXPIRY: &str = "cardlookup_tls_certificate_expiry_timestamp_seconds";
+    let dir = TempDir::new("metrics-tls-expiry");
+    let authority = ca("Expiry CA");
+    let (cert, key) = server_leaf_until(&authority, (2031, 5, 17));
+    let files = TlsFiles {
+        cert: dir.write("server.pem", &cert),
+        key: dir.write("server.key", &key),
+        client_ca: None,
+    };
+    let config = Config {
+        tls: Some(files.clone()),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    // 2031-05-17T00:00:00Z
+    assert_eq!(
+        sample(&server.scrape().await, EXPIRY),
+        Some(1_936_742_400.0)
+    );
+
+    let (cert, key) = server_leaf_until(&authority, (2032, 2, 29));
+    std::fs::write(&files.key, key).unwrap();
+    std::fs::write(&files.cert, cert).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // 2032-02-29T00:00:00Z
+    while sample(&server.scrape().await, EXPIRY) != Some(1_961_625_600.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate's expiry was not exported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client that keeps calling across its connection's maximum age gets every answer: the
+/// server's GOAWAY makes it open a new connection, and the old one, closed for its age, is
+/// counted. A connection its client closes younger is not.
+#[tokio::test]
+async fn connections_closed_for_their_age_are_counted_and_their_clients_lose_no_call() {
+    const CLOSED_FOR_AGE: &str = r#"cardlookup_connections_closed_for_age_total{port="grpc"}"#;
+    let young = TestServer::start().await;
+    let before = young.scrape().await;
+    let mut client = young.client().await;
+    client
+        .validate(pb::ValidateRequest {
+            number: "4111111111111111".into(),
+        })
+        .await
+        .unwrap();
+    drop(client);
+    // The young connection has closed by now (its client hung up), uncounted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let young_closed = young.scrape().await;
+    let delta = |before: &str, after: &str| {
+        sample(after, CLOSED_FOR_AGE).unwrap_or(0.0) - sample(before, CLOSED_FOR_AGE).unwrap_or(0.0)
+    };
+    assert_eq!(delta(&before, &young_closed), 0.0, "{young_closed}");
+
+    let config = Config {
+        max_connection_age: Duration::from_millis(300),
+        max_connection_age_grace: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let aged = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = aged.client().await;
+    // 2 s of calls: past several ages (at most 330 ms with the jitter) and graces.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut calls = 0;
+    while Instant::now() < until {
+        let answer = client
+            .validate(pb::ValidateRequest {
+                number: "4111111111111111".into(),
+            })
+            .await;
+        assert!(answer.is_ok(), "call {calls} failed: {answer:?}");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(client);
+    // The last connection ends when its own age and grace have passed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let closed = delta(&young_closed, &aged.scrape().await);
+    // About one connection an age and grace (300 to 660 ms): 3 to 7 in 2 s, with room.
+    assert!(
+        closed >= 3.0,
+        "{closed} connections counted closed for age in {calls} calls"
+    );
+    assert!(
+        closed <= 20.0,
+        "{closed} connections counted closed for age"
+    );
 }

@@ -5,6 +5,7 @@
 //! The accept loop never waits for anything but the next connection: a connection over a cap
 //! is closed at once, and TLS handshakes and preface reads are done in a task of their own.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -59,17 +60,40 @@ pub(crate) struct Connection {
     read_ahead_consumed: usize,
     /// The connection's place under the port's caps, given back when the server drops it.
     _slot: ConnectionSlot,
+    /// When the connection is closed whatever it is doing: its maximum age and the grace after
+    /// it ([`Protocol::Http2`]'s `closed_after`).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Connection {
-    fn new(io: Io, peer: PeerInfo, read_ahead: Vec<u8>, slot: ConnectionSlot) -> Self {
+    fn new(
+        io: Io,
+        peer: PeerInfo,
+        read_ahead: Vec<u8>,
+        slot: ConnectionSlot,
+        closed_after: Option<Duration>,
+    ) -> Self {
         Self {
             io,
             peer,
             read_ahead,
             read_ahead_consumed: 0,
             _slot: slot,
+            deadline: closed_after.map(|after| Box::pin(tokio::time::sleep(after))),
         }
+    }
+
+    /// Whether the connection is past its deadline. Cheap while data flows (a flag read);
+    /// when the read has to wait, the timer is armed too, so that a connection whose peer
+    /// sends nothing (and reads nothing) is still ended on time.
+    fn past_deadline(&mut self, cx: &mut Context<'_>, read_waits: bool) -> bool {
+        self.deadline.as_mut().is_some_and(|deadline| {
+            if read_waits {
+                deadline.as_mut().poll(cx).is_ready()
+            } else {
+                deadline.is_elapsed()
+            }
+        })
     }
 }
 
@@ -107,10 +131,18 @@ impl AsyncRead for Connection {
             }
             return Poll::Ready(Ok(()));
         }
-        match &mut self.io {
+        let read = match &mut self.io {
             Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        };
+        if self.past_deadline(cx, read.is_pending()) {
+            // The server drops a connection whose reads fail: it is closed.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "past the maximum connection age and its grace",
+            )));
         }
+        read
     }
 }
 
@@ -161,15 +193,24 @@ impl AsyncWrite for Connection {
 
 const HANDSHAKE_FAILURES: &str = "cardlookup_tls_handshake_failures_total";
 const ACCEPT_ERRORS: &str = "cardlookup_accept_errors_total";
+/// The `reason` label of [`HANDSHAKE_FAILURES`].
+const HANDSHAKE_REFUSED: &str = "refused";
+const HANDSHAKE_TIMEOUT: &str = "timeout";
+const HANDSHAKE_FAILURE_REASONS: [&str; 2] = [HANDSHAKE_REFUSED, HANDSHAKE_TIMEOUT];
 
 /// What a port speaks, and so what a connection must do before the server gets it.
 #[derive(Debug, Clone)]
 pub(crate) enum Protocol {
     /// gRPC: the client must finish the TLS handshake (when `tls` is given) and send the
-    /// HTTP/2 preface within `preface_timeout` of being accepted.
+    /// HTTP/2 preface within `preface_timeout` of being accepted. With `closed_after`, the
+    /// connection is closed that long after it is handed to the server, whatever it is doing:
+    /// the maximum age and its grace. (tonic sends GOAWAY at the age only when it is given no
+    /// grace of its own: with one, it sends none and closes the connection abruptly when the
+    /// grace ends. So tonic gets the age and this, the grace.)
     Http2 {
         tls: Option<Arc<LiveTls>>,
         preface_timeout: Duration,
+        closed_after: Option<Duration>,
     },
     /// Plaintext HTTP/1 (metrics): handed over at once; its server bounds the time to read
     /// the request headers.
@@ -195,6 +236,12 @@ pub(crate) fn accept(
         "Failed accepts of a port, such as when the process is out of file descriptors."
     );
     let accept_errors = metrics::counter!(ACCEPT_ERRORS, "port" => limits.port());
+    if let Protocol::Http2 { tls: Some(_), .. } = &protocol {
+        // At 0 from the start, so that rate() sees the first failure of each kind.
+        for reason in HANDSHAKE_FAILURE_REASONS {
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => reason).increment(0);
+        }
+    }
     let (ready, connections) = mpsc::channel(MAX_STARTING);
     let starting = Arc::new(Starting::default());
     let handshake_log = Arc::new(LogThrottle::new(LOG_INTERVAL));
@@ -273,19 +320,21 @@ impl Accepted {
             remote_ip: Some(Arc::from(address_identity(self.remote_addr.ip()))),
             client_subject: None,
         };
-        let (tls, preface_timeout) = match protocol {
+        let (tls, preface_timeout, closed_after) = match protocol {
             Protocol::Http1 => {
                 return Some(Connection::new(
                     Io::Plain(self.stream),
                     peer,
                     Vec::new(),
                     self.slot,
+                    None,
                 ));
             }
             Protocol::Http2 {
                 tls,
                 preface_timeout,
-            } => (tls, preface_timeout),
+                closed_after,
+            } => (tls, preface_timeout, closed_after),
         };
         let deadline = self.arrived + preface_timeout;
         let (mut io, peer) = match tls {
@@ -311,7 +360,7 @@ impl Accepted {
         // Read rather than peek: a peer sending a byte at a time would make a peek loop spin.
         let mut preface = vec![0; HTTP2_PREFACE_LEN];
         match tokio::time::timeout_at(deadline, read_exact(&mut io, &mut preface)).await {
-            Ok(Ok(())) => Some(Connection::new(io, peer, preface, self.slot)),
+            Ok(Ok(())) => Some(Connection::new(io, peer, preface, self.slot, closed_after)),
             // Closed or broken before its first request: nothing to serve, nothing to count.
             Ok(Err(_)) => None,
             Err(_) => {
@@ -334,14 +383,14 @@ fn handshake_outcome(
     match done {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
-            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "refused").increment(1);
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => HANDSHAKE_REFUSED).increment(1);
             if let Some(suppressed) = log.allow() {
                 tracing::info!(%peer, %error, suppressed, "TLS handshake refused");
             }
             None
         }
         Err(_) => {
-            metrics::counter!(HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+            metrics::counter!(HANDSHAKE_FAILURES, "reason" => HANDSHAKE_TIMEOUT).increment(1);
             if let Some(suppressed) = log.allow() {
                 tracing::info!(%peer, suppressed, "TLS handshake timed out");
             }

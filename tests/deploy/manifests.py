@@ -139,6 +139,16 @@ def bin_data(workload: Workload, objects: list[dict]) -> list[BinData]:
     return found
 
 
+def listen_setting(container: dict, flag: str) -> str | None:
+    """The address a container's --FLAG (or its CARD_LOOKUP_ twin) gives, if any."""
+    for a in container.get("args", []):
+        k, _, v = a.partition("=")
+        if k == flag:
+            return v
+    twin = "CARD_LOOKUP_" + flag.removeprefix("--").upper().replace("-", "_")
+    return next((e.get("value") for e in container.get("env", []) if e["name"] == twin), None)
+
+
 def tls_settings(container: dict) -> dict[str, str]:
     """The container's flags, with the CARD_LOOKUP_TLS_* variables as the flags they stand for
     (a flag given on the command line wins, as in the binary)."""
@@ -154,8 +164,13 @@ def tls_settings(container: dict) -> dict[str, str]:
 
 
 # What the container listens on becomes an ephemeral loopback port here.
-LOOPBACK_FLAGS = ("--listen", "--metrics-listen", "--admin-listen")
-LOOPBACK_ENV = ("CARD_LOOKUP_LISTEN", "CARD_LOOKUP_METRICS_LISTEN", "CARD_LOOKUP_ADMIN_LISTEN")
+LOOPBACK_FLAGS = ("--listen", "--metrics-listen", "--admin-listen", "--health-listen")
+LOOPBACK_ENV = (
+    "CARD_LOOKUP_LISTEN",
+    "CARD_LOOKUP_METRICS_LISTEN",
+    "CARD_LOOKUP_ADMIN_LISTEN",
+    "CARD_LOOKUP_HEALTH_LISTEN",
+)
 
 
 @dataclass
@@ -202,8 +217,11 @@ def live_config(workload: Workload, files: list[BinData], base: Path) -> LiveCon
             args.append(local(a) if k.startswith("--tls") else a)
     env = {}
     for e in container.get("env", []):
-        if "value" in e and e["name"] not in LOOPBACK_ENV:
-            value = local(e["value"]) if e["name"].startswith("CARD_LOOKUP_TLS") else e["value"]
-            env[e["name"]] = value
+        if "value" not in e:
+            continue
+        if e["name"] in LOOPBACK_ENV:
+            env[e["name"]] = "127.0.0.1:0"
+        else:
+            env[e["name"]] = local(e["value"]) if e["name"].startswith("CARD_LOOKUP_TLS") else e["value"]
     os.makedirs(base, exist_ok=True)
     return LiveConfig(args, env, bins, secret_dirs)

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 import yaml
 
 # Labels Prometheus and the Prometheus Operator add to every scraped series; not on /metrics.
-TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
+# `cluster` is the one a multi-cluster set-up adds (an external label seen by Thanos or Mimir,
+# or a relabelling), which the rules and the dashboard keep through their aggregations.
+TARGET = {"job", "instance", "namespace", "pod", "service", "endpoint", "container", "cluster"}
+# The prefix of the metrics a server exports only with TLS on its gRPC port.
+TLS_ONLY = "cardlookup_tls_"
 GRPC_CODES = {
     "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",

@@ -8,7 +8,7 @@ import yaml
 
 import manifests
 from manifests import PROBES, TLS_FLAGS, matches, of_kind, port_of, seconds
-from support import KUBERNETES_VERSION, run
+from support import KEDA_EXAMPLE, KUBERNETES_VERSION, run
 
 RENDERS = ["base", "example", "tls"]
 
@@ -58,9 +58,9 @@ def test_deployment_selector_matches_its_pod_labels(workload):
     assert matches(workload.spec["selector"]["matchLabels"], workload.pod_labels)
 
 
-def test_deployment_runs_3_replicas(workload):
-    """Three replicas, as the HPA's minimum: one zone or node lost leaves two serving."""
-    assert workload.spec.get("replicas") == 3, workload.spec.get("replicas")
+def test_deployment_leaves_the_replica_count_to_the_hpa(workload):
+    """No spec.replicas beside the HPA: every apply would set a scaled-up fleet back to it."""
+    assert "replicas" not in workload.spec, workload.spec.get("replicas")
 
 
 def test_container_ports_are_grpc_and_metrics(workload):
@@ -294,12 +294,27 @@ def test_one_horizontal_pod_autoscaler(example_objects):
 
 
 def test_hpa_scales_the_deployment_on_cpu_keeping_3(example_objects, workload):
-    """The HPA scales this Deployment, on CPU, never below 3 replicas."""
+    """The HPA scales this Deployment, on CPU, from 3 replicas (one zone or node lost leaves
+    two serving) to a fleet's ceiling (at least 30)."""
     for h in of_kind(example_objects, "HorizontalPodAutoscaler"):
         ref = h["spec"]["scaleTargetRef"]
         assert ref["kind"] == "Deployment" and ref["name"] == workload.name, ref
-        assert h["spec"].get("minReplicas", 1) >= 3 and h["spec"]["maxReplicas"] >= h["spec"]["minReplicas"], h["spec"]
+        assert h["spec"].get("minReplicas", 1) >= 3 and h["spec"]["maxReplicas"] >= 30, h["spec"]
         assert any(m.get("resource", {}).get("name") == "cpu" for m in h["spec"].get("metrics", [])), h["spec"]
+
+
+def test_keda_example_scales_the_deployment_in_the_hpas_range(example_objects, workload):
+    """The KEDA example (instead of the HPA) targets this Deployment with the HPA's range and
+    behaviour, and is not in the base: two autoscalers on one Deployment would fight."""
+    scaled = yaml.safe_load(KEDA_EXAMPLE.read_text())
+    assert scaled["kind"] == "ScaledObject" and scaled["apiVersion"].startswith("keda.sh/"), scaled["apiVersion"]
+    ref = scaled["spec"]["scaleTargetRef"]
+    assert ref.get("kind", "Deployment") == "Deployment" and ref["name"] == workload.name, ref
+    hpa = of_kind(example_objects, "HorizontalPodAutoscaler")[0]["spec"]
+    spec = scaled["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (hpa["minReplicas"], hpa["maxReplicas"]), spec
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
+    assert not of_kind(example_objects, "ScaledObject")
 
 
 def test_one_pod_disruption_budget_selecting_the_pods(example_objects, workload):
@@ -410,11 +425,13 @@ def test_tls_probe_can_pass_the_handshake(probe, tls_workload):
 
 
 @pytest.mark.parametrize("probe", PROBES)
-def test_tls_http_probe_on_the_plaintext_metrics_port(probe, tls_workload):
-    """An HTTP probe of the TLS patch is a plain HTTP GET on the metrics port."""
-    http = tls_workload.container.get(probe, {}).get("httpGet", {})
-    if not http:
-        pytest.skip(f"the {probe} is no HTTP GET")
-    assert (
-        http.get("port") in ("metrics", tls_workload.ports.get("metrics")) and http.get("scheme", "HTTP") == "HTTP"
-    ), http
+def test_tls_probe_is_native_grpc_on_the_health_port(probe, tls_workload):
+    """The TLS patch's probes are native gRPC probes on the plaintext health port: a
+    containerPort, numbered as --health-listen binds it on every interface."""
+    container = tls_workload.container
+    grpc_probe = container.get(probe, {}).get("grpc", {})
+    health = manifests.listen_setting(container, "--health-listen")
+    assert health, "the TLS patch sets no --health-listen (CARD_LOOKUP_HEALTH_LISTEN)"
+    assert health.startswith("0.0.0.0:"), f"--health-listen={health}: the kubelet probes the pod's IP"
+    assert grpc_probe.get("port") == port_of(health), (probe, grpc_probe, health)
+    assert tls_workload.ports.get("health") == port_of(health), tls_workload.ports

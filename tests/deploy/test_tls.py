@@ -6,7 +6,6 @@ ends in exit status 0."""
 
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -14,7 +13,8 @@ import card_lookup_process
 import kubelet
 import manifests
 from manifests import PROBES
-from support import SERVICE, Grpcurl, lookup, run, wait_until
+from promql_labels import TLS_ONLY, Analysis, parse_exposition
+from support import ROOT, RULES, SERVICE, Grpcurl, lookup, run, scrape, wait_until
 
 SERVER_EXT = "subjectAltName=DNS:card-lookup.payments.svc,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
 
@@ -114,15 +114,43 @@ def test_no_client_certificate_fails(tls_server, mtls, pki):
     assert '"SERVING"' not in out, out
 
 
+# The health API as the kubelet's probe has it built in: the health port serves no reflection.
+HEALTH_PROTO = """syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+"""
+
+
+@pytest.fixture(scope="module")
+def health_port(tls_server) -> str:
+    """The TLS server's plaintext health port (its loopback twin of the patch's)."""
+    assert wait_until(10, lambda: tls_server.health_address), "no health port:\n" + tls_server.output
+    return tls_server.health_address
+
+
 @pytest.mark.parametrize("probe", PROBES)
-def test_patch_probe_answers(probe, tls_server, tls_workload):
-    """The patch's HTTP probe, a GET on the plaintext metrics port, answers 200."""
-    http = tls_workload.container.get(probe, {}).get("httpGet")
-    if not http:
-        pytest.skip(f"the patch's {probe} is no HTTP GET")
-    path = http.get("path", "/")
-    with urllib.request.urlopen(f"http://{tls_server.metrics_address}{path}", timeout=5) as response:
-        assert response.status == 200, f"GET {path} answered {response.status}"
+def test_patch_probe_answers(probe, health_port, tls_workload, grpcurl_path, tmp_path):
+    """The patch's probe, as the kubelet makes it: gRPC in plaintext, no certificate, on the
+    health port, answers SERVING."""
+    grpc_probe = tls_workload.container.get(probe, {}).get("grpc")
+    assert grpc_probe, f"the patch's {probe} is no gRPC probe"
+    (tmp_path / "health.proto").write_text(HEALTH_PROTO)
+    proto = ["-plaintext", "-import-path", str(tmp_path), "-proto", "health.proto"]
+    data = {"service": grpc_probe["service"]} if grpc_probe.get("service") else {}
+    out = Grpcurl(grpcurl_path)(health_port, "grpc.health.v1.Health/Check", data=data, tls=proto)
+    assert '"SERVING"' in out, out
+
+
+def test_health_port_serves_nothing_else(health_port, grpcurl_path):
+    """The health port answers no other service: a card lookup there is Unimplemented."""
+    proto = ["-plaintext", "-import-path", str(ROOT / "proto"), "-proto", "cardlookup/v1/card_lookup.proto"]
+    out = Grpcurl(grpcurl_path)(health_port, f"{SERVICE}/LookupBin", data={"number": "622848"}, tls=proto)
+    assert "Unimplemented" in out, out
 
 
 def served_subject(openssl, pki, address) -> str:
@@ -154,6 +182,19 @@ def test_renewed_certificate_is_served_without_restart(tls_server, tls_config, m
     )
     out = mtls(tls_server.address, "grpc.health.v1.Health/Check")
     assert '"SERVING"' in out, out
+
+
+def test_tls_metrics_the_rules_use_are_on_live_metrics(tls_server, promql_parser):
+    """The TLS-only metrics the rules use (handshake failures, the certificate's expiry) are
+    on the TLS server's /metrics, with the labels the rules use."""
+    analysis = Analysis(promql_parser, parse_exposition(scrape(tls_server)), "card-lookup")
+    analysis.rules(RULES)
+    tls_metrics = sorted(m for m in analysis.used if m.startswith(TLS_ONLY))
+    assert tls_metrics, "the rules use no TLS metric"
+    missing = [m for m in tls_metrics if m not in analysis.scraped]
+    assert not missing, "not on the TLS server's /metrics: " + ", ".join(missing)
+    bad = [f"{where}: " + "; ".join(problems) for where, problems in analysis.rule_results if problems]
+    assert not bad, "\n".join(bad)
 
 
 def test_tls_exits_0_on_sigterm(tls_server):

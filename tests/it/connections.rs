@@ -1,12 +1,13 @@
 //! Connections that hold a place without using it: silent ones are closed after the preface
 //! (header) timeout, and the caps close connections past them at once, on every port, while
-//! well-behaved clients from other addresses keep being served.
+//! well-behaved clients from other addresses keep being served; and a connection past its
+//! maximum age gets GOAWAY, finishes its call in flight and closes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{EMBEDDED, TestServer, http_get, pb};
+use crate::common::{EMBEDDED, TestServer, VALIDATE_PATH, grpc_request, http_get, pb};
 use card_lookup::config::Config;
 use card_lookup::connection_limits::ConnectionCaps;
 use pb::card_lookup_service_client::CardLookupServiceClient;
@@ -374,4 +375,66 @@ async fn rapid_resets_write_no_warning() {
     let log = binary.stop();
     assert!(closed_by_server > 0, "no rapid-reset connection was closed");
     assert!(warnings(&log).is_empty(), "{log}");
+}
+
+/// At its maximum age a connection gets GOAWAY: it takes no new call, a call in flight still
+/// finishes within the grace, and then the server closes the connection.
+#[tokio::test]
+async fn a_connection_past_its_age_gets_goaway_and_a_call_in_flight_finishes() {
+    use prost::Message;
+
+    let server = start(|config| {
+        config.max_connection_age = Duration::from_millis(300);
+        config.max_connection_age_grace = Duration::from_secs(5);
+    })
+    .await;
+    let tcp = TcpStream::connect(server.grpc_addr).await.unwrap();
+    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    // A call whose message is held back past the age (at most 330 ms with its jitter).
+    let (response, mut request) = sender
+        .send_request(grpc_request(server.grpc_addr, VALIDATE_PATH), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // GOAWAY came: a new call on the connection is not taken.
+    let refused = match sender.clone().ready().await {
+        Err(error) => Some(error.to_string()),
+        Ok(mut ready) => {
+            match ready.send_request(grpc_request(server.grpc_addr, VALIDATE_PATH), true) {
+                Err(error) => Some(error.to_string()),
+                Ok((late, _)) => tokio::time::timeout(PATIENCE, late)
+                    .await
+                    .unwrap()
+                    .err()
+                    .map(|error| error.to_string()),
+            }
+        }
+    };
+    assert!(refused.is_some(), "a call opened after GOAWAY was taken");
+
+    // The call in flight is answered.
+    let message = pb::ValidateRequest {
+        number: "4111111111111111".into(),
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    request.send_data(frame.into(), true).unwrap();
+    let mut body = tokio::time::timeout(PATIENCE, response)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_body();
+    while let Some(data) = body.data().await {
+        let data = data.unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "0", "{trailers:?}");
+
+    // With no call left, the server closes the connection (well within the 5 s grace).
+    let ended = tokio::time::timeout(Duration::from_secs(3), connection).await;
+    assert!(ended.is_ok(), "the connection stayed open after GOAWAY");
 }

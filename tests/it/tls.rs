@@ -130,6 +130,67 @@ async fn mutual_tls_lets_in_only_clients_of_the_client_ca() {
     }
 }
 
+/// Under mutual TLS, the health port answers a plaintext client without a certificate, as a
+/// kubelet gRPC probe is, with the main port's status (the service's name is known there:
+/// one reporter), while the main port refuses that client. It serves nothing else.
+#[tokio::test]
+async fn the_health_port_answers_probes_without_a_certificate_and_serves_only_health() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let dir = TempDir::new("mtls-health");
+    let authority = ca("Test CA");
+    let clients = ca("Client CA");
+    let server = start(server_files(&dir, &authority, Some(&clients)), "").await;
+    let service = card_lookup::proto::cardlookup::v1::card_lookup_service_server::SERVICE_NAME;
+
+    let probe = Channel::from_shared(format!("http://{}", server.health_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(probe.clone());
+    for name in ["", service] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: name.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{name:?}");
+    }
+
+    let mut main_port = HealthClient::new(
+        Channel::from_shared(format!("http://{}", server.grpc_addr))
+            .unwrap()
+            .connect_timeout(PATIENCE)
+            .timeout(PATIENCE)
+            .connect_lazy(),
+    );
+    assert!(
+        main_port
+            .check(HealthCheckRequest::default())
+            .await
+            .is_err(),
+        "the mTLS port answered a plaintext probe"
+    );
+
+    let refused = validate(&mut CardLookupServiceClient::new(probe.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(probe);
+    let refused = reflection
+        .server_reflection_info(tokio_stream::iter([
+            tonic_reflection::pb::v1::ServerReflectionRequest::default(),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+}
+
 #[tokio::test]
 async fn the_client_certificate_is_the_rate_limit_identity() {
     let dir = TempDir::new("mtls-rate");

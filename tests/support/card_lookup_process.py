@@ -32,6 +32,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADDRESS = r"[0-9A-Za-z.:\[\]]+"
 SERVING = re.compile(rf"serving gRPC on ({ADDRESS}), metrics on http://({ADDRESS})/metrics")
 SERVING_ADMIN = re.compile(rf"serving the admin service on ({ADDRESS})")
+SERVING_HEALTH = re.compile(rf"serving gRPC health only, plaintext, on ({ADDRESS})")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Server:
     address: str = ""
     metrics_address: str = ""
     admin_address: str = ""
+    health_address: str = ""  # with --health-listen
     lines: list[str] = field(default_factory=list)
     _serving: threading.Event = field(default_factory=threading.Event)
     _reader: threading.Thread | None = None
@@ -66,6 +68,9 @@ class Server:
             elif match := SERVING_ADMIN.search(line):
                 if not self.admin_address:
                     self.admin_address = match[1]
+            elif match := SERVING_HEALTH.search(line):
+                if not self.health_address:
+                    self.health_address = match[1]
             if self.address and (self.admin_address or not self.expect_admin):
                 self._serving.set()
 

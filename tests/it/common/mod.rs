@@ -75,6 +75,8 @@ pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The plaintext health-only port (`--health-listen`).
+    pub health_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -93,15 +95,18 @@ impl TestServer {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
+        let health_addr = health.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let listeners = Listeners {
                 grpc,
                 metrics,
                 admin: Some(admin),
+                health: Some(health),
             };
             Box::pin(server::run(&config, store, listeners, async {
                 let _ = stopped.await;
@@ -112,6 +117,7 @@ impl TestServer {
             grpc_addr,
             metrics_addr,
             admin_addr,
+            health_addr,
             shutdown: Some(shutdown),
             task,
         }

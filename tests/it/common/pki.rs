@@ -22,7 +22,25 @@ pub fn ca(name: &str) -> Ca {
 /// A certificate for `localhost` and its key, in PEM, signed by `ca`: a client certificate
 /// when `client`, else a server one.
 pub fn leaf(ca: &Ca, common_name: &str, client: bool) -> (String, String) {
+    leaf_with(ca, common_name, client, |_| {})
+}
+
+/// A server certificate as [`leaf`] makes them, valid until the start of the day `(year,
+/// month, day)` (UTC).
+pub fn server_leaf_until(ca: &Ca, (year, month, day): (i32, u8, u8)) -> (String, String) {
+    leaf_with(ca, "card-lookup", false, |params| {
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+    })
+}
+
+fn leaf_with(
+    ca: &Ca,
+    common_name: &str,
+    client: bool,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> (String, String) {
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    adjust(&mut params);
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
