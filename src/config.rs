@@ -245,6 +245,11 @@ pub struct Args {
     /// when the gRPC port requires client certificates. Off unless given.
     #[arg(long, env = "CARD_LOOKUP_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
+    /// How often the --bin-data files are checked for a change the file watcher missed (on
+    /// network file systems it sees only the node's own writes): a stat of each file, and a
+    /// reload only when one differs. 0 turns it off. Default 60s.
+    #[arg(long, env = "CARD_LOOKUP_DATA_RECHECK_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub data_recheck_interval: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -278,6 +283,8 @@ pub struct Config {
     pub max_connection_age: Duration,
     pub max_connection_age_grace: Duration,
     pub health_listen: Option<SocketAddr>,
+    /// `None`: off.
+    pub data_recheck_interval: Option<Duration>,
 }
 
 /// A configuration value that cannot work.
@@ -415,6 +422,7 @@ impl TryFrom<Args> for Config {
             max_connection_age: args.max_connection_age,
             max_connection_age_grace: args.max_connection_age_grace,
             health_listen: args.health_listen,
+            data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
         })
     }
 }
@@ -513,6 +521,16 @@ mod tests {
             Args::try_parse_from(std::iter::once("card-lookup").chain(flags.iter().copied()))
                 .expect("flags parse");
         Config::try_from(args)
+    }
+
+    #[test]
+    fn the_data_recheck_is_every_minute_unless_turned_off() {
+        assert_eq!(
+            Config::default().data_recheck_interval,
+            Some(Duration::from_secs(60))
+        );
+        let off = config(&["--data-recheck-interval", "0s"]).unwrap();
+        assert_eq!(off.data_recheck_interval, None);
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
 //!   generated types).
+//! - [`sync`]: `card-lookup data sync`, the updater that keeps a directory holding the BIN
+//!   data an origin publishes (manifest, download, digest, check, one switch).
 //! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
 //!   reflection and shutdown. `main.rs` only parses the configuration, loads the data, binds
 //!   the ports and calls [`server::run`], which tests call with their own listeners and
@@ -42,6 +44,7 @@ pub(crate) mod incoming;
 pub(crate) mod log_throttle;
 pub mod proto;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod tls;
 pub(crate) mod token;

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Data(DataCommand::Sync(args))) => cli::sync::sync(&args),
         Some(Command::Validate(args)) => cli::validate(&args),
         Some(Command::Lookup(args)) => cli::lookup(&args),
         Some(Command::Mask(args)) => cli::mask(&args),

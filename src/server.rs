@@ -62,7 +62,7 @@ pub fn http2_server() -> Server {
 
 /// `age` moved by up to 10% either way, drawn once a process: replicas started together do
 /// not then close their connections together, and their clients' reconnections spread out.
-fn jittered(age: Duration) -> Duration {
+pub(crate) fn jittered(age: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -92,6 +92,8 @@ pub enum ServerError {
     Watch(#[from] notify::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start the BIN data re-check: {0}")]
+    Recheck(#[from] std::io::Error),
 }
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
@@ -112,7 +114,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
-    bins::record_loaded(&store.current());
+    let info = store.info();
+    bins::record_loaded(&info.index, &info.sources);
     // Build the IIN lookup table now, so that no caller's first request pays for it.
     crate::card::iin::build_table();
 
@@ -342,6 +345,11 @@ fn start_reloaders(
         )?;
         tracing::info!("watching the BIN data files for changes");
     }
+    if let Some(every) = config.data_recheck_interval
+        && !data_files.is_empty()
+    {
+        store.recheck_every(every, stop.clone())?;
+    }
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(Arc::clone(store), stop.clone()));
     Ok(())
@@ -431,6 +439,36 @@ async fn serve_health<H: Health>(
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// The Prometheus endpoint of `data sync` on `addr`, with the service's connection caps and
+/// header timeout, until `stop`; installs the process's metrics recorder (the caller describes
+/// its metrics). Returns the bound address.
+///
+/// # Errors
+/// When the address cannot be bound or a recorder is installed already.
+pub async fn serve_updater_metrics(
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+) -> Result<std::net::SocketAddr, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let defaults = Config::default();
+    tokio::spawn(serve_metrics(
+        listener,
+        telemetry::metrics_app(handle),
+        defaults.connection_caps,
+        defaults.connection_preface_timeout,
+        stop,
+    ));
+    Ok(bound)
 }
 
 /// The admin service (and reflection, for grpcurl) on its own socket, which operators reach

@@ -447,7 +447,7 @@ fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown()
     let dir = TempDir::new("reload-fifo");
     let path = dir.write("bins.csv", &table("FILE BANK"));
     let (mut child, lines) = serve_binary(&path);
-    let guard = KillOnDrop(child.id());
+    let guard = common::KillOnDrop(child.id());
     line_with(&lines, "watching the BIN data files");
 
     let fifo = dir.0.join("fifo");
@@ -485,13 +485,34 @@ fn a_fifo_in_place_of_the_data_file_fails_the_reload_and_never_delays_shutdown()
     std::mem::forget(guard);
 }
 
-/// Kills a process left running by a failed test.
-struct KillOnDrop(u32);
+/// A change the watcher never reports (a network file system's, written from another node) is
+/// found by the periodic re-check; an unchanged file costs only its stat: no reload at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recheck_finds_a_change_no_event_reported() {
+    let dir = TempDir::new("reload-recheck");
+    let path = dir.write("bins.csv", &table("OLD BANK"));
+    let config = card_lookup::config::Config {
+        watch_data_files: false,
+        data_recheck_interval: Some(Duration::from_millis(100)),
+        ..card_lookup::config::Config::default()
+    };
+    let server = TestServer::start_configured(config, files_only(&[&path])).await;
+    wait_for_issuer(&server, "OLD BANK").await;
+    tokio::time::sleep(QUIET).await;
+    assert!(
+        last_reload(&server).await.is_none(),
+        "an unchanged file was reloaded"
+    );
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
+    let staged = dir.write("bins.csv.new", &table("RECHECKED BANK"));
+    std::fs::rename(&staged, &path).unwrap();
+    wait_for_issuer(&server, "RECHECKED BANK").await;
+    let reload = last_reload(&server).await.unwrap();
+    assert_eq!(reload.trigger, "recheck");
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        last_reload(&server).await.unwrap().at_unix_ms,
+        reload.at_unix_ms,
+        "reloaded again with nothing changed"
+    );
 }

@@ -45,6 +45,8 @@ impl AdminApi {
                     format: source.format.slug().to_owned(),
                     rows: source.rows,
                     skipped_rows: source.skipped_rows,
+                    sha256: source.sha256.clone(),
+                    published_at_unix_ms: source.published_at.map_or(0, unix_ms),
                 })
                 .collect(),
             loaded_at_unix_ms: unix_ms(info.loaded_at),

@@ -67,6 +67,10 @@ pub struct SourceReport {
     pub skipped_rows: u64,
     /// The first bad rows, with their lines and reasons.
     pub problems: Vec<Problem>,
+    /// The SHA-256 of the source's bytes (as stored: compressed, if it is), 64 hex digits.
+    pub sha256: String,
+    /// When it was published, if it came with a manifest (`data sync`) that says so.
+    pub published_at: Option<std::time::SystemTime>,
 }
 
 /// An index and what went into it.
@@ -130,15 +134,17 @@ pub fn load(sources: &[DataSource], options: LoadOptions) -> Result<Loaded, Load
         let mut hashing = HashingReader {
             inner: input,
             hasher: &mut hasher,
+            own: Sha256::new(),
         };
-        let decoded = decompressed(&mut hashing).map_err(|e| fail(ParseError::Read(e).into()))?;
+        let mut decoded =
+            decompressed(&mut hashing).map_err(|e| fail(ParseError::Read(e).into()))?;
         let format = match source {
             DataSource::Embedded => Some(Format::BinListData),
             DataSource::File(_) => options.format,
         };
         // Rows go straight into the builder: if the file turns out bad, the whole builder is
         // dropped below, so nothing of it is ever served.
-        let report = format::read(decoded, format, &mut strings, |row| {
+        let report = format::read(&mut decoded, format, &mut strings, |row| {
             builder.insert(row.first, row.last, row.record);
         })
         .map_err(|e| fail(e.into()))?;
@@ -148,13 +154,23 @@ pub fn load(sources: &[DataSource], options: LoadOptions) -> Result<Loaded, Load
                 count: report.bad_rows,
             }));
         }
+        // Whatever follows a gzip stream is part of the file's bytes, and of its digest.
+        drop(decoded);
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| fail(ParseError::Read(e).into()))?;
+        let sha256 = hex(&hashing.own.finalize());
         end_source(&mut hasher);
+        let published_at = match source {
+            DataSource::File(path) => super::manifest::published_at_beside(path, &sha256),
+            DataSource::Embedded => None,
+        };
         reports.push(SourceReport {
             name: source.name(),
             format: report.format,
             rows: report.rows,
             skipped_rows: report.bad_rows,
             problems: report.problems,
+            sha256,
+            published_at,
         });
     }
     Ok(Loaded {
@@ -213,18 +229,29 @@ fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
-/// Feeds every byte read through it to the version hash.
+/// Feeds every byte read through it to the version hash and to the source's own digest.
 struct HashingReader<'h, R> {
     inner: R,
     hasher: &'h mut Sha256,
+    own: Sha256,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.own.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// Lower-case hex digits.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 struct HashWriter<'h>(&'h mut Sha256);

@@ -4,6 +4,7 @@
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
 use super::index::BinIndex;
+use super::load::SourceReport;
 
 const INDEX_ENTRIES: &str = "cardlookup_bin_index_entries";
 const DATA_INFO: &str = "cardlookup_data_info";
@@ -11,6 +12,8 @@ const RELOAD_SUCCESSFUL: &str = "cardlookup_data_last_reload_successful";
 const RELOAD_SUCCESS_TIMESTAMP: &str = "cardlookup_data_last_reload_success_timestamp_seconds";
 const RELOADS: &str = "cardlookup_data_reloads_total";
 const WATCH_OK: &str = "cardlookup_data_watch_ok";
+const SOURCE_INFO: &str = "cardlookup_data_source_info";
+const PUBLISHED: &str = "cardlookup_data_published_timestamp_seconds";
 
 /// The `result` label of [`RELOADS`], in the order of [`ReloadResult`].
 const RESULTS: [&str; 3] = ["success", "unchanged", "failure"];
@@ -18,7 +21,7 @@ const RESULTS: [&str; 3] = ["success", "unchanged", "failure"];
 /// Describes the metrics, publishes the size and version of the index first loaded as a
 /// successful load, and creates the reload counters at 0, so that `increase()` sees their first
 /// event. Call once the metrics recorder is installed.
-pub fn record_loaded(index: &BinIndex) {
+pub fn record_loaded(index: &BinIndex, sources: &[SourceReport]) {
     describe_gauge!(INDEX_ENTRIES, "BIN prefixes in the live index.");
     describe_gauge!(
         DATA_INFO,
@@ -41,7 +44,17 @@ pub fn record_loaded(index: &BinIndex) {
         WATCH_OK,
         "1 while every directory of the BIN data files is watched; 0 while one is gone (its files' changes are not seen until it is back)."
     );
+    describe_gauge!(
+        SOURCE_INFO,
+        "1 for each file served, by file name (source) and the SHA-256 of its bytes; 0 for files served before."
+    );
+    describe_gauge!(
+        PUBLISHED,
+        metrics::Unit::Seconds,
+        "When each file served was published (Unix time), from the manifest data sync keeps beside it; absent for files that came without one."
+    );
     record_index(index);
+    record_sources(&[], sources);
     for result in RESULTS {
         counter!(RELOADS, "result" => result).increment(0);
     }
@@ -61,6 +74,38 @@ pub(super) fn record_index_replaced(previous: &BinIndex, current: &BinIndex) {
 fn record_index(index: &BinIndex) {
     gauge!(INDEX_ENTRIES).set(index.len() as f64);
     gauge!(DATA_INFO, "version" => index.version().to_owned()).set(1.0);
+}
+
+/// Publishes the digests (and publication times) of `current` in place of `previous`'s.
+pub(super) fn record_sources(previous: &[SourceReport], current: &[SourceReport]) {
+    for old in previous {
+        let kept = current
+            .iter()
+            .any(|new| new.name == old.name && new.sha256 == old.sha256);
+        if !kept {
+            gauge!(SOURCE_INFO, "source" => label(&old.name), "sha256" => old.sha256.clone())
+                .set(0.0);
+        }
+    }
+    for source in current {
+        gauge!(SOURCE_INFO, "source" => label(&source.name), "sha256" => source.sha256.clone())
+            .set(1.0);
+        if let Some(published) = source.published_at {
+            let at = published
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            gauge!(PUBLISHED, "source" => label(&source.name)).set(at);
+        }
+    }
+}
+
+/// A source's `source` label: a file's name without its directory (the name a data sync
+/// manifest gives it), the embedded table's description.
+fn label(name: &str) -> String {
+    std::path::Path::new(name).file_name().map_or_else(
+        || name.to_owned(),
+        |file| file.to_string_lossy().into_owned(),
+    )
 }
 
 /// How a reload ended, as [`RELOADS`] counts it.

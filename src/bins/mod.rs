@@ -6,6 +6,7 @@ pub mod facts;
 pub mod format;
 pub mod index;
 pub mod load;
+pub mod manifest;
 mod metrics;
 pub mod read;
 pub mod record;

@@ -23,6 +23,8 @@ pub enum ReloadTrigger {
     Signal,
     /// The admin service's Reload.
     Admin,
+    /// The periodic re-check found a file's stat changed.
+    Recheck,
 }
 
 impl ReloadTrigger {
@@ -32,6 +34,7 @@ impl ReloadTrigger {
             Self::FileChange => "file_change",
             Self::Signal => "signal",
             Self::Admin => "admin",
+            Self::Recheck => "recheck",
         }
     }
 }
@@ -82,6 +85,31 @@ struct State {
     last_reload: Option<ReloadRecord>,
     /// The version (content hash) of the data the last failed reload refused, and why.
     refused: Option<(String, String)>,
+    /// The files as they were when last read, for [`BinStore::changed_on_disk`].
+    stamps: Vec<Option<FileStamp>>,
+}
+
+/// What a stat says of a file: which file it is (a rename puts another there), its size and
+/// times. Any difference means it may have changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+    changed: (i64, i64),
+}
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+        changed: (metadata.ctime(), metadata.ctime_nsec()),
+    })
 }
 
 /// The index being served, and the sources to reload it from.
@@ -101,8 +129,10 @@ impl BinStore {
     /// # Errors
     /// [`LoadError`] when any source cannot be loaded.
     pub fn load(sources: Vec<DataSource>, options: LoadOptions) -> Result<Self, LoadError> {
+        // Taken before reading: a change made during the read shows at the first re-check.
+        let stamps = stamps(&sources);
         let loaded = load::load(&sources, options)?;
-        Ok(Self::from_loaded(loaded, sources, options))
+        Ok(Self::assemble(loaded, sources, options, stamps))
     }
 
     /// A store serving an index that is already loaded.
@@ -111,6 +141,16 @@ impl BinStore {
         loaded: load::Loaded,
         sources: Vec<DataSource>,
         options: LoadOptions,
+    ) -> Self {
+        let stamps = stamps(&sources);
+        Self::assemble(loaded, sources, options, stamps)
+    }
+
+    fn assemble(
+        loaded: load::Loaded,
+        sources: Vec<DataSource>,
+        options: LoadOptions,
+        stamps: Vec<Option<FileStamp>>,
     ) -> Self {
         Self {
             current: ArcSwap::from_pointee(loaded.index),
@@ -121,6 +161,7 @@ impl BinStore {
                 loaded_at: SystemTime::now(),
                 last_reload: None,
                 refused: None,
+                stamps,
             }),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -185,8 +226,11 @@ impl BinStore {
     }
 
     fn reload_blocking(&self, trigger: ReloadTrigger) -> Result<ReloadOutcome, ReloadError> {
+        // Taken before reading: a change made during the read shows at the next re-check.
+        let stamps = stamps(&self.sources);
         let rebuilt = self.rebuild();
         let mut state = self.state.lock().expect("store state lock");
+        state.stamps = stamps;
         let result = rebuilt.map(|rebuilt| match rebuilt {
             Rebuilt::Unchanged { version } => ReloadOutcome::Unchanged { version },
             Rebuilt::New(loaded) => {
@@ -194,6 +238,7 @@ impl BinStore {
                 let version = loaded.index.version().to_owned();
                 let previous = self.current.swap(Arc::new(loaded.index));
                 metrics::record_index_replaced(&previous, &self.current.load());
+                metrics::record_sources(&state.sources, &loaded.sources);
                 state.sources = loaded.sources;
                 state.loaded_at = SystemTime::now();
                 ReloadOutcome::Replaced { version }
@@ -228,6 +273,49 @@ impl BinStore {
         result
     }
 
+    /// Whether a file's stat differs from when it was last read: a stat of each, no read.
+    ///
+    /// # Panics
+    /// If a thread panicked while holding the state lock.
+    #[must_use]
+    pub fn changed_on_disk(&self) -> bool {
+        let now = stamps(&self.sources);
+        self.state.lock().expect("store state lock").stamps != now
+    }
+
+    /// Every `every`, on a thread of its own (a stat on a hung mount must not stall the
+    /// runtime, nor its shutdown), reloads when [`Self::changed_on_disk`], until `stop`.
+    ///
+    /// # Errors
+    /// When the thread cannot start.
+    pub fn recheck_every(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<()> {
+        let (stopped, stops) = std::sync::mpsc::channel::<()>();
+        let runtime = tokio::runtime::Handle::current();
+        let store = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("bin-data-recheck".into())
+            .spawn(move || {
+                while stops.recv_timeout(every) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    if store.changed_on_disk() {
+                        let store = Arc::clone(&store);
+                        // The result is logged and exported by the store.
+                        runtime.spawn(async move {
+                            let _ = store.reload(ReloadTrigger::Recheck).await;
+                        });
+                    }
+                }
+            })?;
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            drop(stopped);
+        });
+        Ok(())
+    }
+
     /// Loads the sources again, unless their bytes are what is being served or what was last
     /// refused.
     fn rebuild(&self) -> Result<Rebuilt, ReloadError> {
@@ -246,6 +334,16 @@ impl BinStore {
             .map(|error| (version, error.to_string()));
         Ok(Rebuilt::New(Box::new(loaded?)))
     }
+}
+
+fn stamps(sources: &[DataSource]) -> Vec<Option<FileStamp>> {
+    sources
+        .iter()
+        .map(|source| match source {
+            DataSource::File(path) => stamp(path),
+            DataSource::Embedded => None,
+        })
+        .collect()
 }
 
 enum Rebuilt {

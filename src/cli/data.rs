@@ -24,6 +24,10 @@ pub enum DataCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Keep DIR holding the BIN data an origin publishes: fetch its manifest, download the
+    /// files it names, check their SHA-256 and rows, and switch DIR to them all at once;
+    /// anything failing leaves DIR as it was. Polls every --interval, or once (--once).
+    Sync(super::sync::SyncArgs),
 }
 
 /// The files a data command reads.

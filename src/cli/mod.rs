@@ -3,6 +3,7 @@
 //! answer as the service does, offline from the library or from a server with `--server`.
 //!
 //! - [`data`]: `data check` and `data convert`.
+//! - [`sync`]: `data sync`, the flags of the updater ([`crate::sync`]).
 //! - [`card`]: the flags of `validate`, `lookup` and `mask`, and running them.
 //! - [`target`]: `--server` and the offline data flags.
 //! - `engine`: what answers: the request layer offline, or a server; the same messages both
@@ -21,6 +22,7 @@ pub mod card;
 pub mod data;
 mod engine;
 mod remote;
+pub mod sync;
 pub mod target;
 
 use clap::{Parser, Subcommand};

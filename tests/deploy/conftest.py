@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +32,10 @@ import manifests
 from support import (
     BASE,
     CARD_TESTER,
+    DATA_SYNC,
     NEW_ISSUER,
     OVERLAY,
+    ROOT,
     SERVICE,
     TLS_PATCH,
     TOOLS,
@@ -127,6 +132,15 @@ class Renders:
             return BASE
         if name == "example":
             return OVERLAY
+        if name == "data-sync":
+            # An environment's overlay with the component: its `images:` must be there too, as
+            # the component's containers come after the example overlay's own images transform.
+            images = yaml.safe_dump({"images": yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())["images"]})
+            return self.overlay_with(
+                "data-sync-overlay",
+                f"resources:\n  - {os.path.relpath(OVERLAY, self.work / 'data-sync-overlay')}\n"
+                f"components:\n  - {os.path.relpath(DATA_SYNC, self.work / 'data-sync-overlay')}\n" + images,
+            )
         assert name == "tls", name
         tls = self.work / "tls-overlay"
         if not tls.exists():
@@ -139,6 +153,16 @@ class Renders:
                 f"patches:\n  - path: {TLS_PATCH.name}\n"
             )
         return tls
+
+    def overlay_with(self, name: str, body: str) -> Path:
+        """A temporary overlay of `body` (resources, components) in the work directory."""
+        overlay = self.work / name
+        if not overlay.exists():
+            overlay.mkdir()
+            (overlay / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + body
+            )
+        return overlay
 
     def build(self, name: str) -> subprocess.CompletedProcess:
         """kustomize's exit status and output for one render."""
@@ -376,8 +400,81 @@ def exercised(request, deployment_server, sighup_reloaded, card_tester):
 
 
 @pytest.fixture(scope="session")
-def live_metrics(exercised) -> str:
+def live_metrics(exercised, synced_metrics) -> str:
     """The live /metrics of the Deployment's server once every step has run: the conditional
     series exist (cardlookup_data_reloads_total from the first reload,
-    cardlookup_requests_rate_limited_total for the configured class)."""
-    return scrape(exercised)
+    cardlookup_requests_rate_limited_total for the configured class); with those of a server
+    serving a table `data sync` delivered, and of its updater (components/data-sync)."""
+    return scrape(exercised) + "\n" + synced_metrics
+
+
+@pytest.fixture(scope="session")
+def synced_metrics(binary, tmp_path_factory) -> str:
+    """/metrics of a server serving a table published with scripts/publish-bins.py and applied
+    by `data sync --once`, then of an updater polling that origin (its metrics port)."""
+    work = tmp_path_factory.mktemp("synced")
+    table = work / "bank.csv"
+    table.write_text("BIN,BankName,CardType,CardOrg\n622848,SYNCED BANK,借记卡,银联\n")
+    subprocess.run(
+        [sys.executable, ROOT / "scripts/publish-bins.py", "--out", work / "origin", f"bins.csv={table}"],
+        check=True,
+        capture_output=True,
+    )
+    source = f"file://{work / 'origin' / 'manifest.json'}"
+    dest = work / "data"
+    once = subprocess.run(
+        [binary, "data", "sync", "--once", "--source", source, "--dest", dest], capture_output=True, text=True
+    )
+    assert once.returncode == 0, once.stderr
+    server = card_lookup_process.start_server(
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--no-default-data",
+            "--bin-data",
+            str(dest / "bins.csv"),
+        ]
+    )
+    try:
+        served = scrape(server)
+    finally:
+        server.stop()
+    updater = subprocess.Popen(
+        [
+            binary,
+            "data",
+            "sync",
+            "--source",
+            source,
+            "--dest",
+            dest,
+            "--interval",
+            "1s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        address = None
+        for line in updater.stdout:
+            found = re.search(r"serving metrics on http://([0-9.:]+)/metrics", line)
+            if found:
+                address = found[1]
+                break
+        assert address, "the updater did not serve its metrics"
+        deadline = time.monotonic() + 15
+        while True:
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+                polled = response.read().decode()
+            if 'state="seen"' in polled or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        updater.terminate()
+        updater.wait(timeout=30)
+    return served + "\n" + polled

@@ -242,3 +242,14 @@ pub fn leaked_pans<'a>(text: &str, pans: &[&'a str]) -> Vec<&'a str> {
         })
         .collect()
 }
+
+/// Kills a process left running by a failed test.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
