@@ -414,6 +414,26 @@ async fn serve_metrics(
     }
 }
 
+/// The connections of a plaintext HTTP/2 port for operators and probes (`port` names it in
+/// the connection metrics): the gRPC port's caps and preface timeout, no connection age.
+fn plaintext_incoming(
+    listener: TcpListener,
+    port: &'static str,
+    config: &Config,
+    stop: &CancellationToken,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<incoming::Connection>> {
+    incoming::accept(
+        listener,
+        Protocol::Http2 {
+            tls: None,
+            preface_timeout: config.connection_preface_timeout,
+            closed_after: None,
+        },
+        ConnectionLimits::new(port, config.connection_caps),
+        stop.clone(),
+    )
+}
+
 /// The health service alone, plaintext, on a socket of its own: the kubelet's gRPC probes
 /// reach it when the gRPC port requires client certificates. It is a clone of the gRPC port's
 /// health service, with the same reporter, so it answers what that port answers (NOT_SERVING
@@ -424,16 +444,7 @@ async fn serve_health<H: Health>(
     config: &Config,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let incoming = incoming::accept(
-        listener,
-        Protocol::Http2 {
-            tls: None,
-            preface_timeout: config.connection_preface_timeout,
-            closed_after: None,
-        },
-        ConnectionLimits::new("health", config.connection_caps),
-        stop.clone(),
-    );
+    let incoming = plaintext_incoming(listener, "health", config, &stop);
     http2_server()
         .add_service(health)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -480,16 +491,7 @@ async fn serve_admin(
     config: &Config,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let incoming = incoming::accept(
-        listener,
-        Protocol::Http2 {
-            tls: None,
-            preface_timeout: config.connection_preface_timeout,
-            closed_after: None,
-        },
-        ConnectionLimits::new("admin", config.connection_caps),
-        stop.clone(),
-    );
+    let incoming = plaintext_incoming(listener, "admin", config, &stop);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ADMIN_FILE_DESCRIPTOR_SET)

@@ -35,6 +35,18 @@ fn validate_as(client_id: &str) -> Request<pb::ValidateRequest> {
     request
 }
 
+/// The `grpc-retry-pushback-ms` a refusal carries.
+fn pushback_ms(refused: &tonic::Status) -> u64 {
+    refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .expect("a refusal says when to retry")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn each_client_gets_its_own_rate_by_class() {
     let config = trusting_loopback(&["default=2/s", "checkout=50/s:checkout-svc"]);
@@ -51,14 +63,7 @@ async fn each_client_gets_its_own_rate_by_class() {
         "{}",
         refused.message()
     );
-    let pushback: u64 = refused
-        .metadata()
-        .get("grpc-retry-pushback-ms")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pushback = pushback_ms(&refused);
     assert!((1..=1000).contains(&pushback), "{pushback}");
 
     // Another client of the same class has its own bucket; the checkout class has more.
@@ -106,14 +111,7 @@ async fn an_hourly_rate_is_exact_and_says_when_to_retry() {
         "{}",
         refused.message()
     );
-    let pushback: u64 = refused
-        .metadata()
-        .get("grpc-retry-pushback-ms")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pushback = pushback_ms(&refused);
     assert!((1_190_000..=1_200_000).contains(&pushback), "{pushback}");
 }
 
