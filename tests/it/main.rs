@@ -16,6 +16,7 @@ mod cli_file;
 mod cli_help;
 mod cli_offline;
 mod cli_server;
+mod conformance;
 mod connections;
 mod data_cli;
 mod health_and_reflection;
