@@ -115,6 +115,13 @@ pub enum Refusal {
          retry shortly"
     )]
     QuotaStoreUnavailable,
+    /// The value is not repeated: it may be the card number it looks like.
+    #[error(
+        "x-cardlookup-subject holds a run of {} or more digits, as a card number does; name the \
+         end user by an id, an address or a device id (or a hash of one), never by a card",
+        crate::card::mask::MIN_PAN_DIGITS
+    )]
+    SubjectLooksLikeCard,
 }
 
 impl Refusal {
@@ -126,6 +133,7 @@ impl Refusal {
             | Self::ClientShareUsed { .. }
             | Self::QuotaExceeded { .. }
             | Self::QuotaStoreUnavailable => Code::ResourceExhausted,
+            Self::SubjectLooksLikeCard => Code::InvalidArgument,
             Self::TimedOut => Code::Cancelled,
             Self::Panicked => Code::Internal,
         }
@@ -277,7 +285,9 @@ impl Admission {
                 .headers()
                 .get(&quota::SUBJECT_HEADER)
                 .map(http::HeaderValue::as_bytes)
-                .filter(|subject| !subject.is_empty());
+                .filter(|subject| !subject.is_empty())
+                .map(quota::checked_subject)
+                .transpose()?;
             quotas.check(&admitting.identity.id, subject).await?;
         }
         self.take_place(admitting, request)

@@ -33,6 +33,25 @@ use crate::token::is_safe_token;
 
 /// The metadata that names the end user a call is about, for `subject` quotas.
 pub static SUBJECT_HEADER: http::HeaderName = http::HeaderName::from_static("x-cardlookup-subject");
+
+/// The subject, unless it holds a run of digits as long as a card number's (spaces and dashes
+/// between them count as part of the run): a caller that names shoppers by their card would
+/// otherwise put an unkeyed hash of the card into Redis, which a PAN's small search space makes
+/// reversible.
+pub(super) fn checked_subject(subject: &[u8]) -> Result<&[u8], Refusal> {
+    let mut run = 0;
+    for &byte in subject {
+        match byte {
+            b'0'..=b'9' => run += 1,
+            b' ' | b'-' => {}
+            _ => run = 0,
+        }
+        if run >= crate::card::mask::MIN_PAN_DIGITS {
+            return Err(Refusal::SubjectLooksLikeCard);
+        }
+    }
+    Ok(subject)
+}
 const BACKEND_UP: &str = "cardlookup_quota_backend_up";
 const REFUSED: &str = "cardlookup_quota_refused_total";
 const UNKEYED: &str = "cardlookup_quota_unkeyed_total";
@@ -460,6 +479,25 @@ mod tests {
             "a b=20/h:subject",
         ] {
             assert!(bad.parse::<QuotaRule>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_subject_that_could_be_a_card_number_is_refused() {
+        for card in [
+            &b"4111111111111111"[..],
+            b"4111 1111 1111 1111",
+            b"user-4111-1111-1111",
+        ] {
+            assert_eq!(checked_subject(card), Err(Refusal::SubjectLooksLikeCard));
+        }
+        for fine in [
+            &b"203.0.113.7"[..],
+            b"2001:db8::1",
+            b"user-12345678901",
+            b"device-ab12",
+        ] {
+            assert_eq!(checked_subject(fine), Ok(fine));
         }
     }
 

@@ -237,6 +237,9 @@ impl BinStore {
                 let loaded = *loaded;
                 let version = loaded.index.version().to_owned();
                 let previous = self.current.swap(Arc::new(loaded.index));
+                // Said at once: callers see the new data from the swap on, and a process told
+                // to stop may exit before this thread's next steps.
+                tracing::info!(trigger = trigger.name(), version, "BIN data reloaded");
                 metrics::record_index_replaced(&previous, &self.current.load());
                 metrics::record_sources(&state.sources, &loaded.sources);
                 state.sources = loaded.sources;
@@ -245,9 +248,7 @@ impl BinStore {
             }
         });
         match &result {
-            Ok(ReloadOutcome::Replaced { version }) => {
-                tracing::info!(trigger = trigger.name(), version, "BIN data reloaded");
-            }
+            Ok(ReloadOutcome::Replaced { .. }) => {}
             Ok(ReloadOutcome::Unchanged { version }) => {
                 tracing::info!(trigger = trigger.name(), version, "BIN data unchanged");
             }

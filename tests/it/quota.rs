@@ -261,6 +261,13 @@ async fn calls_without_a_subject_are_not_counted_but_tallied() {
         let answer = client.validate(validate_for(None)).await;
         assert!(answer.is_ok(), "{answer:?}");
     }
+    // A subject that could be a card number is refused, and neither stored nor repeated.
+    let refused = client
+        .validate(validate_for(Some("5555 5555 5555 4444")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(!refused.message().contains("5555"), "{}", refused.message());
     assert!(redis.keys().is_empty());
     let scraped = server.scrape().await;
     assert_eq!(
