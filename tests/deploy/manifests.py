@@ -213,8 +213,11 @@ def live_config(workload: Workload, files: list[BinData], base: Path) -> LiveCon
             kubelet.lay_out(directory, data.content)
             bins = directory / data.key
             args.append(f"{k}={bins}")
+        elif v:
+            # A file in a Secret (--tls-*, --redis-password-file): the local copy.
+            args.append(f"{k}={local(v)}")
         else:
-            args.append(local(a) if k.startswith("--tls") else a)
+            args.append(a)
     env = {}
     for e in container.get("env", []):
         if "value" not in e:
