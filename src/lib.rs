@@ -16,8 +16,8 @@
 //!   client of a server, printing the same answers either way).
 //! - In front of the gRPC services: `incoming` (connections, TLS handshakes, peer identity,
 //!   within the caps of [`connection_limits`]; `log_throttle` for the lines peers can cause)
-//!   and [`admission`] (identity, rate limits, load shedding, timeouts, and the one place calls
-//!   are counted).
+//!   and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
+//!   timeouts, and the one place calls are counted).
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
 //!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
