@@ -118,15 +118,24 @@ fn bench_metrics(c: &mut Criterion) {
 
 /// A busy client, as a checkout service is: 600 distinct BINs in turn, within a window shortened
 /// to 60 ms (six slots of 10 ms) so that every slot holds all 600 within the benchmark's
-/// seconds, as every 10 s slot of the default minute does for such a client.
+/// seconds, as every 10 s slot of the default minute does for such a client. Each bench runs
+/// alone and pooled (keeping what the pool across replicas has not heard; the report itself is
+/// a task once a second, off the calls' path).
 fn bench_card_testing(c: &mut Criterion) {
-    let detector = CardTestingDetector::new(
-        CardTestingConfig {
-            window: Duration::from_millis(60),
-            ..CardTestingConfig::default()
-        },
-        &[],
-    );
+    for (pooled, name) in [(false, ""), (true, "_pooled")] {
+        bench_card_testing_detector(c, pooled, name);
+    }
+}
+
+fn bench_card_testing_detector(c: &mut Criterion, pooled: bool, name: &str) {
+    let detector = |config| {
+        let detector = CardTestingDetector::new(config, &[]);
+        if pooled { detector.pooled() } else { detector }
+    };
+    let busy = detector(CardTestingConfig {
+        window: Duration::from_millis(60),
+        ..CardTestingConfig::default()
+    });
     let client = ClientIdentity {
         id: Arc::from("checkout-svc"),
         class: Arc::from("default"),
@@ -134,30 +143,33 @@ fn bench_card_testing(c: &mut Criterion) {
     };
     let bins: Vec<u32> = (0..600).map(|i| 400_000 + i * 97).collect();
     let mut next = 0;
-    c.bench_function("card_testing/observe_busy_client", |b| {
+    c.bench_function(&format!("card_testing/observe_busy_client{name}"), |b| {
         b.iter(|| {
             next = (next + 1) % bins.len();
-            black_box(detector.observe(&client, bins[next], Some(true)))
+            black_box(busy.observe(&client, bins[next], Some(true)))
         });
     });
     // One client's calls on two cores at once, as a busy client's are in the service: the time
     // is the wall-clock time a call, both threads together.
-    let detector = CardTestingDetector::new(CardTestingConfig::default(), &[]);
-    c.bench_function("card_testing/observe_one_client_from_two_threads", |b| {
-        b.iter_custom(|calls| {
-            let started = Instant::now();
-            std::thread::scope(|scope| {
-                for _ in 0..2 {
-                    scope.spawn(|| {
-                        for _ in 0..calls.div_ceil(2) {
-                            black_box(detector.observe(&client, 411_111, Some(true)));
-                        }
-                    });
-                }
+    let detector = detector(CardTestingConfig::default());
+    c.bench_function(
+        &format!("card_testing/observe_one_client_from_two_threads{name}"),
+        |b| {
+            b.iter_custom(|calls| {
+                let started = Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..2 {
+                        scope.spawn(|| {
+                            for _ in 0..calls.div_ceil(2) {
+                                black_box(detector.observe(&client, 411_111, Some(true)));
+                            }
+                        });
+                    }
+                });
+                started.elapsed()
             });
-            started.elapsed()
-        });
-    });
+        },
+    );
 }
 
 /// One call through the admission layer, as every call of the service goes, to a handler that
@@ -167,7 +179,7 @@ fn bench_admission(c: &mut Criterion) {
     use tower::{Layer, Service};
 
     let _prometheus = telemetry::install_metrics(Duration::from_millis(5));
-    let admission = Arc::new(Admission::new(&Config::default().admission_rules()));
+    let admission = Arc::new(Admission::new(&Config::default().admission_rules(), None));
     let answer = tower::service_fn(|_request: http::Request<()>| {
         std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
             tonic::body::Body::empty(),

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings, RedisTarget};
+use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings};
 use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
 use crate::card_testing::CardTestingConfig;
 use crate::connection_limits::ConnectionCaps;
+use crate::shared_store::RedisTarget;
 use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
 
@@ -259,8 +260,10 @@ pub struct Args {
     #[arg(long, env = "CARD_LOOKUP_QUOTA", value_delimiter = ';')]
     pub quota: Vec<QuotaRule>,
 
-    /// The Redis (or Valkey, or a managed Redis) that counts --quota: redis://[user:password@]host[:port][/db],
-    /// or rediss:// for TLS. One endpoint: not Redis Cluster or Sentinel.
+    /// The Redis (or Valkey, or a managed Redis) shared by every replica:
+    /// redis://[user:password@]host[:port][/db], or rediss:// for TLS. It counts --quota, and
+    /// pools card-testing detection's windows, so that a client's calls to every replica count
+    /// together. One endpoint: not Redis Cluster or Sentinel.
     #[arg(long, env = "CARD_LOOKUP_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -312,7 +315,9 @@ pub struct Config {
     pub health_listen: Option<SocketAddr>,
     /// `None`: off.
     pub data_recheck_interval: Option<Duration>,
-    /// `--quota` and its Redis; none without quotas.
+    /// The store shared by every replica (`--redis-url`): quotas, card-testing windows.
+    pub redis: Option<RedisTarget>,
+    /// `--quota`; none without quotas (and some only with `redis`).
     pub quotas: Option<QuotaSettings>,
 }
 
@@ -408,7 +413,8 @@ impl TryFrom<Args> for Config {
         }
         check_limits(&args)?;
         check_health_address(&args)?;
-        let quotas = quota_settings(&args)?;
+        let redis = redis_target(&args)?;
+        let quotas = quota_settings(&args, redis.is_some())?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -464,6 +470,7 @@ impl TryFrom<Args> for Config {
             max_connection_age_grace: args.max_connection_age_grace,
             health_listen: args.health_listen,
             data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
+            redis,
             quotas,
         })
     }
@@ -484,8 +491,8 @@ fn check_health_address(args: &Args) -> Result<(), ConfigError> {
     }
 }
 
-/// `--quota` and its Redis flags, checked; none without quotas.
-fn quota_settings(args: &Args) -> Result<Option<QuotaSettings>, ConfigError> {
+/// `--quota` and its flags, checked; none without quotas.
+fn quota_settings(args: &Args, redis: bool) -> Result<Option<QuotaSettings>, ConfigError> {
     if args.quota_budget.is_zero() || args.quota_budget > Duration::from_secs(1) {
         return Err(ConfigError::QuotaBudget);
     }
@@ -493,12 +500,20 @@ fn quota_settings(args: &Args) -> Result<Option<QuotaSettings>, ConfigError> {
     if let Some(twice) = args.quota.iter().find(|q| !names.insert(&q.name)) {
         return Err(ConfigError::DuplicateQuota(twice.name.clone()));
     }
+    if !args.quota.is_empty() && !redis {
+        return Err(ConfigError::QuotaWithoutRedis);
+    }
+    Ok((!args.quota.is_empty()).then(|| QuotaSettings {
+        rules: args.quota.clone(),
+        budget: args.quota_budget,
+        failure_mode: args.quota_failure_mode,
+    }))
+}
+
+/// `--redis-url` and its password file, checked.
+fn redis_target(args: &Args) -> Result<Option<RedisTarget>, ConfigError> {
     let Some(url) = &args.redis_url else {
-        return if args.quota.is_empty() {
-            Ok(None)
-        } else {
-            Err(ConfigError::QuotaWithoutRedis)
-        };
+        return Ok(None);
     };
     let password = args
         .redis_password_file
@@ -509,13 +524,9 @@ fn quota_settings(args: &Args) -> Result<Option<QuotaSettings>, ConfigError> {
                 .map_err(|error| ConfigError::RedisPasswordFile(path.clone(), error.to_string()))
         })
         .transpose()?;
-    let redis = RedisTarget::new(url, password).map_err(ConfigError::RedisUrl)?;
-    Ok((!args.quota.is_empty()).then(|| QuotaSettings {
-        rules: args.quota.clone(),
-        redis,
-        budget: args.quota_budget,
-        failure_mode: args.quota_failure_mode,
-    }))
+    RedisTarget::new(url, password)
+        .map(Some)
+        .map_err(ConfigError::RedisUrl)
 }
 
 /// The checks of the limits' flags: admission, card testing, Inspect streams and connections.
@@ -982,6 +993,10 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(missing, ConfigError::RedisPasswordFile(..)));
+        // A store without quotas: card-testing detection across replicas.
+        let store_only = config(&["--redis-url", "redis://127.0.0.1"]).unwrap();
+        assert!(store_only.redis.is_some());
+        assert_eq!(store_only.quotas, None);
         assert!(Args::try_parse_from(["card-lookup", "--quota", "a=1/h:ip"]).is_err());
         assert!(Args::try_parse_from(["card-lookup", "--quota-failure-mode", "maybe"]).is_err());
     }

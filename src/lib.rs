@@ -8,7 +8,8 @@
 //! - [`bins`]: BIN records, the data formats they are read from, the [`bins::BinIndex`]
 //!   that answers by longest prefix, the facts of one number (its entry and network), and the
 //!   live store that reloads it.
-//! - [`card_testing`]: per-client detection of card testing.
+//! - [`card_testing`]: per-client detection of card testing, pooled across replicas through
+//!   the [`shared_store`] when one is configured.
 //! - [`api`]: the request layer below every front end: what a request must look like, the
 //!   domain call, the answer as a proto message, one mapping between domain and proto.
 //! - Front ends: `grpc` (the services: proto in, an [`api`] call, proto out; errors become
@@ -18,7 +19,8 @@
 //!   within the caps of [`connection_limits`]; `log_throttle` for the lines peers can cause)
 //!   and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
 //!   timeouts, and the one place calls are counted).
-//! - Leaves that any layer may use: [`identity`] (who a call comes from), `token` (the rule
+//! - Leaves that any layer may use: [`identity`] (who a call comes from), [`shared_store`]
+//!   (the Redis every replica shares: its connection, whether it answers), `token` (the rule
 //!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
 //!   generated types).
@@ -44,6 +46,7 @@ pub(crate) mod incoming;
 pub(crate) mod log_throttle;
 pub mod proto;
 pub mod server;
+pub mod shared_store;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;

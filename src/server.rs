@@ -16,7 +16,7 @@ use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
 use crate::api::admin::AdminApi;
 use crate::bins::{self, BinStore, ReloadTrigger};
-use crate::card_testing::CardTestingDetector;
+use crate::card_testing::{self, CardTestingDetector};
 use crate::config::Config;
 use crate::connection_limits::{self, ConnectionCaps, ConnectionLimits};
 use crate::grpc::{Admin, CardLookup};
@@ -24,6 +24,7 @@ use crate::incoming::{self, Protocol};
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
 use crate::proto::{ADMIN_FILE_DESCRIPTOR_SET, FILE_DESCRIPTOR_SET};
+use crate::shared_store::SharedStore;
 use crate::telemetry;
 use crate::tls::LiveTls;
 use crate::watch;
@@ -44,11 +45,11 @@ const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 /// Pings idle connections so that dead peers are noticed and their resources freed.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server with `--redis-url` waits at start for Redis before it serves: long
+/// enough for a Redis started alongside it, short enough not to hold back a rollout when Redis
+/// is down (quota checks then get `--quota-failure-mode`).
+const SHARED_STORE_WAIT: Duration = Duration::from_secs(2);
 /// How often histogram storage is compacted (the exporter leaves this to its user).
-/// How long a server with `--quota` waits at start for Redis before it serves: long enough
-/// for a Redis started alongside it, short enough not to hold back a rollout when Redis is
-/// down (calls then get `--quota-failure-mode`).
-const QUOTA_STORE_WAIT: Duration = Duration::from_secs(2);
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A tonic server with the service's HTTP/2 limits: concurrent streams, error resets, header
@@ -129,24 +130,21 @@ pub async fn run(
         .await;
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
-    let classes: Vec<&str> = std::iter::once(DEFAULT_CLASS)
-        .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
-        .collect();
-    let card_testing = Arc::new(CardTestingDetector::new(config.card_testing, &classes));
+    let (admission, card_testing, shared_store) = screening(config).await;
     let card_lookup = card_lookup_service(config, &store, &card_testing);
-
     let tls = load_tls(config, &listeners.grpc)?;
-    let admission = Arc::new(Admission::new(&config.admission_rules()));
-    if !admission.quota_store_ready(QUOTA_STORE_WAIT).await {
-        tracing::warn!(
-            "the quota store (Redis) did not answer within {QUOTA_STORE_WAIT:?} of start; serving, with --quota-failure-mode for calls until it does"
-        );
-    }
 
     let ports = if listeners.admin.is_some() { 3 } else { 2 };
     connection_limits::warn_if_over_file_limit(config.connection_caps, ports);
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
+    if let Some(shared_store) = shared_store {
+        tokio::spawn(card_testing::fleet::pool(
+            Arc::clone(&card_testing),
+            shared_store,
+            stop.clone(),
+        ));
+    }
     tokio::spawn(forget_idle_clients(
         Arc::clone(&admission),
         card_testing,
@@ -225,6 +223,39 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// What screens callers: admission, card-testing detection, and the store they share across
+/// replicas when `--redis-url` names one (waited for, briefly).
+async fn screening(
+    config: &Config,
+) -> (
+    Arc<Admission>,
+    Arc<CardTestingDetector>,
+    Option<Arc<SharedStore>>,
+) {
+    let classes: Vec<&str> = std::iter::once(DEFAULT_CLASS)
+        .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
+        .collect();
+    let shared_store = config.redis.clone().map(SharedStore::connect);
+    let card_testing = CardTestingDetector::new(config.card_testing, &classes);
+    let card_testing = Arc::new(if shared_store.is_some() {
+        card_testing.pooled()
+    } else {
+        card_testing
+    });
+    let admission = Arc::new(Admission::new(
+        &config.admission_rules(),
+        shared_store.as_ref(),
+    ));
+    if let Some(shared_store) = &shared_store
+        && !shared_store.ready(SHARED_STORE_WAIT).await
+    {
+        tracing::warn!(
+            "the shared store (Redis) did not answer within {SHARED_STORE_WAIT:?} of start; serving, with --quota-failure-mode for quota checks and each replica's own card-testing detection until it does"
+        );
+    }
+    (admission, card_testing, shared_store)
 }
 
 /// A port's server, or nothing when the port is not configured.

@@ -272,7 +272,7 @@ async fn every_call_is_counted_once_with_the_code_it_got() {
     // A panicking handler, behind the real admission layer on a server of its own.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let panicking = format!("http://{}", listener.local_addr().unwrap());
-    let admission = Admission::new(&Config::default().admission_rules());
+    let admission = Admission::new(&Config::default().admission_rules(), None);
     tokio::spawn(
         Server::builder()
             .layer(AdmissionLayer(Arc::new(admission)))

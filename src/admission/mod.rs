@@ -50,6 +50,7 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 
 use crate::identity::ClientIdentity;
+use crate::shared_store::SharedStore;
 use crate::telemetry::{Method, RpcMetrics};
 use calls::CallRecord;
 use clients::Clients;
@@ -185,13 +186,15 @@ pub struct AdmissionRules {
     pub trusted_networks: Vec<TrustedNetwork>,
     /// Clients whose state is kept at once; the least recently seen go first.
     pub max_clients: usize,
-    /// `--quota` and its Redis; none without quotas.
+    /// `--quota`; none without quotas.
     pub quotas: Option<QuotaSettings>,
 }
 
 impl Admission {
+    /// Admission under `rules`, counting their quotas in `store` (the configuration gives
+    /// quotas only with a store).
     #[must_use]
-    pub fn new(rules: &AdmissionRules) -> Self {
+    pub fn new(rules: &AdmissionRules, store: Option<&Arc<SharedStore>>) -> Self {
         describe_counter!(
             SHED,
             "Calls refused at once with RESOURCE_EXHAUSTED for want of a concurrency place: limit=server when the server was at --max-concurrent-requests, limit=client when the client held its share (--max-concurrent-requests-per-client)."
@@ -217,16 +220,11 @@ impl Admission {
             shed_client: metrics::counter!(SHED, "limit" => "client"),
             panics: metrics::counter!(PANICS),
             metrics: Arc::new(RpcMetrics::new()),
-            quotas: rules.quotas.as_ref().map(Quotas::new),
-        }
-    }
-
-    /// Waits, at most `within`, for the quota store's first connection; whether it was made
-    /// (true without quotas).
-    pub async fn quota_store_ready(&self, within: Duration) -> bool {
-        match &self.quotas {
-            Some(quotas) => quotas.connected(within).await,
-            None => true,
+            quotas: rules
+                .quotas
+                .as_ref()
+                .zip(store)
+                .map(|(settings, store)| Quotas::new(settings, Arc::clone(store))),
         }
     }
 
@@ -497,15 +495,18 @@ mod tests {
     use tower::{Layer, Service, ServiceExt};
 
     fn admission(max_in_flight: usize) -> AdmissionLayer {
-        AdmissionLayer(Arc::new(Admission::new(&AdmissionRules {
-            max_in_flight,
-            max_in_flight_per_client: max_in_flight,
-            request_timeout: Duration::from_secs(1),
-            rate_limits: Vec::new(),
-            trusted_networks: Vec::new(),
-            max_clients: 16,
-            quotas: None,
-        })))
+        AdmissionLayer(Arc::new(Admission::new(
+            &AdmissionRules {
+                max_in_flight,
+                max_in_flight_per_client: max_in_flight,
+                request_timeout: Duration::from_secs(1),
+                rate_limits: Vec::new(),
+                trusted_networks: Vec::new(),
+                max_clients: 16,
+                quotas: None,
+            },
+            None,
+        )))
     }
 
     fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {

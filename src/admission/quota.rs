@@ -11,24 +11,20 @@
 //! Keys are `cardlookup:quota:<name>:<hex SHA-256 of the key kind and value>`: no subject or
 //! client identity is stored in Redis, only these hashes and the arrival times.
 //!
-//! Redis is given `--quota-budget` a call; past it, or on any error, `--quota-failure-mode`
-//! decides: `open` admits the call, `closed` refuses it. The connection is made and remade in
-//! the background with backoff, so no call waits on a Redis that is down.
+//! Redis (the process's [`SharedStore`]) is given `--quota-budget` a call; past it, or on any
+//! error, `--quota-failure-mode` decides: `open` admits the call, `closed` refuses it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use metrics::{Counter, Gauge, describe_counter, describe_gauge};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, Script};
-use sha2::{Digest, Sha256};
+use metrics::{Counter, describe_counter};
+use redis::Script;
+use redis::aio::ConnectionManager;
 use tonic::codegen::http;
 
 use super::Refusal;
 use super::rate::Rate;
-use crate::log_throttle::{LOG_INTERVAL, LogThrottle};
+use crate::shared_store::{SharedStore, hashed};
 use crate::token::is_safe_token;
 
 /// The metadata that names the end user a call is about, for `subject` quotas.
@@ -52,12 +48,10 @@ pub(super) fn checked_subject(subject: &[u8]) -> Result<&[u8], Refusal> {
     }
     Ok(subject)
 }
-const BACKEND_UP: &str = "cardlookup_quota_backend_up";
+
 const REFUSED: &str = "cardlookup_quota_refused_total";
 const UNKEYED: &str = "cardlookup_quota_unkeyed_total";
 const BACKEND_ERRORS: &str = "cardlookup_quota_backend_errors_total";
-/// The longest wait between two attempts to connect.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// GCRA. KEYS[1]: the key; ARGV[1]: microseconds between calls at the rate; ARGV[2]: the calls
 /// a unit (the burst). Answers `{1, 0}` when the call is allowed (and counted), else
@@ -146,66 +140,22 @@ pub enum FailureMode {
     Closed,
 }
 
-/// Where Redis is. Its `Debug` leaves out the URL, which can hold a password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisTarget {
-    url: String,
-    password: Option<String>,
-}
-
-impl std::fmt::Debug for RedisTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisTarget(..)")
-    }
-}
-
-impl RedisTarget {
-    /// A `redis://` or `rediss://` URL, with the password of `--redis-password-file` when
-    /// given (it wins over one in the URL). The error never repeats the URL.
-    pub fn new(url: &str, password: Option<String>) -> Result<Self, &'static str> {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err("must start with redis:// or rediss://");
-        }
-        let target = Self {
-            url: url.to_owned(),
-            password,
-        };
-        target
-            .connection_info()
-            .map_err(|_| "is not a Redis URL (redis://[user:password@]host[:port][/db])")?;
-        Ok(target)
-    }
-
-    fn connection_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
-        let mut info = self.url.as_str().into_connection_info()?;
-        if let Some(password) = &self.password {
-            info.redis.password = Some(password.clone());
-        }
-        Ok(info)
-    }
-}
-
-/// `--quota` and the Redis they are counted in.
+/// `--quota`: the rules, and how long a call waits for Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaSettings {
     pub rules: Vec<QuotaRule>,
-    pub redis: RedisTarget,
     /// The longest a call waits for Redis.
     pub budget: Duration,
     pub failure_mode: FailureMode,
 }
 
-/// The quotas, their Redis connection and their metrics.
+/// The quotas, the store they are counted in, and their metrics.
 pub(super) struct Quotas {
     rules: Vec<Quota>,
     budget: Duration,
     failure_mode: FailureMode,
     script: Script,
-    /// None until the first connection is made.
-    connection: Arc<ArcSwapOption<ConnectionManager>>,
-    /// True once the first connection is made.
-    connected: tokio::sync::watch::Receiver<bool>,
-    backend: Arc<Backend>,
+    store: Arc<SharedStore>,
     timeouts: Counter,
     errors: Counter,
 }
@@ -229,43 +179,9 @@ struct Quota {
     unkeyed: Counter,
 }
 
-/// Whether Redis answers: the gauge, and a log line when that changes (throttled, so a Redis
-/// that flaps cannot fill the log).
-struct Backend {
-    up: AtomicBool,
-    gauge: Gauge,
-    went: LogThrottle,
-    came: LogThrottle,
-}
-
-impl Backend {
-    fn answered(&self) {
-        if !self.up.swap(true, Ordering::Relaxed) {
-            self.gauge.set(1.0);
-            if self.came.allow().is_some() {
-                tracing::info!("the quota store (Redis) answers");
-            }
-        }
-    }
-
-    fn failed(&self, reason: &str) {
-        if self.up.swap(false, Ordering::Relaxed) {
-            self.gauge.set(0.0);
-            if self.went.allow().is_some() {
-                tracing::warn!(reason, "the quota store (Redis) does not answer");
-            }
-        }
-    }
-}
-
 impl Quotas {
-    /// The quotas of `settings`; the connection to Redis is made in the background (a task of
-    /// the current runtime), and remade whenever it is lost.
-    pub(super) fn new(settings: &QuotaSettings) -> Self {
-        describe_gauge!(
-            BACKEND_UP,
-            "1 when the quota store (Redis) answered the last check, else 0."
-        );
+    /// The quotas of `settings`, counted in `store`.
+    pub(super) fn new(settings: &QuotaSettings, store: Arc<SharedStore>) -> Self {
         describe_counter!(
             REFUSED,
             "Calls refused with RESOURCE_EXHAUSTED by a --quota, by quota."
@@ -291,42 +207,15 @@ impl Quotas {
                 unkeyed: metrics::counter!(UNKEYED, "quota" => rule.name.clone()),
             })
             .collect();
-        let backend = Arc::new(Backend {
-            up: AtomicBool::new(false),
-            gauge: metrics::gauge!(BACKEND_UP),
-            went: LogThrottle::new(LOG_INTERVAL),
-            came: LogThrottle::new(LOG_INTERVAL),
-        });
-        backend.gauge.set(0.0);
-        let connection = Arc::new(ArcSwapOption::empty());
-        let (made, connected) = tokio::sync::watch::channel(false);
-        tokio::spawn(connect(
-            settings.redis.clone(),
-            settings.budget,
-            Arc::clone(&connection),
-            Arc::clone(&backend),
-            made,
-        ));
         Self {
             rules: quotas,
             budget: settings.budget,
             failure_mode: settings.failure_mode,
             script: Script::new(GCRA),
-            connection,
-            connected,
-            backend,
+            store,
             timeouts: metrics::counter!(BACKEND_ERRORS, "reason" => "timeout"),
             errors: metrics::counter!(BACKEND_ERRORS, "reason" => "error"),
         }
-    }
-
-    /// Waits, at most `within`, for the first connection to Redis; whether it was made.
-    pub(super) async fn connected(&self, within: Duration) -> bool {
-        let mut connected = self.connected.clone();
-        matches!(
-            tokio::time::timeout(within, connected.wait_for(|made| *made)).await,
-            Ok(Ok(_))
-        )
     }
 
     /// The Redis keys of a call from `client` about `subject`, one per quota that counts it.
@@ -356,7 +245,7 @@ impl Quotas {
         if keys.is_empty() {
             return Ok(());
         }
-        let Some(connection) = self.connection.load_full() else {
+        let Some(connection) = self.store.connection() else {
             self.errors.increment(1);
             return self.unavailable();
         };
@@ -378,16 +267,16 @@ impl Quotas {
             Ok(Ok(answers)) => answers,
             Ok(Err(error)) => {
                 self.errors.increment(1);
-                self.backend.failed(&error.to_string());
+                self.store.failed(&error.to_string());
                 return self.unavailable();
             }
             Err(_elapsed) => {
                 self.timeouts.increment(1);
-                self.backend.failed("timeout");
+                self.store.failed("timeout");
                 return self.unavailable();
             }
         };
-        self.backend.answered();
+        self.store.answered();
         for ((quota, _), (allowed, wait_micros)) in keys.iter().zip(answers) {
             if allowed == 0 {
                 quota.refused.increment(1);
@@ -411,50 +300,7 @@ impl Quotas {
 
 /// `cardlookup:quota:<name>:<hex SHA-256 of kind, NUL, value>`.
 fn redis_key(name: &str, kind: QuotaKey, value: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut hash = Sha256::new();
-    hash.update(kind.name().as_bytes());
-    hash.update([0]);
-    hash.update(value);
-    let mut key = format!("cardlookup:quota:{name}:");
-    for byte in hash.finalize() {
-        let _ = write!(key, "{byte:02x}");
-    }
-    key
-}
-
-/// Connects to Redis, with backoff up to [`MAX_RECONNECT_DELAY`] until it answers; from then on
-/// the connection manager reconnects by itself when the connection is lost.
-async fn connect(
-    target: RedisTarget,
-    budget: Duration,
-    connection: Arc<ArcSwapOption<ConnectionManager>>,
-    backend: Arc<Backend>,
-    made: tokio::sync::watch::Sender<bool>,
-) {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(MAX_RECONNECT_DELAY)
-        .set_response_timeout(budget.max(Duration::from_secs(1)))
-        .set_number_of_retries(3)
-        .set_max_delay(u64::try_from(MAX_RECONNECT_DELAY.as_millis()).unwrap_or(u64::MAX));
-    let mut delay = Duration::from_millis(50);
-    loop {
-        let attempt = match target.connection_info().and_then(redis::Client::open) {
-            Ok(client) => ConnectionManager::new_with_config(client, config.clone()).await,
-            Err(error) => Err(error),
-        };
-        match attempt {
-            Ok(manager) => {
-                connection.store(Some(Arc::new(manager)));
-                backend.answered();
-                made.send_replace(true);
-                return;
-            }
-            Err(error) => backend.failed(&error.to_string()),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-    }
+    format!("cardlookup:quota:{name}:{}", hashed(kind.name(), value))
 }
 
 #[cfg(test)]
@@ -512,20 +358,5 @@ mod tests {
             key,
             redis_key("per-shopper", QuotaKey::Client, b"shopper-42")
         );
-    }
-
-    #[test]
-    fn a_target_is_a_redis_url_and_never_shows_it() {
-        let target = RedisTarget::new("redis://:hunter2@127.0.0.1:6379/0", None).unwrap();
-        assert!(!format!("{target:?}").contains("hunter2"));
-        let info = RedisTarget::new("redis://127.0.0.1", Some("s3cret".into()))
-            .unwrap()
-            .connection_info()
-            .unwrap();
-        assert_eq!(info.redis.password.as_deref(), Some("s3cret"));
-        assert!(RedisTarget::new("rediss://cache.internal:6380", None).is_ok());
-        for bad in ["http://127.0.0.1", "127.0.0.1:6379", "redis://"] {
-            assert!(RedisTarget::new(bad, None).is_err(), "{bad}");
-        }
     }
 }

@@ -1,12 +1,18 @@
 //! Card-testing detection over gRPC: a client walking through BINs is flagged, counted, and
-//! refused when refusal is on; honest clients are not.
+//! refused when refusal is on; honest clients are not. With a shared Redis, a client is judged
+//! on its calls to every replica (against a real `redis-server`: see `common::redis`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::common::redis::RedisServer;
 use crate::common::{EMBEDDED, TestServer, pb};
 use card_lookup::card_testing::CardTestingConfig;
 use card_lookup::config::Config;
-use tonic::{Code, Request};
+use card_lookup::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
+use card_lookup::shared_store::RedisTarget;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
 
 fn lookup_as(client_id: &str, bin: u32) -> Request<pb::LookupBinRequest> {
     let mut request = Request::new(pb::LookupBinRequest {
@@ -28,8 +34,9 @@ fn validate_as(client_id: &str, number: &str) -> Request<pb::ValidateRequest> {
     request
 }
 
-async fn server(refuse: bool) -> TestServer {
-    let config = Config {
+/// Flags past 20 distinct BINs, or more than half of at least 20 numbers failing Luhn.
+fn config(refuse: bool) -> Config {
+    Config {
         // Each test names its clients by x-client-id, as callers behind a trusted gateway do.
         trusted_networks: vec!["127.0.0.0/8".parse().unwrap()],
         card_testing: CardTestingConfig {
@@ -39,8 +46,51 @@ async fn server(refuse: bool) -> TestServer {
             ..CardTestingConfig::default()
         },
         ..Config::default()
+    }
+}
+
+async fn server(refuse: bool) -> TestServer {
+    TestServer::start_configured(config(refuse), Arc::clone(&EMBEDDED)).await
+}
+
+/// Two replicas that refuse suspects and pool their windows in `redis`.
+async fn two_replicas(redis: &RedisServer) -> [TestServer; 2] {
+    let pooled = || Config {
+        redis: Some(RedisTarget::new(&redis.url(), None).unwrap()),
+        ..config(true)
     };
-    TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await
+    [
+        TestServer::start_configured(pooled(), Arc::clone(&EMBEDDED)).await,
+        TestServer::start_configured(pooled(), Arc::clone(&EMBEDDED)).await,
+    ]
+}
+
+/// Calls `client` as `who` until it is refused, or for 10 s (each replica reports to the pool
+/// once a second); the refusal.
+async fn refused_soon(client: &mut CardLookupServiceClient<Channel>, who: &str) -> Option<Status> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Err(status) = client.lookup_bin(lookup_as(who, 411_111)).await {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Rounds of card-testing reports dropped, as `server` shows them (the metrics recorder is
+/// this test binary's, shared by every server it starts).
+async fn dropped_rounds(server: &TestServer) -> f64 {
+    let scrape = server.scrape().await;
+    ["error", "timeout"]
+        .iter()
+        .filter_map(|reason| {
+            let line = format!("cardlookup_card_testing_pool_errors_total{{reason=\"{reason}\"}}");
+            scrape
+                .lines()
+                .find_map(|l| l.strip_prefix(line.as_str())?.trim().parse::<f64>().ok())
+        })
+        .sum()
 }
 
 #[tokio::test]
@@ -154,4 +204,121 @@ async fn without_refusal_a_suspect_is_only_counted() {
         scrape.contains("cardlookup_card_testing_suspected_total"),
         "{scrape}"
     );
+}
+
+#[tokio::test]
+async fn a_walk_spread_over_two_replicas_is_refused_on_both() {
+    let Some(redis) = RedisServer::start("card testing across replicas") else {
+        return;
+    };
+    let replicas = two_replicas(&redis).await;
+    let mut clients = [replicas[0].client().await, replicas[1].client().await];
+    // 15 distinct BINs on each replica: below 20 on either, 30 over both.
+    for (replica, bins) in [(0, 400_000..400_015), (1, 400_015..400_030)] {
+        for bin in bins {
+            let answer = clients[replica].lookup_bin(lookup_as("ring", bin)).await;
+            assert!(answer.is_ok(), "refused by one replica alone: {answer:?}");
+        }
+    }
+    for client in &mut clients {
+        let status = refused_soon(client, "ring")
+            .await
+            .expect("the ring was never refused");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(
+            status.message().contains("card testing (bin_walk)"),
+            "{}",
+            status.message()
+        );
+    }
+    // Another client is served by both.
+    for client in &mut clients {
+        assert!(
+            client
+                .lookup_bin(lookup_as("checkout", 411_111))
+                .await
+                .is_ok()
+        );
+    }
+    // Redis holds hashes of the client and BINs, never the client's name.
+    let keys = redis.keys();
+    assert!(keys.iter().any(|key| key.ends_with(":flag")), "{keys:?}");
+    for key in &keys {
+        assert!(key.starts_with("cardlookup:ct:{"), "{key}");
+        assert!(!key.contains("ring") && !key.contains("127.0.0.1"), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn luhn_failures_spread_over_two_replicas_are_refused_and_one_replicas_flag_holds_on_both() {
+    let Some(redis) = RedisServer::start("card testing across replicas: Luhn") else {
+        return;
+    };
+    let replicas = two_replicas(&redis).await;
+    let mut clients = [replicas[0].client().await, replicas[1].client().await];
+    // 8 failures of 8 numbers on each replica: of at least 20, not more than half on either;
+    // 16 of 20 over both.
+    for client in &mut clients {
+        for last in 0..8 {
+            let number = format!("41111111111111{}", 12 + last);
+            let answer = client.validate(validate_as("guesser", &number)).await;
+            assert!(answer.is_ok(), "refused by one replica alone: {answer:?}");
+        }
+    }
+    for client in &mut clients {
+        let status = refused_soon(client, "guesser")
+            .await
+            .expect("the guesser was never refused");
+        assert!(
+            status.message().contains("luhn_failures"),
+            "{}",
+            status.message()
+        );
+    }
+
+    // A walker flagged by replica 0 on its own calls is refused by replica 1 too, within a
+    // second or two of its first call there.
+    for bin in 500_000..500_021 {
+        let _ = clients[0].lookup_bin(lookup_as("walker", bin)).await;
+    }
+    assert!(
+        clients[0]
+            .lookup_bin(lookup_as("walker", 500_000))
+            .await
+            .is_err()
+    );
+    let status = refused_soon(&mut clients[1], "walker")
+        .await
+        .expect("replica 1 never refused the walker replica 0 flagged");
+    assert!(
+        status.message().contains("bin_walk"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_each_replica_still_detects_on_its_own() {
+    let Some(mut redis) = RedisServer::start("card testing with Redis down") else {
+        return;
+    };
+    let replicas = two_replicas(&redis).await;
+    let dropped_before = dropped_rounds(&replicas[0]).await;
+    redis.kill();
+    let mut client = replicas[0].client().await;
+    let mut refused = None;
+    for bin in 600_000..600_030 {
+        let answer = client.lookup_bin(lookup_as("walker", bin)).await;
+        if let Err(status) = answer {
+            refused = Some((bin, status.code()));
+            break;
+        }
+    }
+    assert_eq!(refused, Some((600_020, Code::PermissionDenied)));
+    // The replica's rounds to Redis fail, and are counted; no call waited on them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dropped_rounds(&replicas[0]).await <= dropped_before {
+        assert!(Instant::now() < deadline, "no dropped round was counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -5,134 +5,31 @@
 //! Without `redis-server` on PATH the tests say loudly that they were skipped, unless
 //! CARDLOOKUP_REQUIRE_REDIS=1 (as .ci/run sets), which makes a missing server a failure.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::redis::RedisServer;
 use crate::common::{EMBEDDED, TempDir, TestServer, pb};
-use card_lookup::admission::quota::{FailureMode, QuotaSettings, RedisTarget};
+use card_lookup::admission::quota::{FailureMode, QuotaSettings};
 use card_lookup::config::Config;
+use card_lookup::shared_store::RedisTarget;
 use clap::Parser;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-/// A `redis-server` of this test's own, without persistence, killed when dropped.
-struct RedisServer {
-    port: u16,
-    /// Its `requirepass`, if any.
-    password: Option<String>,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts one on a free port, or `None` (said loudly) when there is no `redis-server`.
-    fn start(test: &str) -> Option<Self> {
-        Self::start_with_password(test, None)
-    }
-
-    /// [`RedisServer::start`], with a password clients must give.
-    fn start_with_password(test: &str, password: Option<&str>) -> Option<Self> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !found {
-            assert!(
-                std::env::var("CARDLOOKUP_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "redis-server not found, and CARDLOOKUP_REQUIRE_REDIS=1"
-            );
-            // Straight to stderr: the test harness keeps `eprintln!` of a passing test to itself.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server not found ({test}); install it to run the quota tests"
-            );
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            port,
-            password: password.map(str::to_owned),
-            child: None,
-        };
-        server.restart();
-        Some(server)
-    }
-
-    /// Its URL, without the password.
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Its URL with the password, for the test's own commands.
-    fn admin_url(&self) -> String {
-        let password = self.password.as_deref().unwrap_or_default();
-        format!("redis://:{password}@127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the server on its port and waits until it answers PING.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(
-                self.password
-                    .iter()
-                    .flat_map(|password| ["--requirepass", password.as_str()]),
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers_ping() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn answers_ping(&self) -> bool {
-        redis::Client::open(self.admin_url())
-            .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
-            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
-            .is_ok()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Every key the server holds.
-    fn keys(&self) -> Vec<String> {
-        let mut connection = redis::Client::open(self.admin_url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        redis::cmd("KEYS").arg("*").query(&mut connection).unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The keys of quotas in `redis` (card-testing detection keeps its own there too).
+fn quota_keys(redis: &RedisServer) -> Vec<String> {
+    let mut keys = redis.keys();
+    keys.retain(|key| key.starts_with("cardlookup:quota:"));
+    keys
 }
 
 fn config(redis: &RedisServer, quotas: &[&str], budget: Duration, mode: FailureMode) -> Config {
     Config {
+        redis: Some(RedisTarget::new(&redis.url(), None).unwrap()),
         quotas: Some(QuotaSettings {
             rules: quotas.iter().map(|q| q.parse().unwrap()).collect(),
-            redis: RedisTarget::new(&redis.url(), None).unwrap(),
             budget,
             failure_mode: mode,
         }),
@@ -223,7 +120,7 @@ async fn a_subject_quota_is_exact_across_two_replicas_and_hashes_the_subject() {
         assert!(answer.is_ok(), "{answer:?}");
     }
 
-    let keys = redis.keys();
+    let keys = quota_keys(&redis);
     assert_eq!(keys.len(), 2, "one key a subject: {keys:?}");
     for key in &keys {
         assert!(key.starts_with("cardlookup:quota:shared-shopper:"), "{key}");
@@ -268,7 +165,7 @@ async fn calls_without_a_subject_are_not_counted_but_tallied() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(!refused.message().contains("5555"), "{}", refused.message());
-    assert!(redis.keys().is_empty());
+    assert_eq!(quota_keys(&redis), [] as [String; 0]);
     let scraped = server.scrape().await;
     assert_eq!(
         metric(

@@ -8,10 +8,18 @@
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
 //! is kept but their BIN (first six digits), which PCI DSS allows to store.
+//!
+//! With a shared store (`--redis-url`) the windows are also pooled across replicas
+//! ([`fleet`]): each replica keeps what it has not reported yet (the BINs new in a slot, the
+//! Luhn counts, a flag it raised) and sends it once a second, so a client is judged on its
+//! calls to every replica, and one flagged anywhere is flagged everywhere. The calls themselves
+//! never wait on Redis.
+
+pub mod fleet;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -75,6 +83,13 @@ impl Suspicion {
             Self::LuhnFailures => "luhn_failures",
         }
     }
+
+    /// The suspicion of a [`Self::label`].
+    fn from_label(label: &str) -> Option<Self> {
+        [Self::BinWalk, Self::LuhnFailures]
+            .into_iter()
+            .find(|suspicion| suspicion.label() == label)
+    }
 }
 
 /// Where slot number `now` lives in a window's ring of slots.
@@ -102,6 +117,23 @@ impl Slot {
     }
 }
 
+/// What a replica has seen of a client and not yet reported to the pool ([`fleet`]); kept only
+/// when the detector is pooled.
+#[derive(Debug, Default)]
+struct Unreported {
+    /// The client called: its report, even with nothing new in it, tells the replica whether
+    /// the pool has flagged the client.
+    called: AtomicBool,
+    /// BINs in the order they were first seen in a slot (a BIN seen in two slots is here
+    /// twice: the pool counts distinct BINs itself).
+    bins: Vec<u32>,
+    /// Atomic, as the slots' counts are.
+    validations: AtomicU32,
+    luhn_failures: AtomicU32,
+    /// A flag raised here.
+    flagged: Option<Suspicion>,
+}
+
 #[derive(Debug, Default)]
 struct ClientWindow {
     slots: [Slot; SLOTS],
@@ -114,6 +146,9 @@ struct ClientWindow {
     flagged_for: Option<Suspicion>,
     /// The last slot a call of the client was recorded in (and `bins` pruned in).
     last_seen: u64,
+    /// The client's rate-limit class, for the pool's report.
+    class: Arc<str>,
+    unreported: Unreported,
 }
 
 impl ClientWindow {
@@ -124,20 +159,55 @@ impl ClientWindow {
         self.last_seen == now && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
     }
 
+    /// Counts a call and its Luhn result in slot `now`, which is current (see [`Self::slot`]);
+    /// and for the pool, when `pooled`.
+    fn count(&self, now: u64, luhn_valid: Option<bool>, pooled: bool) {
+        self.slots[slot_index(now)].count(luhn_valid);
+        if !pooled {
+            return;
+        }
+        // Read first: a busy client's calls on several cores then share the line unmodified.
+        if !self.unreported.called.load(Ordering::Relaxed) {
+            self.unreported.called.store(true, Ordering::Relaxed);
+        }
+        if let Some(valid) = luhn_valid {
+            self.unreported.validations.fetch_add(1, Ordering::Relaxed);
+            if !valid {
+                self.unreported
+                    .luhn_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Records a call in slot `now`: what a call holding the entry shared cannot.
-    fn record(&mut self, now: u64, bin: u32, luhn_valid: Option<bool>, max_distinct_bins: usize) {
+    fn record(
+        &mut self,
+        now: u64,
+        bin: u32,
+        luhn_valid: Option<bool>,
+        max_distinct_bins: usize,
+        pooled: bool,
+    ) {
         if self.last_seen != now {
             // The client's first call in this slot: forget the BINs last seen before the window.
             self.bins.retain(|_, seen| *seen + SLOTS as u64 > now);
             self.last_seen = now;
         }
         if max_distinct_bins > 0 {
+            let new_in_slot = self.bins.get(&bin) != Some(&now);
             self.see_bin(bin, now, max_distinct_bins);
+            // Bounded as `bins` is: past the limit the pool needs no more to flag the client.
+            if pooled && new_in_slot && self.unreported.bins.len() <= max_distinct_bins {
+                self.unreported.bins.push(bin);
+            }
         }
-        self.slot(now).count(luhn_valid);
+        self.slot(now);
+        self.count(now, luhn_valid, pooled);
     }
 
-    fn slot(&mut self, now: u64) -> &mut Slot {
+    /// Makes slot `now` current, emptying it if it held an older slot.
+    fn slot(&mut self, now: u64) {
         let slot = &mut self.slots[slot_index(now)];
         if slot.number != now {
             *slot = Slot {
@@ -145,7 +215,6 @@ impl ClientWindow {
                 ..Slot::default()
             };
         }
-        slot
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = &Slot> {
@@ -174,6 +243,20 @@ pub struct CardTestingDetector {
     slot_nanos: u64,
     /// The map entry's lock serialises the calls of one client; other clients' calls go on.
     clients: DashMap<Arc<str>, ClientWindow, FxBuildHasher>,
+    /// Whether what is seen is kept for the pool ([`fleet`]).
+    pooled: bool,
+}
+
+/// What a replica tells the pool of one client ([`CardTestingDetector::take_unreported`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Report {
+    pub(crate) client: Arc<str>,
+    pub(crate) class: Arc<str>,
+    pub(crate) bins: Vec<u32>,
+    pub(crate) validations: u32,
+    pub(crate) luhn_failures: u32,
+    /// A flag this replica raised.
+    pub(crate) flagged: Option<Suspicion>,
 }
 
 /// What a call should do.
@@ -213,7 +296,15 @@ impl CardTestingDetector {
             )
             .unwrap_or(u64::MAX),
             clients: DashMap::default(),
+            pooled: false,
         }
+    }
+
+    /// The detector, keeping what it sees for the pool ([`fleet::pool`] sends it).
+    #[must_use]
+    pub fn pooled(mut self) -> Self {
+        self.pooled = true;
+        self
     }
 
     /// The current slot's number. In 64 bits: a 128-bit division cost more than the rest of a
@@ -241,7 +332,7 @@ impl CardTestingDetector {
         let max_bins = self.config.max_distinct_bins;
         let counted = match self.clients.get(&*client.id) {
             Some(window) if window.is_current(now, bin, max_bins) => {
-                window.slots[slot_index(now)].count(luhn_valid);
+                window.count(now, luhn_valid, self.pooled);
                 if window.flagged_until > now {
                     return self.verdict(window.flagged_for);
                 }
@@ -263,10 +354,15 @@ impl CardTestingDetector {
             make_room(&self.clients, self.config.max_clients, |window| {
                 Some(window.last_seen)
             });
-            self.clients.entry(Arc::clone(&client.id)).or_default()
+            self.clients
+                .entry(Arc::clone(&client.id))
+                .or_insert_with(|| ClientWindow {
+                    class: Arc::clone(&client.class),
+                    ..ClientWindow::default()
+                })
         };
         if !counted {
-            window.record(now, bin, luhn_valid, max_bins);
+            window.record(now, bin, luhn_valid, max_bins, self.pooled);
         }
         // Checked again: another call may have flagged the client since the shared look.
         if window.flagged_until > now {
@@ -277,7 +373,17 @@ impl CardTestingDetector {
         };
         window.flagged_until = now + SLOTS as u64;
         window.flagged_for = Some(suspicion);
+        if self.pooled {
+            window.unreported.flagged = Some(suspicion);
+        }
         drop(window);
+        self.report_flag(client, suspicion, false);
+        self.verdict(Some(suspicion))
+    }
+
+    /// Counts and logs a client flagged here, on this replica's calls (`pooled` false) or on
+    /// the pool's (true).
+    fn report_flag(&self, client: &ClientIdentity, suspicion: Suspicion, pooled: bool) {
         metrics::counter!(
             SUSPECTED,
             "client_class" => client.class.to_string(),
@@ -290,9 +396,69 @@ impl CardTestingDetector {
             class = %client.class,
             reason = suspicion.label(),
             refused = self.config.refuse,
+            across_replicas = pooled,
             "client suspected of card testing"
         );
-        self.verdict(Some(suspicion))
+    }
+
+    /// What the pool has not been told yet, of every client that called since the last time,
+    /// leaving nothing unreported.
+    pub(crate) fn take_unreported(&self) -> Vec<Report> {
+        let mut reports = Vec::new();
+        for mut entry in self.clients.iter_mut() {
+            let (client, window) = entry.pair_mut();
+            let unreported = &mut window.unreported;
+            let called = std::mem::take(unreported.called.get_mut());
+            if !called && unreported.flagged.is_none() {
+                continue;
+            }
+            let validations = std::mem::take(unreported.validations.get_mut());
+            let luhn_failures = std::mem::take(unreported.luhn_failures.get_mut());
+            reports.push(Report {
+                client: Arc::clone(client),
+                class: Arc::clone(&window.class),
+                bins: std::mem::take(&mut unreported.bins),
+                validations,
+                luhn_failures,
+                flagged: unreported.flagged.take(),
+            });
+        }
+        reports
+    }
+
+    /// The pool's answer for `client`: flagged for `suspicion` for `remaining` more, by the
+    /// pool's own counts (`decided_by_pool`) or by a replica. The client is flagged here too,
+    /// for what remains (and reported here when the pool decided on this replica's report).
+    pub(crate) fn flagged_by_pool(
+        &self,
+        report: &Report,
+        suspicion: &str,
+        remaining: Duration,
+        decided_by_pool: bool,
+    ) {
+        let Some(suspicion) = Suspicion::from_label(suspicion) else {
+            return;
+        };
+        let now = self.now();
+        let slots = remaining
+            .as_nanos()
+            .div_ceil(u128::from(self.slot_nanos))
+            .max(1);
+        let until = now.saturating_add(u64::try_from(slots).unwrap_or(u64::MAX));
+        if let Some(mut window) = self.clients.get_mut(&report.client)
+            && window.flagged_until <= now
+        {
+            window.flagged_until = until;
+            window.flagged_for = Some(suspicion);
+        }
+        if decided_by_pool {
+            let client = ClientIdentity {
+                id: Arc::clone(&report.client),
+                class: Arc::clone(&report.class),
+                label: None,
+            };
+            self.report_flag(&client, suspicion, true);
+        }
     }
 
     fn verdict(&self, suspicion: Option<Suspicion>) -> Verdict {
@@ -489,6 +655,65 @@ mod tests {
                 .iter()
                 .all(|v| *v == Verdict::Refuse(Suspicion::LuhnFailures))
         );
+    }
+
+    #[test]
+    fn a_pooled_detector_keeps_what_the_pool_has_not_heard_and_adopts_its_flags() {
+        let config = CardTestingConfig {
+            max_distinct_bins: 10,
+            min_validations: 10,
+            refuse: true,
+            ..CardTestingConfig::default()
+        };
+        let detector = CardTestingDetector::new(config, &["default"]).pooled();
+        let walker = client("walker");
+        for bin in [1, 2, 2, 3] {
+            detector.observe_in_slot(0, &walker, bin, Some(bin != 3));
+        }
+        detector.observe_in_slot(1, &walker, 1, None);
+        let report = Report {
+            client: Arc::from("walker"),
+            class: Arc::from("default"),
+            // Each BIN once a slot: the pool counts distinct BINs itself.
+            bins: vec![1, 2, 3, 1],
+            validations: 4,
+            luhn_failures: 1,
+            flagged: None,
+        };
+        assert_eq!(detector.take_unreported(), std::slice::from_ref(&report));
+        assert_eq!(detector.take_unreported(), []);
+        // A flag raised here is reported, once.
+        for bin in 100..108 {
+            detector.observe_in_slot(1, &walker, bin, None);
+        }
+        let reports = detector.take_unreported();
+        assert_eq!(reports[0].flagged, Some(Suspicion::BinWalk));
+        assert_eq!(detector.take_unreported(), []);
+        // A call that adds nothing new is still reported: its answer may be the pool's flag.
+        detector.observe_in_slot(1, &walker, 100, None);
+        let reports = detector.take_unreported();
+        assert_eq!(
+            (reports.len(), reports[0].bins.len(), reports[0].validations),
+            (1, 0, 0)
+        );
+
+        // A client the pool flagged is refused here for what remains of the flag.
+        let ring = client("ring");
+        assert_eq!(detector.observe(&ring, 1, None), Verdict::Allow);
+        let ring_report = Report {
+            client: Arc::from("ring"),
+            ..report
+        };
+        detector.flagged_by_pool(&ring_report, "bin_walk", Duration::from_secs(60), false);
+        assert_eq!(
+            detector.observe(&ring, 1, None),
+            Verdict::Refuse(Suspicion::BinWalk)
+        );
+
+        // Unpooled, nothing is kept for a pool.
+        let alone = CardTestingDetector::new(config, &[]);
+        alone.observe(&walker, 1, Some(false));
+        assert_eq!(alone.take_unreported(), []);
     }
 
     #[test]
