@@ -139,6 +139,62 @@ async fn a_subject_quota_is_exact_across_two_replicas_and_hashes_the_subject() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_batched_together_are_counted_exactly() {
+    let Some(redis) = RedisServer::start("concurrent calls") else {
+        return;
+    };
+    // Two quotas a call, so that each batch holds several keys a call, and one key many times.
+    let quotas = ["burst-shopper=20/h:subject", "burst-client=45/h:client"];
+    let replicas = [
+        TestServer::start_configured(
+            config(&redis, &quotas, BUDGET, FailureMode::Closed),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+        TestServer::start_configured(
+            config(&redis, &quotas, BUDGET, FailureMode::Closed),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+    ];
+    let clients = [replicas[0].client().await, replicas[1].client().await];
+    // 30 calls a replica for one shopper, all at once: 20 pass.
+    let calls = (0..60).map(|call| {
+        let mut client = clients[call % 2].clone();
+        tokio::spawn(async move { client.validate(validate_for(Some("shopper-burst"))).await })
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let passed = answers
+        .iter()
+        .filter(|a| a.as_ref().unwrap().is_ok())
+        .count();
+    assert_eq!(passed, 20);
+    for answer in answers {
+        if let Err(status) = answer.unwrap() {
+            assert!(
+                status.message().starts_with("quota `burst-shopper` (20/h)"),
+                "{status:?}"
+            );
+        }
+    }
+    // Every one of those calls counted against the client quota too (60 of 45: the next 30
+    // calls, for other shoppers, are refused by it after the 45th call in all).
+    let calls = (0..30).map(|call| {
+        let mut client = clients[call % 2].clone();
+        let shopper = format!("shopper-{call}");
+        tokio::spawn(async move { client.validate(validate_for(Some(&shopper))).await })
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for answer in answers {
+        let status = answer.unwrap().unwrap_err();
+        assert!(
+            status.message().starts_with("quota `burst-client` (45/h)"),
+            "{status:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn calls_without_a_subject_are_not_counted_but_tallied() {
     let Some(redis) = RedisServer::start("calls without a subject") else {
         return;

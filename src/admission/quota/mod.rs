@@ -4,9 +4,9 @@
 //! Each quota is a GCRA (generic cell rate algorithm) in one Lua script, run atomically by
 //! Redis: the key holds the "theoretical arrival time" of the next call, in microseconds of the
 //! Redis server's own clock (so the replicas' clocks do not matter), and the script answers
-//! allowed, or refused with the time until a call is allowed again. The quotas of a call are
-//! checked concurrently on one multiplexed connection, so calls in flight share its round
-//! trips. A call refused by one quota still counts against the others it passed.
+//! allowed, or refused with the time until a call is allowed again. The checks of concurrent
+//! calls go to Redis together, one script run a batch (`batch`). A call refused by one quota
+//! still counts against the others it passed.
 //!
 //! Keys are `cardlookup:quota:<name>:<hex SHA-256 of the key kind and value>`: no subject or
 //! client identity is stored in Redis, only these hashes and the arrival times.
@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, describe_counter};
-use redis::Script;
-use redis::aio::ConnectionManager;
 use tonic::codegen::http;
+
+use batch::{BatchError, Batcher, Check};
 
 use super::Refusal;
 use super::rate::Rate;
 use crate::shared_store::{SharedStore, hashed};
 use crate::token::is_safe_token;
+
+mod batch;
 
 /// The metadata that names the end user a call is about, for `subject` quotas.
 pub static SUBJECT_HEADER: http::HeaderName = http::HeaderName::from_static("x-cardlookup-subject");
@@ -52,25 +54,6 @@ pub(super) fn checked_subject(subject: &[u8]) -> Result<&[u8], Refusal> {
 const REFUSED: &str = "cardlookup_quota_refused_total";
 const UNKEYED: &str = "cardlookup_quota_unkeyed_total";
 const BACKEND_ERRORS: &str = "cardlookup_quota_backend_errors_total";
-
-/// GCRA. KEYS[1]: the key; ARGV[1]: microseconds between calls at the rate; ARGV[2]: the calls
-/// a unit (the burst). Answers `{1, 0}` when the call is allowed (and counted), else
-/// `{0, microseconds until one is}`.
-const GCRA: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local interval = tonumber(ARGV[1])
-local tolerance = interval * (tonumber(ARGV[2]) - 1)
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local allowed_at = tat - tolerance
-if now < allowed_at then
-  return {0, math.ceil(allowed_at - now)}
-end
-local next_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
-return {1, 0}
-";
 
 /// What a quota counts calls by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +137,7 @@ pub(super) struct Quotas {
     rules: Vec<Quota>,
     budget: Duration,
     failure_mode: FailureMode,
-    script: Script,
+    batcher: Batcher,
     store: Arc<SharedStore>,
     timeouts: Counter,
     errors: Counter,
@@ -211,15 +194,15 @@ impl Quotas {
             rules: quotas,
             budget: settings.budget,
             failure_mode: settings.failure_mode,
-            script: Script::new(GCRA),
+            batcher: Batcher::start(Arc::clone(&store)),
             store,
             timeouts: metrics::counter!(BACKEND_ERRORS, "reason" => "timeout"),
             errors: metrics::counter!(BACKEND_ERRORS, "reason" => "error"),
         }
     }
 
-    /// The Redis keys of a call from `client` about `subject`, one per quota that counts it.
-    fn keys(&self, client: &str, subject: Option<&[u8]>) -> Vec<(&Quota, String)> {
+    /// The checks of a call from `client` about `subject`, one per quota that counts it.
+    fn checks(&self, client: &str, subject: Option<&[u8]>) -> (Vec<&Quota>, Vec<Check>) {
         self.rules
             .iter()
             .filter_map(|quota| {
@@ -233,52 +216,37 @@ impl Quotas {
                         subject
                     }
                 };
-                Some((quota, redis_key(&quota.name, quota.key, value)))
+                let check = Check {
+                    key: redis_key(&quota.name, quota.key, value),
+                    interval_micros: quota.interval_micros,
+                    burst: quota.rate.count.get(),
+                };
+                Some((quota, check))
             })
-            .collect()
+            .unzip()
     }
 
     /// Checks and counts a call from `client` about `subject` against every quota, within the
     /// budget.
     pub(super) async fn check(&self, client: &str, subject: Option<&[u8]>) -> Result<(), Refusal> {
-        let keys = self.keys(client, subject);
-        if keys.is_empty() {
+        let (quotas, checks) = self.checks(client, subject);
+        if checks.is_empty() {
             return Ok(());
         }
-        let Some(connection) = self.store.connection() else {
-            self.errors.increment(1);
-            return self.unavailable();
-        };
-        let checks = keys.iter().map(|(quota, key)| {
-            let mut connection = ConnectionManager::clone(&connection);
-            let script = &self.script;
-            async move {
-                script
-                    .key(key)
-                    .arg(quota.interval_micros)
-                    .arg(quota.rate.count.get())
-                    .invoke_async::<(u8, u64)>(&mut connection)
-                    .await
-            }
-        });
-        let answers =
-            tokio::time::timeout(self.budget, futures_util::future::try_join_all(checks)).await;
-        let answers = match answers {
+        let answers = match tokio::time::timeout(self.budget, self.batcher.check(checks)).await {
             Ok(Ok(answers)) => answers,
-            Ok(Err(error)) => {
-                self.errors.increment(1);
-                self.store.failed(&error.to_string());
-                return self.unavailable();
-            }
-            Err(_elapsed) => {
+            Ok(Err(BatchError::QueueFull)) | Err(_) => {
                 self.timeouts.increment(1);
                 self.store.failed("timeout");
                 return self.unavailable();
             }
+            Ok(Err(BatchError::NotConnected | BatchError::Redis(_))) => {
+                self.errors.increment(1);
+                return self.unavailable();
+            }
         };
-        self.store.answered();
-        for ((quota, _), (allowed, wait_micros)) in keys.iter().zip(answers) {
-            if allowed == 0 {
+        for (quota, (allowed, wait_micros)) in quotas.into_iter().zip(answers) {
+            if !allowed {
                 quota.refused.increment(1);
                 return Err(Refusal::QuotaExceeded {
                     quota: Arc::clone(&quota.name),
