@@ -27,26 +27,34 @@ const QUEUE: usize = 8192;
 
 /// GCRA over every key of a batch, in order. KEYS[i]: a key; ARGV[2i-1]: microseconds between
 /// calls at its quota's rate; ARGV[2i]: the calls a unit (the burst). Answers, for key i,
-/// `1, 0` when the call is allowed (and counted), else `0, microseconds until one is`.
+/// `1, 0` when the call is allowed (and counted), else `0, microseconds until one is`. A key
+/// that comes back in the batch (a busy client's, a busy shopper's) is read once and written
+/// once: Redis's own commands are most of a check's cost.
 const GCRA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local answers = {}
+local tats, changed, answers = {}, {}, {}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * i - 1])
   local tolerance = interval * (tonumber(ARGV[2 * i]) - 1)
-  local tat = tonumber(redis.call('GET', key)) or now
+  local tat = tats[key]
+  if tat == nil then tat = tonumber(redis.call('GET', key)) or now end
   if tat < now then tat = now end
   local allowed_at = tat - tolerance
   if now < allowed_at then
     answers[2 * i - 1] = 0
     answers[2 * i] = math.ceil(allowed_at - now)
   else
-    local next_tat = tat + interval
-    redis.call('SET', key, string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
+    tat = tat + interval
+    changed[key] = true
     answers[2 * i - 1] = 1
     answers[2 * i] = 0
   end
+  tats[key] = tat
+end
+for key in pairs(changed) do
+  local tat = tats[key]
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
 return answers
 ";
