@@ -35,7 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Boxed: an answer's BIN part is most of its size, and an Inspect batch builds and
             // moves a thousand results (with shared BIN answers, `bin` is unset in all of them).
             .boxed(".cardlookup.v1.InspectResult.bin")
-            .compile_fds(descriptors)?;
+            .compile_fds(descriptors.clone())?;
     }
+    // The proto3 JSON mapping (serde) of the public API's messages, for the HTTP/JSON face.
+    let descriptors = protox::compile([PROTOS[0].0], ["proto"])?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors.encode_to_vec())?
+        .build(&[".cardlookup.v1"])?;
     Ok(())
 }

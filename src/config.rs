@@ -277,6 +277,12 @@ pub struct Args {
     /// proceeds; --rate-limit still applies) or `closed` (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CARD_LOOKUP_QUOTA_FAILURE_MODE", value_enum, default_value_t = FailureMode::Open)]
     pub quota_failure_mode: FailureMode,
+
+    /// Address of the HTTP/JSON port: binlist.net's lookup (GET /{bin}) and the gRPC API as
+    /// JSON (/v1/...), HTTP/1.1 and HTTP/2, with the gRPC port's TLS, admission and logs. Off
+    /// unless given.
+    #[arg(long, env = "CARD_LOOKUP_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// Configuration that has passed every check.
@@ -314,6 +320,8 @@ pub struct Config {
     pub data_recheck_interval: Option<Duration>,
     /// `--quota` and its Redis; none without quotas.
     pub quotas: Option<QuotaSettings>,
+    /// The HTTP/JSON port; none unless given.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// A configuration value that cannot work.
@@ -369,6 +377,10 @@ pub enum ConfigError {
     RedisPasswordFile(PathBuf, String),
     #[error("--quota-budget must be above 0 and at most 1s")]
     QuotaBudget,
+    #[error(
+        "--http-listen must differ from --listen, --metrics-listen, --admin-listen and --health-listen ({0})"
+    )]
+    HttpAddress(SocketAddr),
 }
 
 impl TryFrom<Args> for Config {
@@ -408,6 +420,7 @@ impl TryFrom<Args> for Config {
         }
         check_limits(&args)?;
         check_health_address(&args)?;
+        check_http_address(&args)?;
         let quotas = quota_settings(&args)?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -465,6 +478,7 @@ impl TryFrom<Args> for Config {
             health_listen: args.health_listen,
             data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
             quotas,
+            http_listen: args.http_listen,
         })
     }
 }
@@ -479,6 +493,25 @@ fn check_health_address(args: &Args) -> Result<(), ConfigError> {
                     || args.admin_listen == Some(health)) =>
         {
             Err(ConfigError::HealthAddress(health))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The HTTP/JSON port must be a port of its own (port 0, a free port, always is).
+fn check_http_address(args: &Args) -> Result<(), ConfigError> {
+    match args.http_listen {
+        Some(http)
+            if http.port() != 0
+                && [
+                    Some(args.listen),
+                    Some(args.metrics_listen),
+                    args.admin_listen,
+                    args.health_listen,
+                ]
+                .contains(&Some(http)) =>
+        {
+            Err(ConfigError::HttpAddress(http))
         }
         _ => Ok(()),
     }

@@ -39,6 +39,7 @@ pub mod config;
 pub mod connection_limits;
 pub(crate) mod eviction;
 pub(crate) mod grpc;
+pub(crate) mod http;
 pub mod identity;
 pub(crate) mod incoming;
 pub(crate) mod log_throttle;
