@@ -1018,4 +1018,17 @@ mod tests {
         assert!(Args::try_parse_from(["card-lookup", "--quota", "a=1/h:ip"]).is_err());
         assert!(Args::try_parse_from(["card-lookup", "--quota-failure-mode", "maybe"]).is_err());
     }
+
+    #[test]
+    fn the_http_port_is_off_unless_given_and_a_port_of_its_own() {
+        assert_eq!(Config::default().http_listen, None);
+        let given = config(&["--http-listen", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(given.http_listen, Some("0.0.0.0:8080".parse().unwrap()));
+        for taken in ["127.0.0.1:50051", "127.0.0.1:9090"] {
+            assert_eq!(
+                config(&["--http-listen", taken]).unwrap_err(),
+                ConfigError::HttpAddress(taken.parse().unwrap())
+            );
+        }
+    }
 }
