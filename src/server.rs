@@ -161,7 +161,7 @@ pub async fn run(
         .map(|listener| serve_health(listener, health_service.clone(), config, stop.clone()));
     let http_port = serve_http_port(
         listeners.http,
-        HttpFront::new(api, Arc::clone(&admission)),
+        HttpFront::new(api, Arc::clone(&admission), MAX_REQUEST_BYTES),
         tls.clone(),
         config,
         stop.clone(),

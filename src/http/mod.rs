@@ -35,7 +35,6 @@ use crate::api::{CardApi, RequestError, binlist};
 use crate::grpc::observe::{CardNumberField, observe};
 use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
-use crate::server::MAX_REQUEST_BYTES;
 use crate::telemetry::Method;
 use answer::Answer;
 use route::Route;
@@ -55,10 +54,12 @@ pub(crate) struct HttpFront {
 }
 
 impl HttpFront {
-    pub(crate) fn new(api: CardApi, admission: Arc<Admission>) -> Self {
+    /// The face answering from `api` through `admission`, refusing request bodies over
+    /// `max_body` bytes (the gRPC port's largest request message).
+    pub(crate) fn new(api: CardApi, admission: Arc<Admission>, max_body: usize) -> Self {
         use tower::Layer;
         Self {
-            admitted: AdmissionLayer(admission).layer(Handler { api }),
+            admitted: AdmissionLayer(admission).layer(Handler { api, max_body }),
         }
     }
 }
@@ -103,6 +104,7 @@ where
 #[derive(Debug, Clone)]
 struct Handler {
     api: CardApi,
+    max_body: usize,
 }
 
 impl<B> tower::Service<http::Request<B>> for Handler
@@ -119,12 +121,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let api = self.api.clone();
-        Box::pin(async move { Ok(handle(&api, request).await) })
+        let handler = self.clone();
+        Box::pin(async move { Ok(handle(&handler, request).await) })
     }
 }
 
-async fn handle<B>(api: &CardApi, request: http::Request<B>) -> Answer
+async fn handle<B>(handler: &Handler, request: http::Request<B>) -> Answer
 where
     B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -134,6 +136,7 @@ where
         .get::<Route>()
         .cloned()
         .unwrap_or(Route::NotFound);
+    let (api, max_body) = (&handler.api, handler.max_body);
     match route {
         Route::Binlist(bin) => binlist_lookup(api, request, &bin).await,
         Route::LookupBinPath(number) => {
@@ -148,21 +151,21 @@ where
             .await
         }
         Route::LookupBinBody => {
-            let (request, message) = read_message(request).await;
+            let (request, message) = read_message(request, max_body).await;
             rpc(Method::LookupBin, request, message, |m, client| {
                 api.lookup_bin(&m, client.as_ref())
             })
             .await
         }
         Route::Validate => {
-            let (request, message) = read_message(request).await;
+            let (request, message) = read_message(request, max_body).await;
             rpc(Method::Validate, request, message, |m, client| {
                 api.validate(&m, client.as_ref())
             })
             .await
         }
         Route::MaskCard => {
-            let (request, message) = read_message(request).await;
+            let (request, message) = read_message(request, max_body).await;
             rpc(Method::MaskCard, request, message, |m, _| api.mask_card(&m)).await
         }
         Route::MethodNotAllowed(allowed) => {
@@ -228,21 +231,24 @@ async fn binlist_lookup<B>(api: &CardApi, request: http::Request<B>, bin: &str) 
     }
 }
 
-/// Reads a request's JSON body (at most [`MAX_REQUEST_BYTES`]) as a request message.
-async fn read_message<B, M>(request: http::Request<B>) -> (http::request::Parts, Result<M, Status>)
+/// Reads a request's JSON body (at most `max_body` bytes) as a request message.
+async fn read_message<B, M>(
+    request: http::Request<B>,
+    max_body: usize,
+) -> (http::request::Parts, Result<M, Status>)
 where
     B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     M: DeserializeOwned,
 {
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+    let bytes = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             return (
                 parts,
                 Err(Status::out_of_range(format!(
-                    "body: larger than {MAX_REQUEST_BYTES} bytes"
+                    "body: larger than {max_body} bytes"
                 ))),
             );
         }
