@@ -280,6 +280,12 @@ pub struct Args {
     /// proceeds; --rate-limit still applies) or `closed` (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CARD_LOOKUP_QUOTA_FAILURE_MODE", value_enum, default_value_t = FailureMode::Open)]
     pub quota_failure_mode: FailureMode,
+
+    /// Address of the HTTP/JSON port: binlist.net's lookup (GET /{bin}) and the gRPC API as
+    /// JSON (/v1/...), HTTP/1.1 and HTTP/2, with the gRPC port's TLS, admission and logs. Off
+    /// unless given.
+    #[arg(long, env = "CARD_LOOKUP_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// Configuration that has passed every check.
@@ -319,6 +325,8 @@ pub struct Config {
     pub redis: Option<RedisTarget>,
     /// `--quota`; none without quotas (and some only with `redis`).
     pub quotas: Option<QuotaSettings>,
+    /// The HTTP/JSON port; none unless given.
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// A configuration value that cannot work.
@@ -374,6 +382,10 @@ pub enum ConfigError {
     RedisPasswordFile(PathBuf, String),
     #[error("--quota-budget must be above 0 and at most 1s")]
     QuotaBudget,
+    #[error(
+        "--http-listen must differ from --listen, --metrics-listen, --admin-listen and --health-listen ({0})"
+    )]
+    HttpAddress(SocketAddr),
 }
 
 impl TryFrom<Args> for Config {
@@ -413,6 +425,7 @@ impl TryFrom<Args> for Config {
         }
         check_limits(&args)?;
         check_health_address(&args)?;
+        check_http_address(&args)?;
         let redis = redis_target(&args)?;
         let quotas = quota_settings(&args, redis.is_some())?;
         let tls = match (args.tls_cert, args.tls_key) {
@@ -472,6 +485,7 @@ impl TryFrom<Args> for Config {
             data_recheck_interval: Some(args.data_recheck_interval).filter(|d| !d.is_zero()),
             redis,
             quotas,
+            http_listen: args.http_listen,
         })
     }
 }
@@ -486,6 +500,25 @@ fn check_health_address(args: &Args) -> Result<(), ConfigError> {
                     || args.admin_listen == Some(health)) =>
         {
             Err(ConfigError::HealthAddress(health))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The HTTP/JSON port must be a port of its own (port 0, a free port, always is).
+fn check_http_address(args: &Args) -> Result<(), ConfigError> {
+    match args.http_listen {
+        Some(http)
+            if http.port() != 0
+                && [
+                    Some(args.listen),
+                    Some(args.metrics_listen),
+                    args.admin_listen,
+                    args.health_listen,
+                ]
+                .contains(&Some(http)) =>
+        {
+            Err(ConfigError::HttpAddress(http))
         }
         _ => Ok(()),
     }
@@ -999,5 +1032,18 @@ mod tests {
         assert_eq!(store_only.quotas, None);
         assert!(Args::try_parse_from(["card-lookup", "--quota", "a=1/h:ip"]).is_err());
         assert!(Args::try_parse_from(["card-lookup", "--quota-failure-mode", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_http_port_is_off_unless_given_and_a_port_of_its_own() {
+        assert_eq!(Config::default().http_listen, None);
+        let given = config(&["--http-listen", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(given.http_listen, Some("0.0.0.0:8080".parse().unwrap()));
+        for taken in ["127.0.0.1:50051", "127.0.0.1:9090"] {
+            assert_eq!(
+                config(&["--http-listen", taken]).unwrap_err(),
+                ConfigError::HttpAddress(taken.parse().unwrap())
+            );
+        }
     }
 }

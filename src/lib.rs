@@ -13,11 +13,14 @@
 //! - [`api`]: the request layer below every front end: what a request must look like, the
 //!   domain call, the answer as a proto message, one mapping between domain and proto.
 //! - Front ends: `grpc` (the services: proto in, an [`api`] call, proto out; errors become
-//!   `tonic::Status` in one place) and [`cli`] (the command line, offline through [`api`] or a
-//!   client of a server, printing the same answers either way).
-//! - In front of the gRPC services: `incoming` (connections, TLS handshakes, peer identity,
-//!   within the caps of [`connection_limits`]; `log_throttle` for the lines peers can cause)
-//!   and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
+//!   `tonic::Status` in one place), `http` (`--http-listen`: binlist.net's lookup and the gRPC
+//!   API as JSON by its `google.api.http` annotations, through the same admission and
+//!   `grpc::observe`; errors become `google.rpc.Status` JSON in one place) and [`cli`] (the
+//!   command line, offline through [`api`] or a client of a server, printing the same answers
+//!   either way).
+//! - In front of the gRPC services and the HTTP face: `incoming` (connections, TLS handshakes,
+//!   peer identity, within the caps of [`connection_limits`]; `log_throttle` for the lines peers
+//!   can cause) and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
 //!   timeouts, and the one place calls are counted).
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), [`shared_store`]
 //!   (the Redis every replica shares: its connection, whether it answers), `token` (the rule
@@ -41,6 +44,7 @@ pub mod config;
 pub mod connection_limits;
 pub(crate) mod eviction;
 pub(crate) mod grpc;
+pub(crate) mod http;
 pub mod identity;
 pub(crate) mod incoming;
 pub(crate) mod log_throttle;

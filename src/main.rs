@@ -117,11 +117,16 @@ async fn serve(config: Config) -> Result<(), String> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let http = match config.http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let listeners = Listeners {
         grpc: bind(config.listen).await?,
         metrics: bind(config.metrics_listen).await?,
         admin,
         health,
+        http,
     };
     let local = |listener: &TcpListener| {
         listener
@@ -129,6 +134,9 @@ async fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot read the bound address: {e}"))
     };
     // The bound addresses, not the configured ones: port 0 picks a free port.
+    if let Some(http) = &listeners.http {
+        tracing::info!("serving HTTP/JSON on {}", local(http)?);
+    }
     tracing::info!(
         "serving gRPC on {}, metrics on http://{}/metrics",
         local(&listeners.grpc)?,

@@ -14,6 +14,8 @@ pub mod cardlookup {
 
     pub mod v1 {
         tonic::include_proto!("cardlookup.v1");
+        // Serialize and Deserialize in the proto3 JSON mapping (pbjson-build).
+        include!(concat!(env!("OUT_DIR"), "/cardlookup.v1.serde.rs"));
 
         use std::fmt;
 

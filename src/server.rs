@@ -20,6 +20,7 @@ use crate::card_testing::{self, CardTestingDetector};
 use crate::config::Config;
 use crate::connection_limits::{self, ConnectionCaps, ConnectionLimits};
 use crate::grpc::{Admin, CardLookup};
+use crate::http::HttpFront;
 use crate::incoming::{self, Protocol};
 use crate::proto::cardlookup::admin::v1::admin_service_server::AdminServiceServer;
 use crate::proto::cardlookup::v1::card_lookup_service_server::CardLookupServiceServer;
@@ -86,6 +87,8 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
     /// The plaintext health-only socket (`--health-listen`); none without one.
     pub health: Option<TcpListener>,
+    /// The HTTP/JSON socket (`--http-listen`); none without one.
+    pub http: Option<TcpListener>,
 }
 
 /// Why the server stopped with an error.
@@ -131,10 +134,12 @@ pub async fn run(
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
     let (admission, card_testing, shared_store) = screening(config).await;
-    let card_lookup = card_lookup_service(config, &store, &card_testing);
+    let api = CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
+        .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes);
+    let card_lookup = card_lookup_service(config, api.clone());
     let tls = load_tls(config, &listeners.grpc)?;
 
-    let ports = if listeners.admin.is_some() { 3 } else { 2 };
+    let ports = 2 + usize::from(listeners.admin.is_some()) + usize::from(listeners.http.is_some());
     connection_limits::warn_if_over_file_limit(config.connection_caps, ports);
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
@@ -161,6 +166,13 @@ pub async fn run(
     let health_port = listeners
         .health
         .map(|listener| serve_health(listener, health_service.clone(), config, stop.clone()));
+    let http_port = serve_http_port(
+        listeners.http,
+        HttpFront::new(api, Arc::clone(&admission), MAX_REQUEST_BYTES),
+        tls.clone(),
+        config,
+        stop.clone(),
+    );
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
@@ -197,9 +209,10 @@ pub async fn run(
     );
 
     let servers = async {
-        let (grpc, (), admin, health) = tokio::join!(
+        let (grpc, (), (), admin, health) = tokio::join!(
             grpc,
             metrics_http,
+            http_port,
             if_configured(admin),
             if_configured(health_port)
         );
@@ -268,15 +281,11 @@ async fn if_configured(
     }
 }
 
-/// The card lookup service with the configured Inspect limits and message size.
-fn card_lookup_service(
-    config: &Config,
-    store: &Arc<BinStore>,
-    card_testing: &Arc<CardTestingDetector>,
-) -> CardLookupServiceServer<CardLookup> {
+/// The card lookup service answering from `api`, with the configured Inspect limits and
+/// message size.
+fn card_lookup_service(config: &Config, api: CardApi) -> CardLookupServiceServer<CardLookup> {
     CardLookupServiceServer::new(CardLookup::new(
-        CardApi::new(Arc::clone(store), Some(Arc::clone(card_testing)))
-            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes),
+        api,
         crate::grpc::inspect_stream::StreamLimits {
             idle_timeout: config.inspect_idle_timeout,
             max_life: config.inspect_max_life,
@@ -432,15 +441,107 @@ async fn serve_metrics(
     stop: CancellationToken,
 ) {
     let limits = ConnectionLimits::new("metrics", caps);
-    let mut connections = incoming::accept(listener, Protocol::Http1, limits, stop.clone());
+    let connections = incoming::accept(listener, Protocol::Http1, limits, stop.clone());
+    serve_http(connections, app, Versions::Http1, header_timeout, stop).await;
+}
+
+/// The HTTP/JSON port (`--http-listen`): the gRPC port's TLS, connection caps and preface
+/// timeout (which bounds an HTTP/1 request's headers too), HTTP/1.1 and HTTP/2. Nothing
+/// without a listener.
+async fn serve_http_port(
+    listener: Option<TcpListener>,
+    front: HttpFront,
+    tls: Option<Arc<LiveTls>>,
+    config: &Config,
+    stop: CancellationToken,
+) {
+    let Some(listener) = listener else {
+        return;
+    };
+    let incoming = incoming::accept(
+        listener,
+        Protocol::Http {
+            tls,
+            preface_timeout: config.connection_preface_timeout,
+        },
+        ConnectionLimits::new("http", config.connection_caps),
+        stop.clone(),
+    );
+    serve_http(
+        incoming,
+        front,
+        Versions::Both,
+        config.connection_preface_timeout,
+        stop,
+    )
+    .await;
+}
+
+/// The HTTP versions a port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Versions {
+    Http1,
+    /// HTTP/1.1 and HTTP/2, told apart by the connection's first bytes; HTTP/2 with the gRPC
+    /// port's limits.
+    Both,
+}
+
+/// Serves `service` on `connections` with hyper, closing connections that take longer than
+/// `header_timeout` to send an HTTP/1 request's headers. Returns when `stop` is cancelled; the
+/// connections then finish their requests and close.
+async fn serve_http<S, B>(
+    mut connections: tokio_stream::wrappers::ReceiverStream<std::io::Result<incoming::Connection>>,
+    service: S,
+    versions: Versions,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) where
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use tonic::transport::server::Connected;
     while let Some(Some(Ok(connection))) = stop.run_until_cancelled(connections.next()).await {
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Each request learns who is on the other end (address, client certificate), for
+        // admission, as tonic tells the gRPC port's calls.
+        let peer = connection.connect_info();
+        let service = service.clone();
+        let service = hyper::service::service_fn(move |mut request| {
+            request.extensions_mut().insert(peer.clone());
+            let mut service = service.clone();
+            async move {
+                std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                service.call(request).await
+            }
+        });
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             builder
+                .http1()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout);
+            if versions == Versions::Http1 {
+                builder = builder.http1_only();
+            } else {
+                builder
+                    .http2()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                    .max_header_list_size(MAX_HEADER_LIST_BYTES)
+                    .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+                    .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+                    .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+            }
             let connection =
                 builder.serve_connection(hyper_util::rt::TokioIo::new(connection), service);
             let mut connection = std::pin::pin!(connection);

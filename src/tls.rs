@@ -68,7 +68,10 @@ const CERTIFICATE_EXPIRY: &str = "cardlookup_tls_certificate_expiry_timestamp_se
 
 /// A server configuration, and when its certificate expires.
 struct Loaded {
+    /// The gRPC port's: HTTP/2 only.
     config: Arc<ServerConfig>,
+    /// The HTTP/JSON port's: the same certificates, HTTP/2 or HTTP/1.1.
+    http: Arc<ServerConfig>,
     /// The leaf's notAfter in Unix seconds; `None` if x509-parser cannot read what rustls took.
     not_after: Option<i64>,
 }
@@ -111,9 +114,12 @@ fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
         }
     };
     let mut config = builder.with_single_cert(certs, key)?;
+    let mut http = config.clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
+    http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
+        http: Arc::new(http),
         not_after,
     })
 }
@@ -123,6 +129,7 @@ fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
 pub struct LiveTls {
     files: TlsFiles,
     current: ArcSwap<ServerConfig>,
+    current_http: ArcSwap<ServerConfig>,
 }
 
 impl LiveTls {
@@ -141,6 +148,7 @@ impl LiveTls {
         Ok(Self {
             files,
             current: ArcSwap::new(loaded.config),
+            current_http: ArcSwap::new(loaded.http),
         })
     }
 
@@ -155,12 +163,19 @@ impl LiveTls {
         TlsAcceptor::from(self.current.load_full())
     }
 
+    /// An acceptor for the next connection of the HTTP/JSON port (ALPN `h2` and `http/1.1`).
+    #[must_use]
+    pub fn http_acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current_http.load_full())
+    }
+
     /// Reads the files again; when they cannot be used, the set-up in force stays.
     pub fn reload(&self) {
         match server_config(&self.files) {
             Ok(loaded) => {
                 loaded.record_expiry();
                 self.current.store(loaded.config);
+                self.current_http.store(loaded.http);
                 tracing::info!("TLS certificates reloaded");
             }
             Err(error) => {

@@ -81,13 +81,20 @@ pub(super) fn follow(
     let Some(mut record) = record else {
         return response;
     };
-    record.code = status_of(response.headers()).map(|code| {
-        if code == Code::Internal && is_reset_request(response.headers()) {
-            Code::Cancelled
-        } else {
-            code
-        }
-    });
+    // A front end that is not gRPC (the HTTP/JSON face) puts its answer's code in the
+    // response's extensions.
+    record.code = response
+        .extensions()
+        .get::<Code>()
+        .copied()
+        .or_else(|| status_of(response.headers()))
+        .map(|code| {
+            if code == Code::Internal && is_reset_request(response.headers()) {
+                Code::Cancelled
+            } else {
+                code
+            }
+        });
     response.map(|inner| {
         tonic::body::Body::new(CountedBody {
             inner,

@@ -27,6 +27,11 @@
 //!   the local rate limit and before a concurrency place is taken.
 //! - `calls`: the one place calls are counted in the gRPC metrics ([`CountLayer`] counts
 //!   the admin service's calls the same way).
+//!
+//! The HTTP/JSON port (`crate::http`) is served through the same [`AdmissionLayer`]: its
+//! routes name their method in the request's extensions, its answers carry their code in
+//! theirs, and a refusal's answer carries the [`Refusal`], which that front end answers as
+//! JSON.
 
 mod calls;
 mod clients;
@@ -151,8 +156,12 @@ impl Refusal {
         }
     }
 
+    /// The refusal as a gRPC answer, the refusal itself in its extensions for a front end that
+    /// answers in another form (the HTTP/JSON face).
     fn answer(self) -> http::Response<tonic::body::Body> {
-        Status::from(self).into_http()
+        let mut answer = Status::from(self.clone()).into_http();
+        answer.extensions_mut().insert(self);
+        answer
     }
 }
 
@@ -354,8 +363,14 @@ where
             };
         }
         // Paths that are none of the service's methods (tonic answers UNIMPLEMENTED) are
-        // admitted as calls are, but not counted: their names are the caller's to choose.
-        let record = Method::from_path(path)
+        // admitted as calls are, but not counted: their names are the caller's to choose. A
+        // front end whose paths are not gRPC's (the HTTP/JSON face) names the method in the
+        // request's extensions.
+        let record = request
+            .extensions()
+            .get::<Method>()
+            .copied()
+            .or_else(|| Method::from_path(path))
             .map(|method| CallRecord::start(&self.admission.metrics, method));
         let admitting = match self.admission.identify(&request) {
             Ok(admitting) => admitting,

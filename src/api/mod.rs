@@ -7,10 +7,13 @@
 //! - `convert`: domain values to proto messages and back, the one mapping between the two.
 //! - `rules`: the checks and answers shared by unary calls and Inspect items.
 //! - [`inspect`]: Inspect's batches.
+//! - [`binlist`]: binlist.net's lookup document, from a LookupBin answer (the HTTP face's
+//!   drop-in for binlist callers).
 //! - [`admin`]: the admin service's answers (what data is served, reloads).
 //! - `error`: why a request cannot be answered, with its status code.
 
 pub mod admin;
+pub mod binlist;
 pub(crate) mod convert;
 mod error;
 pub mod inspect;

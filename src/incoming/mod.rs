@@ -215,6 +215,14 @@ pub(crate) enum Protocol {
     /// Plaintext HTTP/1 (metrics): handed over at once; its server bounds the time to read
     /// the request headers.
     Http1,
+    /// The HTTP/JSON port, HTTP/1.1 or HTTP/2 (by ALPN under TLS, else by the first bytes):
+    /// the client must finish the TLS handshake (when `tls` is given) and send enough of its
+    /// first request to tell which within `preface_timeout`. (The server's version detection
+    /// has no timer of its own; its HTTP/1 side bounds the rest of the headers.)
+    Http {
+        tls: Option<Arc<LiveTls>>,
+        preface_timeout: Duration,
+    },
 }
 
 /// Accepts connections until `stop`, within `limits`, handing the server those that are ready
@@ -236,7 +244,7 @@ pub(crate) fn accept(
         "Failed accepts of a port, such as when the process is out of file descriptors."
     );
     let accept_errors = metrics::counter!(ACCEPT_ERRORS, "port" => limits.port());
-    if let Protocol::Http2 { tls: Some(_), .. } = &protocol {
+    if let Protocol::Http2 { tls: Some(_), .. } | Protocol::Http { tls: Some(_), .. } = &protocol {
         // At 0 from the start, so that rate() sees the first failure of each kind.
         for reason in HANDSHAKE_FAILURE_REASONS {
             metrics::counter!(HANDSHAKE_FAILURES, "reason" => reason).increment(0);
@@ -320,7 +328,7 @@ impl Accepted {
             remote_ip: Some(Arc::from(address_identity(self.remote_addr.ip()))),
             client_subject: None,
         };
-        let (tls, preface_timeout, closed_after) = match protocol {
+        let (tls, preface_timeout, closed_after, http2_only) = match protocol {
             Protocol::Http1 => {
                 return Some(Connection::new(
                     Io::Plain(self.stream),
@@ -334,13 +342,27 @@ impl Accepted {
                 tls,
                 preface_timeout,
                 closed_after,
-            } => (tls, preface_timeout, closed_after),
+            } => (
+                tls.map(|tls| tls.acceptor()),
+                preface_timeout,
+                closed_after,
+                true,
+            ),
+            Protocol::Http {
+                tls,
+                preface_timeout,
+            } => (
+                tls.map(|tls| tls.http_acceptor()),
+                preface_timeout,
+                None,
+                false,
+            ),
         };
         let deadline = self.arrived + preface_timeout;
         let (mut io, peer) = match tls {
             None => (Io::Plain(self.stream), peer),
-            Some(tls) => {
-                let handshake = tls.acceptor().accept(self.stream);
+            Some(acceptor) => {
+                let handshake = acceptor.accept(self.stream);
                 let done = tokio::time::timeout_at(deadline, handshake).await;
                 let stream = handshake_outcome(done, self.remote_addr, handshake_log)?;
                 let client_subject = stream
@@ -359,7 +381,14 @@ impl Accepted {
         };
         // Read rather than peek: a peer sending a byte at a time would make a peek loop spin.
         let mut preface = vec![0; HTTP2_PREFACE_LEN];
-        match tokio::time::timeout_at(deadline, read_exact(&mut io, &mut preface)).await {
+        let read = async {
+            if http2_only {
+                read_exact(&mut io, &mut preface).await
+            } else {
+                read_version(&mut io, &mut preface).await
+            }
+        };
+        match tokio::time::timeout_at(deadline, read).await {
             Ok(Ok(())) => Some(Connection::new(io, peer, preface, self.slot, closed_after)),
             // Closed or broken before its first request: nothing to serve, nothing to count.
             Ok(Err(_)) => None,
@@ -397,6 +426,25 @@ fn handshake_outcome(
             None
         }
     }
+}
+
+/// Reads the start of an HTTP/1.1 or HTTP/2 connection: up to the HTTP/2 preface's length, or
+/// less as soon as the bytes differ from it (an HTTP/1.1 request). `preface` keeps what was read.
+async fn read_version(io: &mut Io, preface: &mut Vec<u8>) -> io::Result<()> {
+    const HTTP2_PREFACE: &[u8; HTTP2_PREFACE_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut read = 0;
+    while read < HTTP2_PREFACE_LEN && preface[..read] == HTTP2_PREFACE[..read] {
+        let n = match io {
+            Io::Plain(stream) => stream.read(&mut preface[read..]).await?,
+            Io::Tls(stream) => stream.read(&mut preface[read..]).await?,
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        read += n;
+    }
+    preface.truncate(read);
+    Ok(())
 }
 
 async fn read_exact(io: &mut Io, buf: &mut [u8]) -> io::Result<()> {

@@ -63,11 +63,19 @@ from cardlookup.v1 import card_lookup_pb2_grpc as pb_grpc  # noqa: E402
 
 
 def start_server() -> Server:
-    """Starts the release binary on ephemeral ports and waits for its `serving gRPC on` line.
+    """Starts the release binary on ephemeral ports (gRPC, metrics, HTTP/JSON) and waits for its
+    `serving gRPC on` line.
 
     Per-call log lines are on (RUST_LOG=card_lookup=debug), so the tests can check that no
     card number reaches the logs."""
-    return card_lookup_process.start_server(env={"RUST_LOG": "card_lookup=debug,info", "NO_COLOR": "1"})
+    return card_lookup_process.start_server(
+        args=[
+            "--listen", "127.0.0.1:0",
+            "--metrics-listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0",
+        ],
+        env={"RUST_LOG": "card_lookup=debug,info", "NO_COLOR": "1"},
+    )
 
 
 def connect(server: Server) -> grpc.Channel:

@@ -350,3 +350,60 @@ fn a_bad_data_file_stops_start_up_with_file_and_line() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The HTTP/JSON port's calls are logged as the gRPC port's are (RUST_LOG=trace), with the
+/// number masked, and no card number sent in a body, good or bad, shows in the output.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn http_calls_are_logged_without_card_numbers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let running = start_with("json", &["--http-listen", "127.0.0.1:0"]);
+    let startup = running.startup.concat();
+    let http: SocketAddr = startup
+        .split("serving HTTP/JSON on ")
+        .nth(1)
+        .and_then(|rest| rest.split(['"', '\n']).next())
+        .unwrap_or_else(|| panic!("no HTTP start-up line: {startup}"))
+        .trim()
+        .parse()
+        .unwrap();
+    for pan in PANS {
+        for (path, body) in [
+            ("/v1/cards:validate", format!(r#"{{"number": "{pan}"}}"#)),
+            ("/v1/cards:mask", format!(r#"{{"number": "{pan}"}}"#)),
+            ("/v1/bins:lookup", format!(r#"{{"number": "{pan}"}}"#)),
+            ("/v1/cards:validate", format!(r#"{{"number": {pan}}}"#)),
+            (
+                "/v1/cards:validate",
+                format!(r#"{{"number": "{pan}", "{pan}": 1}}"#),
+            ),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(http).await.unwrap();
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+            assert!(leaked_pans(&answer, &PANS).is_empty(), "{answer}");
+        }
+    }
+    let (status, output) = terminate(running);
+    assert!(status.success(), "exit {status:?}\n{output}");
+    let leaked = leaked_pans(&output, &PANS);
+    assert!(
+        leaked.is_empty(),
+        "the log shows {} card numbers",
+        leaked.len()
+    );
+    assert!(
+        output
+            .lines()
+            .any(|line| line.contains(r#""grpc_method":"MaskCard""#)
+                && line.contains(r#""masked_number":"************1111""#)),
+        "no MaskCard call line:\n{output}"
+    );
+}

@@ -20,6 +20,7 @@ mod conformance;
 mod connections;
 mod data_cli;
 mod health_and_reflection;
+mod http;
 mod inspect;
 mod lookup_bin;
 mod mask_card;

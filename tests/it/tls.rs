@@ -350,3 +350,99 @@ async fn silent_connections_do_not_keep_tls_clients_out() {
     );
     drop(silent);
 }
+
+/// A GET over HTTP/1.1 on the HTTP/JSON port under TLS (ALPN `http/1.1`), with a client
+/// certificate when given: the answer's status, or the error that ended the connection.
+async fn https_get(
+    server: &TestServer,
+    trusted: &Ca,
+    identity: Option<(String, String)>,
+    path: &str,
+) -> Result<u16, String> {
+    use http_body_util::{BodyExt, Empty};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(trusted.pem().as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", "localhost")
+        .body(Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = answer.status().as_u16();
+    answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(status)
+}
+
+#[tokio::test]
+async fn the_http_port_takes_the_grpc_ports_mutual_tls_and_certificate_identity() {
+    let dir = TempDir::new("mtls-http");
+    let authority = ca("Test CA");
+    let clients = ca("Client CA");
+    let server = start(
+        server_files(&dir, &authority, Some(&clients)),
+        "terminals=1/m:pos-terminal",
+    )
+    .await;
+    // No certificate, or plaintext: no answer.
+    assert!(
+        https_get(&server, &authority, None, "/45710012")
+            .await
+            .is_err()
+    );
+    let (status, _) = crate::common::http_get(server.http_addr, "/45710012").await;
+    assert!(!status.contains("200"), "{status}");
+    // The certificate is the client: its class's rate applies, over HTTP as over gRPC.
+    let terminal = || Some(leaf(&clients, "pos-terminal", true));
+    assert_eq!(
+        https_get(&server, &authority, terminal(), "/45710012").await,
+        Ok(200)
+    );
+    assert_eq!(
+        https_get(&server, &authority, terminal(), "/45710012").await,
+        Ok(429)
+    );
+    let mut grpc = connect(&server, &authority, terminal()).await.unwrap();
+    assert_eq!(
+        validate(&mut grpc).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+    let other = Some(leaf(&clients, "back-office", true));
+    assert_eq!(
+        https_get(&server, &authority, other, "/45710012").await,
+        Ok(200)
+    );
+}

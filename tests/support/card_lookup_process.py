@@ -33,6 +33,8 @@ ADDRESS = r"[0-9A-Za-z.:\[\]]+"
 SERVING = re.compile(rf"serving gRPC on ({ADDRESS}), metrics on http://({ADDRESS})/metrics")
 SERVING_ADMIN = re.compile(rf"serving the admin service on ({ADDRESS})")
 SERVING_HEALTH = re.compile(rf"serving gRPC health only, plaintext, on ({ADDRESS})")
+# Printed before the gRPC line, so it is read by the time the server counts as serving.
+SERVING_HTTP = re.compile(rf"serving HTTP/JSON on ({ADDRESS})")
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Server:
     metrics_address: str = ""
     admin_address: str = ""
     health_address: str = ""  # with --health-listen
+    http_address: str = ""  # with --http-listen
     lines: list[str] = field(default_factory=list)
     _serving: threading.Event = field(default_factory=threading.Event)
     _reader: threading.Thread | None = None
@@ -71,6 +74,9 @@ class Server:
             elif match := SERVING_HEALTH.search(line):
                 if not self.health_address:
                     self.health_address = match[1]
+            elif match := SERVING_HTTP.search(line):
+                if not self.http_address:
+                    self.http_address = match[1]
             if self.address and (self.admin_address or not self.expect_admin):
                 self._serving.set()
 

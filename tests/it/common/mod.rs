@@ -78,6 +78,8 @@ pub struct TestServer {
     pub admin_addr: SocketAddr,
     /// The plaintext health-only port (`--health-listen`).
     pub health_addr: SocketAddr,
+    /// The HTTP/JSON port (`--http-listen`).
+    pub http_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -97,10 +99,12 @@ impl TestServer {
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let health = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let health_addr = health.local_addr().unwrap();
+        let http_addr = http.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let listeners = Listeners {
@@ -108,6 +112,7 @@ impl TestServer {
                 metrics,
                 admin: Some(admin),
                 health: Some(health),
+                http: Some(http),
             };
             Box::pin(server::run(&config, store, listeners, async {
                 let _ = stopped.await;
@@ -119,6 +124,7 @@ impl TestServer {
             metrics_addr,
             admin_addr,
             health_addr,
+            http_addr,
             shutdown: Some(shutdown),
             task,
         }
