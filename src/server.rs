@@ -245,7 +245,8 @@ fn card_lookup_service(
 ) -> CardLookupServiceServer<CardLookup> {
     CardLookupServiceServer::new(CardLookup::new(
         CardApi::new(Arc::clone(store), Some(Arc::clone(card_testing)))
-            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes),
+            .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
+            .with_fingerprint_keys(config.fingerprint_keys.clone()),
         crate::grpc::inspect_stream::StreamLimits {
             idle_timeout: config.inspect_idle_timeout,
             max_life: config.inspect_max_life,

@@ -43,7 +43,8 @@ pub(crate) fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
     }
 }
 
-pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
+/// Validate's answer, with the number's `fingerprint` (empty for none).
+pub(crate) fn validation(v: Validation, fingerprint: String) -> pb::ValidateResponse {
     pb::ValidateResponse {
         valid: v.valid,
         luhn_valid: v.luhn_valid,
@@ -66,6 +67,7 @@ pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
             .map(Failure::message)
             .unwrap_or_default()
             .to_owned(),
+        fingerprint,
     }
 }
 

@@ -9,9 +9,9 @@ use rustc_hash::FxBuildHasher;
 use super::convert;
 use super::error::RequestError;
 use super::metrics::BinLookups;
-use super::rules::{bin_answer, masked, require_bin};
+use super::rules::{bin_answer, fingerprint, masked, require_bin};
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
-use crate::card::{CardNetwork, MaskOptions, Pan};
+use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
 
 /// The most items one Inspect request may carry.
@@ -34,6 +34,7 @@ pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 pub(super) fn answer_batch(
     index: &BinIndex,
     request: pb::InspectRequest,
+    fingerprint_keys: Option<&FingerprintKeys>,
     lookups: &mut BinLookups,
     max_bytes: usize,
 ) -> Result<pb::InspectResponse, RequestError> {
@@ -66,7 +67,14 @@ pub(super) fn answer_batch(
     let mut size = response.encoded_len();
     let item_max = max_bytes.saturating_sub(size);
     for item in request.items {
-        let mut answer = answer_item(index, item, options, &bin_answers, lookups);
+        let mut answer = answer_item(
+            index,
+            item,
+            options,
+            fingerprint_keys,
+            &bin_answers,
+            lookups,
+        );
         let mut bytes = answer.encoded_len();
         if bytes > item_max {
             answer.give_validation_only(&RequestError::InspectItemTooLarge { max: max_bytes });
@@ -127,6 +135,7 @@ fn answer_item(
     index: &BinIndex,
     item: pb::InspectItem,
     options: MaskOptions,
+    fingerprint_keys: Option<&FingerprintKeys>,
     bin_answers: &BinAnswers,
     lookups: &mut BinLookups,
 ) -> ItemAnswer {
@@ -135,7 +144,11 @@ fn answer_item(
         new_bin: None,
     };
     let Examined { validation, parsed } = examine(index, &item.number);
-    answer.result.validation = Some(convert::validation(validation));
+    let fingerprint = parsed.as_ref().map_or_else(
+        |_| String::new(),
+        |(pan, _)| fingerprint(fingerprint_keys, pan),
+    );
+    answer.result.validation = Some(convert::validation(validation, fingerprint));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
@@ -276,6 +289,7 @@ mod tests {
             let response = answer_batch(
                 &index,
                 request(&numbers, layout),
+                None,
                 &mut BinLookups::default(),
                 MAX_INSPECT_ANSWER_BYTES,
             )
@@ -311,6 +325,7 @@ mod tests {
         let error = answer_batch(
             &index,
             request(&numbers, pb::BinAnswerLayout::PerResult),
+            None,
             &mut BinLookups::default(),
             max,
         );
@@ -326,6 +341,7 @@ mod tests {
         let response = answer_batch(
             &index,
             request(&numbers[..fitting], pb::BinAnswerLayout::PerResult),
+            None,
             &mut BinLookups::default(),
             max,
         )
@@ -356,6 +372,7 @@ mod tests {
             let response = answer_batch(
                 &index,
                 request(&[number], pb::BinAnswerLayout::PerResult),
+                None,
                 &mut BinLookups::default(),
                 MIN_INSPECT_ANSWER_BYTES,
             )

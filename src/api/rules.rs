@@ -5,7 +5,7 @@ use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
 use crate::bins::CardFacts;
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, MaskOptions, Pan};
+use crate::card::{self, FingerprintKeys, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
 
 /// LookupBin's refusal of a number too short to have a BIN.
@@ -28,6 +28,15 @@ pub(super) fn bin_answer(
         facts.detection.network,
         dataset_version,
     ))
+}
+
+/// The fingerprint of a whole card number (12 to 19 digits, valid or not) under the signing
+/// key; empty without keys and for a partial number, whose fingerprint would identify nothing.
+pub(super) fn fingerprint(keys: Option<&FingerprintKeys>, pan: &Pan) -> String {
+    match keys {
+        Some(keys) if pan.len() >= MIN_PAN_DIGITS => keys.signing().fingerprint(pan),
+        _ => String::new(),
+    }
 }
 
 /// MaskCard's masked number.
