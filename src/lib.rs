@@ -7,7 +7,7 @@
 //!   networks and their IIN table, check digits, validation, masking and keyed fingerprints
 //!   ([`card::FingerprintKeys`]). No I/O, no gRPC.
 //! - [`bins`]: BIN records, the data formats they are read from, the [`bins::BinIndex`]
-//!   that answers by longest prefix, the facts of one number (its entry and network), and the
+//!   that answers by longest prefix (and knows which prefixes begin a longer entry), the facts of one number (its entry and network), and the
 //!   live store that reloads it.
 //! - [`card_testing`]: per-client detection of card testing.
 //! - [`api`]: the request layer below every front end: what a request must look like, the

@@ -9,7 +9,7 @@ use rustc_hash::FxBuildHasher;
 use super::convert;
 use super::error::RequestError;
 use super::metrics::BinLookups;
-use super::rules::{bin_answer, fingerprint, masked, require_bin};
+use super::rules::{bin_answer, fingerprint, masked, more_specific_match_possible, require_bin};
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
 use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
@@ -157,7 +157,7 @@ fn answer_item(
     } else {
         answer.result.id = item.id;
         parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            bin_answers.give(&mut answer, &facts, &pan)?;
+            bin_answers.give(&mut answer, index, &facts, &pan)?;
             lookups.count(facts.hit.is_some());
             answer.result.masked = masked(&facts, &pan, options)?;
             Ok(())
@@ -177,8 +177,9 @@ enum BinAnswers {
 }
 
 /// What decides a BIN answer within one index snapshot: the matched prefix (and so the
-/// record) and the IIN network (the answer's network where the record names none).
-type BinKey = (Option<Prefix>, Option<CardNetwork>);
+/// record), the IIN network (the answer's network where the record names none), and whether
+/// more digits could match a more specific entry (which depends on how many were given).
+type BinKey = (Option<Prefix>, Option<CardNetwork>, bool);
 
 /// The distinct BIN answers of a batch, in the order of first use.
 #[derive(Default)]
@@ -210,18 +211,27 @@ impl BinAnswers {
     fn give(
         &self,
         answer: &mut ItemAnswer,
+        index: &BinIndex,
         facts: &CardFacts,
         pan: &Pan,
     ) -> Result<(), RequestError> {
         match self {
-            Self::PerResult => answer.result.bin = Some(Box::new(bin_answer(facts, pan, "")?)),
+            Self::PerResult => {
+                answer.result.bin = Some(Box::new(bin_answer(index, facts, pan, "")?));
+            }
             Self::Shared(shared) => {
                 require_bin(pan)?;
-                let key = (facts.hit.map(|hit| hit.prefix), facts.detection.network);
+                let more_specific = more_specific_match_possible(index, pan);
+                let key = (
+                    facts.hit.map(|hit| hit.prefix),
+                    facts.detection.network,
+                    more_specific,
+                );
                 let position = if let Some(&position) = shared.positions.get(&key) {
                     position
                 } else {
-                    let bin = convert::bin_lookup(facts.hit, facts.detection.network, "");
+                    let bin =
+                        convert::bin_lookup(facts.hit, facts.detection.network, more_specific, "");
                     answer.new_bin = Some((key, bin));
                     shared.next_position()
                 };

@@ -102,7 +102,7 @@ impl CardApi {
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
         let index = self.store.current();
         let facts = CardFacts::of(&index, &pan);
-        let answer = rules::bin_answer(&facts, &pan, index.version())?;
+        let answer = rules::bin_answer(&index, &facts, &pan, index.version())?;
         self.metrics.bin_lookup(facts.hit.is_some());
         Ok(answer)
     }

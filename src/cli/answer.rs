@@ -201,6 +201,8 @@ pub(super) struct BinInfo {
     pub issuer: IssuerInfo,
     pub country: Option<CountryInfo>,
     pub dataset_version: String,
+    /// More digits could match a more specific entry.
+    pub more_specific_match_possible: bool,
 }
 
 impl BinInfo {
@@ -238,6 +240,12 @@ impl BinInfo {
             );
             line("country", &country);
         }
+        if self.more_specific_match_possible {
+            line(
+                "more digits",
+                "could match a more specific BIN: send the whole number",
+            );
+        }
         line("data", &self.dataset_version);
         out
     }
@@ -264,6 +272,7 @@ impl BinInfo {
                 "name": c.name,
             })),
             "dataset_version": self.dataset_version,
+            "more_specific_match_possible": self.more_specific_match_possible,
         })
     }
 }
@@ -300,12 +309,15 @@ impl From<pb::LookupBinResponse> for BinInfo {
                 name: c.name,
             }),
             dataset_version: r.dataset_version,
+            more_specific_match_possible: r.more_specific_match_possible,
         }
     }
 }
 
 /// The answer to `mask`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// `masked` is the answer's name for it, as in MaskCardResponse.
+#[allow(clippy::struct_field_names)]
 pub(super) struct Masked {
     pub masked: String,
     pub network: Option<CardNetwork>,

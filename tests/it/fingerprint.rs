@@ -2,6 +2,7 @@
 //! the same fingerprint for a number, every server with the same key gives it, another key
 //! gives another, and it is the key id and HMAC-SHA-256 of the digits under the key.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::common::{EMBEDDED, TempDir, TestServer, pb};
@@ -33,12 +34,14 @@ pub(crate) fn expected(id: &str, secret_hex: &str, digits: &str) -> String {
         .collect();
     let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
     mac.update(digits.as_bytes());
-    let tag: String = mac
+    let tag = mac
         .finalize()
         .into_bytes()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        .fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        });
     format!("{id}:{tag}")
 }
 
