@@ -23,7 +23,7 @@ const MAX_INSPECT_ID_BYTES: usize = 128;
 /// settings can decode every answer.
 pub const MAX_INSPECT_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// The least `--inspect-max-answer-bytes` allows: room for any one item answered with its
-/// validation only (about 600 bytes at most), so every request of one item is answered.
+/// validation only (a fingerprint included), so every request of one item is answered.
 pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 
 /// Answers one Inspect request from `index`, tallying its BIN lookups in `lookups`, in a
@@ -378,11 +378,17 @@ mod tests {
             "12345678901234567890123",
             longest_digits.as_str(),
         ];
-        for number in hostile {
+        // With fingerprints too, under the longest key id a key file may give.
+        let keys =
+            FingerprintKeys::parse(&format!("{} {}", "k".repeat(32), "ab".repeat(32))).unwrap();
+        for (number, keys) in hostile
+            .iter()
+            .flat_map(|number| [(number, None), (number, Some(&keys))])
+        {
             let response = answer_batch(
                 &index,
                 request(&[number], pb::BinAnswerLayout::PerResult),
-                None,
+                keys,
                 &mut BinLookups::default(),
                 MIN_INSPECT_ANSWER_BYTES,
             )
