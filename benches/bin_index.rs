@@ -2,6 +2,9 @@
 //! and on a synthetic 3,000,000-entry one (8-digit BINs, 60,000 of them ranges; built in memory
 //! like the table of `examples/load_scale.rs`).
 //!
+//! Also `longer_entry_under_6_digits` on the synthetic index: whether a longer entry begins with
+//! 6 given digits (LookupBin's `more_specific_match_possible`).
+//!
 //! Each measurement cycles through 4,096 different card numbers, so a large index is read from
 //! memory rather than from one cached entry. A hit returns the record (an `Arc` clone); a miss
 //! tries every prefix length the index holds.
@@ -67,6 +70,16 @@ fn bench_synthetic(c: &mut Criterion) {
     let mut group = c.benchmark_group("longest_match_synthetic_3m");
     bench_lookups(&mut group, "hit", &index, &hits);
     bench_lookups(&mut group, "miss", &index, &misses);
+    // LookupBin's "send more digits" check for 6 digits, under which the 8-digit entries lie.
+    let six: Vec<Vec<u8>> = hits.iter().map(|n| n[..6].to_vec()).collect();
+    assert!(six.iter().all(|n| index.longer_entry_under(n)));
+    group.bench_function("longer_entry_under_6_digits", |b| {
+        let mut next = 0;
+        b.iter(|| {
+            next = (next + 1) % common::KEYS;
+            index.longer_entry_under(black_box(&six[next]))
+        });
+    });
     group.finish();
 }
 

@@ -7,12 +7,14 @@
 //!   answer is the match and the network already found.
 //! - `validate_and_lookup_bin_same_card`: the same, for one card asked again and again (its
 //!   index entry and record stay in the CPU caches).
+//! - `validate_and_lookup_bin_with_fingerprint`: the same, plus the number's fingerprint under a
+//!   `--fingerprint-key-file` key (one HMAC-SHA-256 of 16 digits and its hex).
 //! - `validate_rpc_then_lookup_bin_rpc`: the same card asked in two unary calls, Validate then
 //!   LookupBin, each parsing and looking up on its own; and each of the two alone.
 //!
 //! Target (issue 4): **Validate plus LookupBin of one card under 150 ns**, on the embedded
 //! 327,012-entry index, cycling through 4,096 different valid card numbers whose BIN the index
-//! holds.
+//! holds; with a fingerprint key (issue 21), **under 400 ns**.
 //!
 //! Also measured: the two calls through the live `BinStore` (one `current()` snapshot per RPC,
 //! as the service takes it), what recording one call's metrics costs (`RpcMetrics::started` and
@@ -36,7 +38,7 @@ use card_lookup::admission::{Admission, AdmissionLayer};
 use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
-use card_lookup::card::Pan;
+use card_lookup::card::{FingerprintKeys, Pan};
 use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector};
 use card_lookup::config::Config;
 use card_lookup::identity::ClientIdentity;
@@ -77,6 +79,16 @@ fn bench_request_path(c: &mut Criterion) {
     };
     bench("validate_and_lookup_bin", &|number| {
         black_box(examine(&index, number));
+    });
+    // With --fingerprint-key-file: the same, plus the number's fingerprint (HMAC-SHA-256 of its
+    // digits, hex-encoded), as Validate and Inspect give it with a key.
+    let keys = FingerprintKeys::parse(&format!("k1 {}", "5a".repeat(32))).expect("a key");
+    bench("validate_and_lookup_bin_with_fingerprint", &|number| {
+        let examined = examine(&index, number);
+        if let Ok((pan, _)) = &examined.parsed {
+            black_box(keys.signing().fingerprint(pan));
+        }
+        black_box(examined);
     });
     bench("validate_rpc_then_lookup_bin_rpc", &|number| {
         black_box(validate_number(&index, number));

@@ -2,15 +2,17 @@
 //! validated [`Config`]. Anything wrong stops the process before it binds a port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use zeroize::Zeroizing;
 
 use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings};
 use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
+use crate::card::FingerprintKeys;
 use crate::card_testing::CardTestingConfig;
 use crate::connection_limits::ConnectionCaps;
 use crate::shared_store::RedisTarget;
@@ -286,6 +288,12 @@ pub struct Args {
     /// unless given.
     #[arg(long, env = "CARD_LOOKUP_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// A file of secret keys for card fingerprints: one key a line, `ID SECRET` (SECRET 32 to
+    /// 64 bytes in hex, e.g. from `openssl rand -hex 32`); the first key signs. With it,
+    /// Validate, MaskCard and Inspect answers carry `fingerprint`, an HMAC-SHA-256 of the
+    /// number under that key. Read once at start; keep it in a mounted Secret.
+    #[arg(long, env = "CARD_LOOKUP_FINGERPRINT_KEY_FILE")]
+    pub fingerprint_key_file: Option<PathBuf>,
 }
 
 /// Configuration that has passed every check.
@@ -327,6 +335,8 @@ pub struct Config {
     pub quotas: Option<QuotaSettings>,
     /// The HTTP/JSON port; none unless given.
     pub http_listen: Option<SocketAddr>,
+    /// `--fingerprint-key-file`, read; no fingerprints without it.
+    pub fingerprint_keys: Option<FingerprintKeys>,
 }
 
 /// A configuration value that cannot work.
@@ -386,6 +396,9 @@ pub enum ConfigError {
         "--http-listen must differ from --listen, --metrics-listen, --admin-listen and --health-listen ({0})"
     )]
     HttpAddress(SocketAddr),
+    /// Says what is wrong and on which line, never the line's text.
+    #[error("--fingerprint-key-file {0}: {1}")]
+    FingerprintKeyFile(PathBuf, String),
 }
 
 impl TryFrom<Args> for Config {
@@ -428,6 +441,7 @@ impl TryFrom<Args> for Config {
         check_http_address(&args)?;
         let redis = redis_target(&args)?;
         let quotas = quota_settings(&args, redis.is_some())?;
+        let fingerprint_keys = fingerprint_keys(args.fingerprint_key_file.as_deref())?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -486,8 +500,24 @@ impl TryFrom<Args> for Config {
             redis,
             quotas,
             http_listen: args.http_listen,
+            fingerprint_keys,
         })
     }
+}
+
+/// The keys of `--fingerprint-key-file` (the server's, and the command line's offline), read and
+/// checked; none without the flag.
+pub(crate) fn fingerprint_keys(
+    path: Option<&Path>,
+) -> Result<Option<FingerprintKeys>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let failed = |problem: String| ConfigError::FingerprintKeyFile(path.to_owned(), problem);
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?);
+    FingerprintKeys::parse(&text)
+        .map(Some)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// The health port must be a port of its own (port 0, a free port, always is).
@@ -1045,5 +1075,47 @@ mod tests {
                 ConfigError::HttpAddress(taken.parse().unwrap())
             );
         }
+    }
+
+    #[test]
+    fn fingerprint_key_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "card-lookup-config-fingerprint-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = "5f".repeat(32);
+        let good = dir.join("keys");
+        std::fs::write(
+            &good,
+            format!("# the first signs\nk2 {secret}\nk1 {}\n", "a0".repeat(32)),
+        )
+        .unwrap();
+        let keys = config(&["--fingerprint-key-file", good.to_str().unwrap()])
+            .unwrap()
+            .fingerprint_keys
+            .unwrap();
+        assert_eq!(keys.signing().id(), "k2");
+        assert_eq!(keys.all().len(), 2);
+        assert_eq!(config(&[]).unwrap().fingerprint_keys, None);
+
+        let bad = dir.join("bad");
+        std::fs::write(&bad, format!("k1 {secret}\nk2 {}\n", &secret[..40])).unwrap();
+        let error = config(&["--fingerprint-key-file", bad.to_str().unwrap()]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "--fingerprint-key-file {}: line 2: ",
+                bad.display()
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("5f5f"), "{message}");
+        let missing = dir.join("missing");
+        assert!(matches!(
+            config(&["--fingerprint-key-file", missing.to_str().unwrap()]).unwrap_err(),
+            ConfigError::FingerprintKeyFile(..)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

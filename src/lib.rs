@@ -4,9 +4,10 @@
 //! The layout follows the path of a request, from the inside out:
 //!
 //! - [`card`]: the pure domain. Card numbers ([`card::Pan`], which never prints itself),
-//!   networks and their IIN table, check digits, validation and masking. No I/O, no gRPC.
+//!   networks and their IIN table, check digits, validation, masking and keyed fingerprints
+//!   ([`card::FingerprintKeys`]). No I/O, no gRPC.
 //! - [`bins`]: BIN records, the data formats they are read from, the [`bins::BinIndex`]
-//!   that answers by longest prefix, the facts of one number (its entry and network), and the
+//!   that answers by longest prefix (and knows which prefixes begin a longer entry), the facts of one number (its entry and network), and the
 //!   live store that reloads it.
 //! - [`card_testing`]: per-client detection of card testing, pooled across replicas through
 //!   the [`shared_store`] when one is configured.

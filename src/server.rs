@@ -135,7 +135,8 @@ pub async fn run(
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
     let (admission, card_testing, shared_store) = screening(config).await;
     let api = CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
-        .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes);
+        .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
+        .with_fingerprint_keys(config.fingerprint_keys.clone());
     let card_lookup = card_lookup_service(config, api.clone());
     let tls = load_tls(config, &listeners.grpc)?;
 
@@ -143,18 +144,7 @@ pub async fn run(
     connection_limits::warn_if_over_file_limit(config.connection_caps, ports);
     let stop = CancellationToken::new();
     start_reloaders(config, &store, tls.as_ref(), &stop)?;
-    if let Some(shared_store) = shared_store {
-        tokio::spawn(card_testing::fleet::pool(
-            Arc::clone(&card_testing),
-            shared_store,
-            stop.clone(),
-        ));
-    }
-    tokio::spawn(forget_idle_clients(
-        Arc::clone(&admission),
-        card_testing,
-        stop.clone(),
-    ));
+    start_client_upkeep(&admission, card_testing, shared_store, &stop);
     let admin = listeners.admin.map(|listener| {
         serve_admin(
             listener,
@@ -402,6 +392,28 @@ fn start_reloaders(
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(Arc::clone(store), stop.clone()));
     Ok(())
+}
+
+/// The tasks that keep per-client state: forgetting idle clients, and with a shared store,
+/// pooling card-testing windows across replicas.
+fn start_client_upkeep(
+    admission: &Arc<Admission>,
+    card_testing: Arc<CardTestingDetector>,
+    shared_store: Option<Arc<SharedStore>>,
+    stop: &CancellationToken,
+) {
+    if let Some(shared_store) = shared_store {
+        tokio::spawn(card_testing::fleet::pool(
+            Arc::clone(&card_testing),
+            shared_store,
+            stop.clone(),
+        ));
+    }
+    tokio::spawn(forget_idle_clients(
+        Arc::clone(admission),
+        card_testing,
+        stop.clone(),
+    ));
 }
 
 /// Drops the per-client state (rate limits, card-testing windows) of clients not seen

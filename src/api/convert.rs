@@ -43,7 +43,8 @@ pub(crate) fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
     }
 }
 
-pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
+/// Validate's answer, with the number's `fingerprint` (empty for none).
+pub(crate) fn validation(v: Validation, fingerprint: String) -> pb::ValidateResponse {
     pb::ValidateResponse {
         valid: v.valid,
         luhn_valid: v.luhn_valid,
@@ -66,19 +67,23 @@ pub(crate) fn validation(v: Validation) -> pb::ValidateResponse {
             .map(Failure::message)
             .unwrap_or_default()
             .to_owned(),
+        fingerprint,
     }
 }
 
 /// A LookupBin answer; `network` is the number's ([`crate::bins::facts::CardFacts`]: the
-/// entry's when it names one).
+/// entry's when it names one); `more_specific` whether a longer entry begins with the digits
+/// given.
 pub(crate) fn bin_lookup(
     hit: Option<BinMatch>,
     card_network: Option<card::CardNetwork>,
+    more_specific: bool,
     dataset_version: &str,
 ) -> pb::LookupBinResponse {
     let Some(BinMatch { prefix, record }) = hit else {
         return pb::LookupBinResponse {
             network: network(card_network).into(),
+            more_specific_match_possible: more_specific,
             dataset_version: dataset_version.to_owned(),
             ..Default::default()
         };
@@ -114,6 +119,7 @@ pub(crate) fn bin_lookup(
             name: c.name.to_owned(),
         }),
         dataset_version: dataset_version.to_owned(),
+        more_specific_match_possible: more_specific,
     }
 }
 

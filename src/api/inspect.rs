@@ -9,9 +9,9 @@ use rustc_hash::FxBuildHasher;
 use super::convert;
 use super::error::RequestError;
 use super::metrics::BinLookups;
-use super::rules::{bin_answer, masked, require_bin};
+use super::rules::{bin_answer, fingerprint, masked, more_specific_match_possible, require_bin};
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
-use crate::card::{CardNetwork, MaskOptions, Pan};
+use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
 
 /// The most items one Inspect request may carry.
@@ -23,7 +23,7 @@ const MAX_INSPECT_ID_BYTES: usize = 128;
 /// settings can decode every answer.
 pub const MAX_INSPECT_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// The least `--inspect-max-answer-bytes` allows: room for any one item answered with its
-/// validation only (about 600 bytes at most), so every request of one item is answered.
+/// validation only (a fingerprint included), so every request of one item is answered.
 pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 
 /// Answers one Inspect request from `index`, tallying its BIN lookups in `lookups`, in a
@@ -34,6 +34,7 @@ pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 pub(super) fn answer_batch(
     index: &BinIndex,
     request: pb::InspectRequest,
+    fingerprint_keys: Option<&FingerprintKeys>,
     lookups: &mut BinLookups,
     max_bytes: usize,
 ) -> Result<pb::InspectResponse, RequestError> {
@@ -66,7 +67,14 @@ pub(super) fn answer_batch(
     let mut size = response.encoded_len();
     let item_max = max_bytes.saturating_sub(size);
     for item in request.items {
-        let mut answer = answer_item(index, item, options, &bin_answers, lookups);
+        let mut answer = answer_item(
+            index,
+            item,
+            options,
+            fingerprint_keys,
+            &bin_answers,
+            lookups,
+        );
         let mut bytes = answer.encoded_len();
         if bytes > item_max {
             answer.give_validation_only(&RequestError::InspectItemTooLarge { max: max_bytes });
@@ -127,6 +135,7 @@ fn answer_item(
     index: &BinIndex,
     item: pb::InspectItem,
     options: MaskOptions,
+    fingerprint_keys: Option<&FingerprintKeys>,
     bin_answers: &BinAnswers,
     lookups: &mut BinLookups,
 ) -> ItemAnswer {
@@ -135,7 +144,11 @@ fn answer_item(
         new_bin: None,
     };
     let Examined { validation, parsed } = examine(index, &item.number);
-    answer.result.validation = Some(convert::validation(validation));
+    let fingerprint = parsed.as_ref().map_or_else(
+        |_| String::new(),
+        |(pan, _)| fingerprint(fingerprint_keys, pan),
+    );
+    answer.result.validation = Some(convert::validation(validation, fingerprint));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
@@ -144,7 +157,7 @@ fn answer_item(
     } else {
         answer.result.id = item.id;
         parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            bin_answers.give(&mut answer, &facts, &pan)?;
+            bin_answers.give(&mut answer, index, &facts, &pan)?;
             lookups.count(facts.hit.is_some());
             answer.result.masked = masked(&facts, &pan, options)?;
             Ok(())
@@ -164,8 +177,9 @@ enum BinAnswers {
 }
 
 /// What decides a BIN answer within one index snapshot: the matched prefix (and so the
-/// record) and the IIN network (the answer's network where the record names none).
-type BinKey = (Option<Prefix>, Option<CardNetwork>);
+/// record), the IIN network (the answer's network where the record names none), and whether
+/// more digits could match a more specific entry (which depends on how many were given).
+type BinKey = (Option<Prefix>, Option<CardNetwork>, bool);
 
 /// The distinct BIN answers of a batch, in the order of first use.
 #[derive(Default)]
@@ -197,18 +211,27 @@ impl BinAnswers {
     fn give(
         &self,
         answer: &mut ItemAnswer,
+        index: &BinIndex,
         facts: &CardFacts,
         pan: &Pan,
     ) -> Result<(), RequestError> {
         match self {
-            Self::PerResult => answer.result.bin = Some(Box::new(bin_answer(facts, pan, "")?)),
+            Self::PerResult => {
+                answer.result.bin = Some(Box::new(bin_answer(index, facts, pan, "")?));
+            }
             Self::Shared(shared) => {
                 require_bin(pan)?;
-                let key = (facts.hit.map(|hit| hit.prefix), facts.detection.network);
+                let more_specific = more_specific_match_possible(index, pan);
+                let key = (
+                    facts.hit.map(|hit| hit.prefix),
+                    facts.detection.network,
+                    more_specific,
+                );
                 let position = if let Some(&position) = shared.positions.get(&key) {
                     position
                 } else {
-                    let bin = convert::bin_lookup(facts.hit, facts.detection.network, "");
+                    let bin =
+                        convert::bin_lookup(facts.hit, facts.detection.network, more_specific, "");
                     answer.new_bin = Some((key, bin));
                     shared.next_position()
                 };
@@ -276,6 +299,7 @@ mod tests {
             let response = answer_batch(
                 &index,
                 request(&numbers, layout),
+                None,
                 &mut BinLookups::default(),
                 MAX_INSPECT_ANSWER_BYTES,
             )
@@ -311,6 +335,7 @@ mod tests {
         let error = answer_batch(
             &index,
             request(&numbers, pb::BinAnswerLayout::PerResult),
+            None,
             &mut BinLookups::default(),
             max,
         );
@@ -326,6 +351,7 @@ mod tests {
         let response = answer_batch(
             &index,
             request(&numbers[..fitting], pb::BinAnswerLayout::PerResult),
+            None,
             &mut BinLookups::default(),
             max,
         )
@@ -352,10 +378,17 @@ mod tests {
             "12345678901234567890123",
             longest_digits.as_str(),
         ];
-        for number in hostile {
+        // With fingerprints too, under the longest key id a key file may give.
+        let keys =
+            FingerprintKeys::parse(&format!("{} {}", "k".repeat(32), "ab".repeat(32))).unwrap();
+        for (number, keys) in hostile
+            .iter()
+            .flat_map(|number| [(number, None), (number, Some(&keys))])
+        {
             let response = answer_batch(
                 &index,
                 request(&[number], pb::BinAnswerLayout::PerResult),
+                keys,
                 &mut BinLookups::default(),
                 MIN_INSPECT_ANSWER_BYTES,
             )

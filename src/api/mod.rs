@@ -26,7 +26,7 @@ pub use error::{MIN_BIN_DIGITS, RequestError};
 
 use self::metrics::{AnswerMetrics, BinLookups};
 use crate::bins::{self, BinStore, CardFacts, Examined};
-use crate::card::Pan;
+use crate::card::{FingerprintKeys, Pan};
 use crate::card_testing::{CardTestingDetector, Verdict};
 use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
@@ -41,6 +41,8 @@ pub struct CardApi {
     metrics: Arc<AnswerMetrics>,
     /// The largest Inspect response, encoded.
     inspect_max_answer_bytes: usize,
+    /// The keys of card fingerprints; no fingerprints without them.
+    fingerprint_keys: Option<FingerprintKeys>,
 }
 
 impl CardApi {
@@ -52,7 +54,16 @@ impl CardApi {
             card_testing,
             metrics: Arc::new(AnswerMetrics::new()),
             inspect_max_answer_bytes: inspect::MAX_INSPECT_ANSWER_BYTES,
+            fingerprint_keys: None,
         }
+    }
+
+    /// The API with answers carrying fingerprints signed by the first of `keys` (none when
+    /// `None`, the default).
+    #[must_use]
+    pub fn with_fingerprint_keys(mut self, keys: Option<FingerprintKeys>) -> Self {
+        self.fingerprint_keys = keys;
+        self
     }
 
     /// The API with Inspect responses of at most `bytes` encoded (by default
@@ -72,12 +83,15 @@ impl CardApi {
     ) -> Result<pb::ValidateResponse, RequestError> {
         let index = self.store.current();
         let Examined { validation, parsed } = bins::examine(&index, &request.number);
-        let bin = parsed.ok().and_then(|(pan, _)| rules::bin_of(&pan));
+        let pan = parsed.ok().map(|(pan, _)| pan);
         // Partial numbers typed into a form fail Luhn as a matter of course and say nothing:
         // only a number of a length its network issues counts.
         let luhn = validation.length_valid.then_some(validation.luhn_valid);
-        self.screen(caller, bin, luhn)?;
-        Ok(convert::validation(validation))
+        self.screen(caller, pan.as_ref().and_then(rules::bin_of), luhn)?;
+        let fingerprint = pan.as_ref().map_or_else(String::new, |pan| {
+            rules::fingerprint(self.fingerprint_keys.as_ref(), pan)
+        });
+        Ok(convert::validation(validation, fingerprint))
     }
 
     /// LookupBin: the issuer and card facts of the number's BIN.
@@ -91,7 +105,7 @@ impl CardApi {
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
         let index = self.store.current();
         let facts = CardFacts::of(&index, &pan);
-        let answer = rules::bin_answer(&facts, &pan, index.version())?;
+        let answer = rules::bin_answer(&index, &facts, &pan, index.version())?;
         self.metrics.bin_lookup(facts.hit.is_some());
         Ok(answer)
     }
@@ -108,6 +122,7 @@ impl CardApi {
         Ok(pb::MaskCardResponse {
             masked: rules::masked(&facts, &pan, options)?,
             network: convert::network(facts.detection.network).into(),
+            fingerprint: rules::fingerprint(self.fingerprint_keys.as_ref(), &pan),
         })
     }
 
@@ -121,8 +136,13 @@ impl CardApi {
         let index = self.store.current();
         let items = request.items.len();
         let mut lookups = BinLookups::default();
-        let response =
-            inspect::answer_batch(&index, request, &mut lookups, self.inspect_max_answer_bytes)?;
+        let response = inspect::answer_batch(
+            &index,
+            request,
+            self.fingerprint_keys.as_ref(),
+            &mut lookups,
+            self.inspect_max_answer_bytes,
+        )?;
         self.metrics.inspected(items, lookups);
         Ok(response)
     }

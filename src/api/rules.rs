@@ -3,9 +3,9 @@
 
 use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
-use crate::bins::CardFacts;
+use crate::bins::{BinIndex, CardFacts};
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, MaskOptions, Pan};
+use crate::card::{self, FingerprintKeys, MaskOptions, Pan};
 use crate::proto::cardlookup::v1 as pb;
 
 /// LookupBin's refusal of a number too short to have a BIN.
@@ -16,8 +16,10 @@ pub(super) fn require_bin(pan: &Pan) -> Result<(), RequestError> {
     Ok(())
 }
 
-/// LookupBin's answer for a parsed number, labelled with `dataset_version`.
+/// LookupBin's answer for a parsed number, from the `index` its `facts` came from, labelled
+/// with `dataset_version`.
 pub(super) fn bin_answer(
+    index: &BinIndex,
     facts: &CardFacts,
     pan: &Pan,
     dataset_version: &str,
@@ -26,8 +28,23 @@ pub(super) fn bin_answer(
     Ok(convert::bin_lookup(
         facts.hit,
         facts.detection.network,
+        more_specific_match_possible(index, pan),
         dataset_version,
     ))
+}
+
+/// Whether more digits than `pan` has could match a more specific BIN entry.
+pub(super) fn more_specific_match_possible(index: &BinIndex, pan: &Pan) -> bool {
+    index.longer_entry_under(pan.digits())
+}
+
+/// The fingerprint of a whole card number (12 to 19 digits, valid or not) under the signing
+/// key; empty without keys and for a partial number, whose fingerprint would identify nothing.
+pub(super) fn fingerprint(keys: Option<&FingerprintKeys>, pan: &Pan) -> String {
+    match keys {
+        Some(keys) if pan.len() >= MIN_PAN_DIGITS => keys.signing().fingerprint(pan),
+        _ => String::new(),
+    }
 }
 
 /// MaskCard's masked number.

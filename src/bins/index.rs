@@ -11,6 +11,11 @@
 //! its read-only view, whose reads take no shard lock and hand out plain references: a lookup
 //! then costs a hash probe, with no atomic operation on a lock or a reference count.
 //!
+//! For "send more digits", the build also records, for each number of digits, the prefixes of
+//! that many digits under which a longer entry lies ([`BinIndex::longer_entry_under`]): a
+//! lookup of a few digits then learns with one binary search whether more digits could find a
+//! more specific entry, instead of scanning the entries under its match.
+//!
 //! Six-digit prefixes, the commonest BIN length, are also copied into a direct table of a
 //! million slots (8 MB) when the data has any: looking one up reads one slot, where a hash probe
 //! reads the table's control bytes and then the slot, two cache misses when the cards vary.
@@ -144,6 +149,36 @@ impl RangeTable {
     }
 }
 
+/// Prefixes of one length as sorted, disjoint, non-adjacent spans of values.
+#[derive(Debug, Default)]
+struct Spans {
+    firsts: Vec<u64>,
+    lasts: Vec<u64>,
+}
+
+impl Spans {
+    /// The spans covering exactly the values of `spans` (in any order, overlapping or not).
+    fn merged(mut spans: Vec<(u64, u64)>) -> Self {
+        spans.sort_unstable();
+        let mut merged = Self::default();
+        for (first, last) in spans {
+            match merged.lasts.last_mut() {
+                Some(end) if first <= end.saturating_add(1) => *end = (*end).max(last),
+                _ => {
+                    merged.firsts.push(first);
+                    merged.lasts.push(last);
+                }
+            }
+        }
+        merged
+    }
+
+    fn contains(&self, value: u64) -> bool {
+        let after = self.firsts.partition_point(|&first| first <= value);
+        after.checked_sub(1).is_some_and(|i| self.lasts[i] >= value)
+    }
+}
+
 /// Single prefixes: key → (the order it was added in, record). The order resolves overlaps
 /// with ranges while building; it costs no lookup time.
 type Singles = DashMap<u64, (u32, Arc<BinRecord>), FxBuildHasher>;
@@ -167,6 +202,8 @@ pub struct BinIndex {
     ranges: [RangeTable; MAX_PREFIX_DIGITS + 1],
     /// The prefix lengths present, longest first: a lookup tries only these.
     lengths: Vec<usize>,
+    /// Indexed by a number of digits n: the n-digit prefixes that begin a longer entry.
+    longer_under: [Spans; MAX_PREFIX_DIGITS],
     version: String,
 }
 
@@ -185,6 +222,18 @@ impl BinIndex {
                 };
                 Some(BinMatch { prefix, record })
             })
+    }
+
+    /// Whether an entry longer than `digits` (values 0 to 9) begins with them: a longer number
+    /// could then match a more specific entry than these digits can. False for 11 digits or
+    /// more (no entry is longer) and for fewer than 4 (no entry is shorter than 4 digits, so
+    /// none of them is a BIN a caller could have meant). One binary search, on spans the build
+    /// computed.
+    #[must_use]
+    pub fn longer_entry_under(&self, digits: &[u8]) -> bool {
+        let given = digits.len();
+        (MIN_PREFIX_DIGITS..MAX_PREFIX_DIGITS).contains(&given)
+            && self.longer_under[given].contains(Prefix::of_digits(digits, given).value)
     }
 
     /// The record of exactly `prefix`, when it was added as a single prefix.
@@ -350,14 +399,55 @@ impl IndexBuilder {
             .collect();
         let singles = singles.into_read_only();
         let direct = (self.lengths & (1 << DIRECT_DIGITS) != 0).then(|| direct_table(&singles));
+        let longer_under = longer_under(&singles, &ranges);
         BinIndex {
             singles,
             direct,
             ranges,
             lengths,
+            longer_under,
             version,
         }
     }
+}
+
+/// For each number of digits n, the n-digit prefixes of the entries longer than n: the prefix
+/// of a single entry, or the span a range's first and last prefixes begin. Worked out from the
+/// longest entries down, each length from the one above it (the entries one digit longer, and
+/// the prefixes already found there), so no entry is handled more than once.
+fn longer_under(singles: &FrozenSingles, ranges: &[RangeTable]) -> [Spans; MAX_PREFIX_DIGITS] {
+    let mut by_len: [Vec<(u64, u64)>; MAX_PREFIX_DIGITS + 1] = std::array::from_fn(|_| Vec::new());
+    for &key in singles.keys() {
+        let prefix = Prefix::from_key(key);
+        by_len[prefix.len()].push((prefix.value, prefix.value));
+    }
+    for (len, table) in ranges.iter().enumerate() {
+        by_len[len].extend(
+            table
+                .firsts
+                .iter()
+                .copied()
+                .zip(table.lasts.iter().copied()),
+        );
+    }
+    let mut under: [Spans; MAX_PREFIX_DIGITS] = std::array::from_fn(|_| Spans::default());
+    for given in (MIN_PREFIX_DIGITS..MAX_PREFIX_DIGITS).rev() {
+        let mut spans = std::mem::take(&mut by_len[given + 1]);
+        if let Some(deeper) = under.get(given + 1) {
+            spans.extend(
+                deeper
+                    .firsts
+                    .iter()
+                    .copied()
+                    .zip(deeper.lasts.iter().copied()),
+            );
+        }
+        for (first, last) in &mut spans {
+            (*first, *last) = (*first / 10, *last / 10);
+        }
+        under[given] = Spans::merged(spans);
+    }
+    under
 }
 
 /// The six-digit entries of `singles`, each in the slot of its value.
@@ -448,6 +538,102 @@ mod tests {
         let hit = index.longest_match(&digits("4111119933334444")).unwrap();
         assert_eq!(&*hit.record.brand, "SIX");
         assert_eq!(hit.prefix.len(), 6);
+    }
+
+    #[test]
+    fn a_longer_entry_under_the_digits_given_is_found_at_every_length() {
+        let index = index(&[
+            ("411111", "", "SIX"),
+            ("41111122", "", "EIGHT"),
+            ("45710040", "45710045", "RANGE"),
+            ("5500", "", "FOUR"),
+            ("55001234567", "", "ELEVEN"),
+        ]);
+        let under = |number: &str| index.longer_entry_under(&digits(number));
+        // 6 or 7 digits that an 8-digit entry begins with: more digits could match it.
+        assert!(under("411111"));
+        assert!(under("4111112"));
+        // The digits given are already enough, or lead elsewhere than the longer entry.
+        assert!(!under("41111122"));
+        assert!(!under("4111113"));
+        assert!(!under("4111119933334444"));
+        // Ranges: every prefix their first and last begin, none beyond.
+        assert!(under("457100") && under("4571004"));
+        assert!(!under("4571005") && !under("457101"));
+        // The deepest entry: 4 to 10 digits lead to it, 11 and more never need more.
+        for given in 4..=10 {
+            assert!(under(&"55001234567"[..given]), "{given}");
+        }
+        assert!(!under("55001234567") && !under("5500123456700"));
+        assert!(!under("550"));
+        assert!(!under("5501"));
+    }
+
+    /// Against a scan of the entries: every query of 4 to 10 digits under 4111 and 4571.
+    #[test]
+    fn longer_entries_agree_with_a_scan_of_the_entries() {
+        let entries = [
+            ("411111", ""),
+            ("41111122", ""),
+            ("411112", "411119"),
+            ("4111250", "4111261"),
+            ("45710040", "45710045"),
+            ("4571", ""),
+            ("45719999999", ""),
+        ];
+        let index = index(&entries.map(|(first, last)| (first, last, "X")));
+        let begins = |query: &str| {
+            entries.iter().any(|&(first, last)| {
+                let last = if last.is_empty() { first } else { last };
+                let n = query.len();
+                let value: u64 = query.parse().unwrap();
+                first.len() > n
+                    && (first[..n].parse::<u64>().unwrap()..=last[..n].parse().unwrap())
+                        .contains(&value)
+            })
+        };
+        for stem in ["4111", "4571"] {
+            let mut queries = vec![stem.to_owned()];
+            for _ in 0..6 {
+                queries = queries
+                    .iter()
+                    .flat_map(|q| {
+                        // Every next digit where the scan says more lies beneath, and two that
+                        // lead nowhere.
+                        (0..10)
+                            .map(move |d| format!("{q}{d}"))
+                            .filter(|q| begins(q) || q.ends_with(['0', '9']))
+                    })
+                    .collect();
+                for query in &queries {
+                    assert_eq!(
+                        index.longer_entry_under(&digits(query)),
+                        begins(query),
+                        "{query}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn spans_merge_overlapping_and_adjacent_values() {
+        let spans = Spans::merged(vec![(5, 7), (1, 2), (3, 3), (10, 12), (11, 11), (20, 20)]);
+        assert_eq!(spans.firsts, [1, 5, 10, 20]);
+        assert_eq!(spans.lasts, [3, 7, 12, 20]);
+        for (value, inside) in [
+            (0, false),
+            (1, true),
+            (3, true),
+            (4, false),
+            (7, true),
+            (8, false),
+            (12, true),
+            (20, true),
+            (21, false),
+        ] {
+            assert_eq!(spans.contains(value), inside, "{value}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (it never panics) and never puts a card number into an error or a `Debug` string.
 
 pub mod check_digit;
+pub mod fingerprint;
 pub mod iin;
 pub mod luhn;
 pub mod mask;
@@ -13,6 +14,7 @@ pub mod pan;
 pub mod validate;
 
 pub use check_digit::CheckDigit;
+pub use fingerprint::{FingerprintKey, FingerprintKeys, KeyFileError};
 pub use mask::{MaskOptions, MaskStyle, MaskStyleError, mask};
 pub use network::{CardNetwork, LengthSet, LengthSetError, NetworkSet};
 pub use pan::{Pan, PanError};

@@ -60,6 +60,8 @@ pub(super) struct Checked {
     /// Last four digits; empty when the input is not digits.
     pub masked: String,
     pub reason: Option<Reason>,
+    /// Empty without a fingerprint key, and for a partial number.
+    pub fingerprint: String,
 }
 
 impl From<pb::ValidateResponse> for Checked {
@@ -99,6 +101,7 @@ impl From<pb::ValidateResponse> for Checked {
             digit_count: r.digit_count,
             masked: r.masked_number,
             reason,
+            fingerprint: r.fingerprint,
         }
     }
 }
@@ -139,6 +142,9 @@ impl Checked {
         if !self.valid && self.potentially_valid {
             line("more digits", "could make it valid");
         }
+        if !self.fingerprint.is_empty() {
+            line("fingerprint", &self.fingerprint);
+        }
         out
     }
 
@@ -158,6 +164,7 @@ impl Checked {
             "digit_count": self.digit_count,
             "network_lengths": self.lengths,
             "candidate_networks": self.candidates.iter().map(|n| n.slug()).collect::<Vec<_>>(),
+            "fingerprint": non_empty(&self.fingerprint),
         })
     }
 }
@@ -194,6 +201,8 @@ pub(super) struct BinInfo {
     pub issuer: IssuerInfo,
     pub country: Option<CountryInfo>,
     pub dataset_version: String,
+    /// More digits could match a more specific entry.
+    pub more_specific_match_possible: bool,
 }
 
 impl BinInfo {
@@ -231,6 +240,12 @@ impl BinInfo {
             );
             line("country", &country);
         }
+        if self.more_specific_match_possible {
+            line(
+                "more digits",
+                "could match a more specific BIN: send the whole number",
+            );
+        }
         line("data", &self.dataset_version);
         out
     }
@@ -257,6 +272,7 @@ impl BinInfo {
                 "name": c.name,
             })),
             "dataset_version": self.dataset_version,
+            "more_specific_match_possible": self.more_specific_match_possible,
         })
     }
 }
@@ -293,30 +309,40 @@ impl From<pb::LookupBinResponse> for BinInfo {
                 name: c.name,
             }),
             dataset_version: r.dataset_version,
+            more_specific_match_possible: r.more_specific_match_possible,
         }
     }
 }
 
 /// The answer to `mask`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// `masked` is the answer's name for it, as in MaskCardResponse.
+#[allow(clippy::struct_field_names)]
 pub(super) struct Masked {
     pub masked: String,
     pub network: Option<CardNetwork>,
+    /// Empty without a fingerprint key.
+    pub fingerprint: String,
 }
 
 impl Masked {
     pub(super) fn human(&self) -> String {
-        format!(
+        let mut out = format!(
             "masked:   {}\nnetwork:  {}\n",
             self.masked,
             self.network.map_or("unknown", |n| n.spec().name)
-        )
+        );
+        if !self.fingerprint.is_empty() {
+            let _ = writeln!(out, "fingerprint: {}", self.fingerprint);
+        }
+        out
     }
 
     pub(super) fn json(&self) -> Value {
         json!({
             "masked": self.masked,
             "network": self.network.map(CardNetwork::slug),
+            "fingerprint": non_empty(&self.fingerprint),
         })
     }
 }
@@ -326,6 +352,7 @@ impl From<pb::MaskCardResponse> for Masked {
         Self {
             masked: r.masked,
             network: network_from_proto(r.network),
+            fingerprint: r.fingerprint,
         }
     }
 }
@@ -366,6 +393,7 @@ mod tests {
             let response = pb::MaskCardResponse {
                 masked: String::new(),
                 network: proto_network(network),
+                fingerprint: String::new(),
             };
             assert_eq!(Masked::from(response).network, Some(network));
         }
@@ -386,7 +414,10 @@ mod tests {
 
     #[test]
     fn a_server_answer_reads_as_the_library_answer() {
-        let offline = Checked::from(convert::validation(card::validate("4111111111111112")));
+        let offline = Checked::from(convert::validation(
+            card::validate("4111111111111112"),
+            String::new(),
+        ));
         let response = pb::ValidateResponse {
             valid: false,
             luhn_valid: false,
@@ -401,6 +432,7 @@ mod tests {
             network_lengths: vec![13, 16, 18, 19],
             digit_count: 16,
             failure_message: Failure::LuhnFailed.message().into(),
+            fingerprint: String::new(),
         };
         assert_eq!(Checked::from(response), offline);
         assert!(

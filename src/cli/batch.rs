@@ -323,6 +323,9 @@ impl<W: Write> Report<W> {
             if self.options.unmasked {
                 object["number"] = Value::from(shown);
             }
+            if !checked.fingerprint.is_empty() {
+                object["fingerprint"] = Value::from(checked.fingerprint.as_str());
+            }
             format!("{object}\n")
         } else {
             let row = format!(

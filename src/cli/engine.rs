@@ -42,7 +42,11 @@ impl Engine {
             };
             let store = BinStore::load(sources, options)
                 .map_err(|e| CliError::Usage(format!("cannot load BIN data: {e}")))?;
-            return Ok(Self::Offline(CardApi::new(store.into(), None)));
+            let keys = crate::config::fingerprint_keys(target.fingerprint_key_file.as_deref())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            return Ok(Self::Offline(
+                CardApi::new(store.into(), None).with_fingerprint_keys(keys),
+            ));
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -80,4 +80,14 @@ pub struct Target {
         help_heading = "Offline data"
     )]
     pub no_default_data: bool,
+
+    /// Fingerprint keys, as the server's --fingerprint-key-file: answers carry the number's
+    /// fingerprint under the file's first key, as a server with the same file gives it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "server",
+        help_heading = "Offline data"
+    )]
+    pub fingerprint_key_file: Option<PathBuf>,
 }

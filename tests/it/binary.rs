@@ -177,6 +177,37 @@ async fn serves_then_exits_cleanly_on_sigterm_without_logging_card_numbers() {
     }
 }
 
+/// With a fingerprint key, a server logging everything (RUST_LOG=trace) shows neither the key
+/// nor a number, and a key file it cannot use stops it at start with the line, not the text.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fingerprint_key_is_never_logged() {
+    use crate::fingerprint::SECRET_A;
+    let dir = crate::common::TempDir::new("binary-fingerprint");
+    let keys = dir.write("keys", &format!("k1 {SECRET_A}\n"));
+    let running = start_with("json", &["--fingerprint-key-file", keys.to_str().unwrap()]);
+    call_every_rpc(running.grpc).await;
+    let (status, output) = terminate(running);
+    assert!(status.success(), "{output}");
+    assert!(
+        leaked_pans(&output, &PANS).is_empty(),
+        "a number in the log"
+    );
+    assert!(!output.contains(&SECRET_A[..16]), "the key in the log");
+
+    let bad = dir.write("bad", &format!("k1 {SECRET_A}\nk1 {SECRET_A}\n"));
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--fingerprint-key-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains(&SECRET_A[..16]), "{stderr}");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_data_files() {

@@ -423,3 +423,51 @@ fn https_without_a_ca_certificate_is_a_usage_error() {
     assert_eq!(run.code, Some(2));
     assert!(run.err.contains("https needs --ca-cert"), "{}", run.err);
 }
+
+#[test]
+fn offline_answers_carry_the_fingerprint_a_server_with_the_key_file_gives() {
+    use crate::fingerprint::{SECRET_A, expected};
+    let dir = TempDir::new("cli-fingerprint");
+    let keys = dir.write("keys", &format!("k1 {SECRET_A}\n"));
+    let keys = keys.to_str().unwrap();
+    let want = expected("k1", SECRET_A, "5555555555554444");
+
+    let validated = run(&[
+        "validate",
+        "--json",
+        "--fingerprint-key-file",
+        keys,
+        "5555 5555 5555 4444",
+    ]);
+    assert_eq!(
+        validated.code,
+        Some(0),
+        "{}{}",
+        validated.out,
+        validated.err
+    );
+    assert_eq!(validated.json()["fingerprint"], want.as_str());
+    let masked = run(&["mask", "--fingerprint-key-file", keys, "5555555555554444"]);
+    assert_eq!(masked.code, Some(0), "{}{}", masked.out, masked.err);
+    assert!(
+        masked.out.contains(&format!("fingerprint: {want}")),
+        "{}",
+        masked.out
+    );
+    masked.assert_no_leak(&["5555555555554444"]);
+    assert_eq!(
+        run(&["validate", "--json", "5555555555554444"]).json()["fingerprint"],
+        Value::Null
+    );
+
+    let bad = dir.write("bad", &format!("k1 {}\n", &SECRET_A[..40]));
+    let refused = run(&[
+        "validate",
+        "--fingerprint-key-file",
+        bad.to_str().unwrap(),
+        "5555555555554444",
+    ]);
+    assert_eq!(refused.code, Some(2), "{}{}", refused.out, refused.err);
+    assert!(refused.err.contains("line 1"), "{}", refused.err);
+    assert!(!refused.err.contains(&SECRET_A[..16]), "{}", refused.err);
+}

@@ -110,6 +110,68 @@ async fn files_on_top_of_the_embedded_data_win_with_eight_digit_bins() {
     assert_eq!(six.bin, "411111");
 }
 
+/// "Send more digits": 6 digits answered by a 6-digit BIN with 8-digit BINs under it say so;
+/// the digits of an 8-digit BIN, or a whole number, do not; nor do 6 digits with nothing longer
+/// under them. Inspect's answers agree, shared or not.
+#[tokio::test]
+async fn more_specific_match_possible_when_longer_bins_lie_under_the_digits_given() {
+    let dir = TempDir::new("lookup-more-digits");
+    let path = dir.write(
+        "eight.csv",
+        "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
+         41111122,VISA,DEBIT,,EIGHT BANK,,,GB,GBR,UNITED KINGDOM\n",
+    );
+    let server = TestServer::start_with(store_with_files(&[&path], LoadOptions::default())).await;
+    let mut client = server.client().await;
+    let cases = [
+        ("411111", "411111", true),
+        ("4111112", "411111", true),
+        ("41111122", "41111122", false),
+        ("4111113", "411111", false),
+        ("4111112233334444", "41111122", false),
+        ("4111119933334444", "411111", false),
+        ("622848", "622848", false),
+    ];
+    for (number, bin, more) in cases {
+        let answer = client
+            .lookup_bin(request(number))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.bin, bin, "{number}");
+        assert_eq!(answer.more_specific_match_possible, more, "{number}");
+    }
+    for layout in [pb::BinAnswerLayout::PerResult, pb::BinAnswerLayout::Shared] {
+        let request = pb::InspectRequest {
+            items: cases
+                .iter()
+                .map(|(number, _, _)| pb::InspectItem {
+                    id: (*number).to_owned(),
+                    number: (*number).to_owned(),
+                })
+                .collect(),
+            bin_answers: layout.into(),
+            ..Default::default()
+        };
+        let mut stream = client
+            .inspect(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let response = stream.message().await.unwrap().unwrap();
+        for ((number, _, more), result) in cases.iter().zip(&response.results) {
+            let bin = match result.bin_index {
+                Some(i) => &response.bins[i as usize],
+                None => result.bin.as_ref().unwrap(),
+            };
+            assert_eq!(
+                bin.more_specific_match_possible, *more,
+                "{number} {layout:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_input_is_invalid_argument_without_the_number() {
     let server = TestServer::start().await;

@@ -19,6 +19,7 @@ mod cli_server;
 mod conformance;
 mod connections;
 mod data_cli;
+mod fingerprint;
 mod health_and_reflection;
 mod http;
 mod inspect;
