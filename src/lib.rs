@@ -16,7 +16,8 @@
 //! - Front ends: `grpc` (the services: proto in, an [`api`] call, proto out; errors become
 //!   `tonic::Status` in one place), `http` (`--http-listen`: binlist.net's lookup and the gRPC
 //!   API as JSON by its `google.api.http` annotations, through the same admission and
-//!   `grpc::observe`; errors become `google.rpc.Status` JSON in one place) and [`cli`] (the
+//!   `grpc::observe`; errors become `google.rpc.Status` JSON in one place; [`openapi`], its
+//!   description generated from the proto) and [`cli`] (the
 //!   command line, offline through [`api`] or a client of a server, printing the same answers
 //!   either way).
 //! - In front of the gRPC services and the HTTP face: `incoming` (connections, TLS handshakes,
@@ -46,6 +47,7 @@ pub mod connection_limits;
 pub(crate) mod eviction;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub use http::openapi;
 pub mod identity;
 pub(crate) mod incoming;
 pub(crate) mod log_throttle;

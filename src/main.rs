@@ -54,6 +54,10 @@ fn main() -> ExitCode {
         Some(Command::Validate(args)) => cli::validate(&args),
         Some(Command::Lookup(args)) => cli::lookup(&args),
         Some(Command::Mask(args)) => cli::mask(&args),
+        Some(Command::Openapi) => {
+            println!("{}", card_lookup::openapi::document());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -11,7 +11,6 @@
 //! Nothing a caller sent is stored as it is: keys are SHA-256 hashes of what they count by
 //! ([`hashed`]).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -156,9 +155,11 @@ pub(crate) fn hashed(kind: &str, value: &[u8]) -> String {
     hash.update(kind.as_bytes());
     hash.update([0]);
     hash.update(value);
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
     for byte in hash.finalize() {
-        let _ = write!(hex, "{byte:02x}");
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     hex
 }

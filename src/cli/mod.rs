@@ -96,4 +96,7 @@ pub enum Command {
     Lookup(LookupArgs),
     /// Mask a card number for display, showing at most what PCI DSS allows.
     Mask(MaskArgs),
+    /// Print the OpenAPI 3.1 description of the HTTP/JSON API (generated from the proto; the
+    /// document `GET /openapi.json` serves).
+    Openapi,
 }

@@ -13,8 +13,11 @@
 //!
 //! - `route`: which route a request is for, and the RPC it calls.
 //! - `answer`: JSON answers, errors, CORS.
+//! - `openapi`: the OpenAPI description of the `/v1` routes, generated from the proto and
+//!   served at `GET /openapi.json`.
 
 mod answer;
+pub mod openapi;
 mod route;
 
 use std::convert::Infallible;
@@ -82,6 +85,10 @@ where
             return Box::pin(std::future::ready(Ok(answer::preflight())));
         }
         let route = Route::of(request.method(), request.uri().path());
+        if route == Route::OpenApi {
+            // A document the build wrote: no card data, no work, nothing to admit.
+            return Box::pin(std::future::ready(Ok(answer::cors(openapi_answer()))));
+        }
         if let Some(method) = route.method() {
             request.extensions_mut().insert(method);
         }
@@ -179,9 +186,18 @@ where
             answer
         }
         Route::NotFound => answer::error(&Status::not_found(
-            "no such path: GET /{bin} (binlist), POST /v1/cards:validate, GET /v1/bins/{bin}, POST /v1/bins:lookup or POST /v1/cards:mask",
+            "no such path: GET /{bin} (binlist), POST /v1/cards:validate, GET /v1/bins/{bin}, POST /v1/bins:lookup, POST /v1/cards:mask or GET /openapi.json",
         )),
+        Route::OpenApi => openapi_answer(),
     }
+}
+
+fn openapi_answer() -> Answer {
+    answer::json(
+        StatusCode::OK,
+        Code::Ok,
+        openapi::document().as_bytes().to_vec(),
+    )
 }
 
 fn too_long_for_a_path() -> Status {

@@ -1,5 +1,6 @@
 //! Which route a request is for. The `/v1/...` routes are the `google.api.http` annotations of
-//! `proto/cardlookup/v1/card_lookup.proto`; `GET /{bin}` is binlist.net's lookup.
+//! `proto/cardlookup/v1/card_lookup.proto`; `GET /{bin}` is binlist.net's lookup;
+//! `GET /openapi.json` is the description of the `/v1` routes.
 
 use tonic::codegen::http::Method as HttpMethod;
 
@@ -19,6 +20,8 @@ pub(super) enum Route {
     LookupBinBody,
     /// `POST /v1/cards:mask`.
     MaskCard,
+    /// `GET /openapi.json`.
+    OpenApi,
     /// A known path with another HTTP method; the one it takes.
     MethodNotAllowed(&'static str),
     NotFound,
@@ -44,6 +47,7 @@ impl Route {
             "/v1/cards:validate" => post(Self::Validate),
             "/v1/cards:mask" => post(Self::MaskCard),
             "/v1/bins:lookup" => post(Self::LookupBinBody),
+            super::openapi::PATH => get(Self::OpenApi),
             _ => {
                 if let Some(number) = path.strip_prefix("/v1/bins/").and_then(segment) {
                     get(Self::LookupBinPath(number.to_owned()))
@@ -66,7 +70,7 @@ impl Route {
             }
             Self::Validate => Some(Method::Validate),
             Self::MaskCard => Some(Method::MaskCard),
-            Self::MethodNotAllowed(_) | Self::NotFound => None,
+            Self::OpenApi | Self::MethodNotAllowed(_) | Self::NotFound => None,
         }
     }
 }
@@ -95,6 +99,11 @@ mod tests {
         assert_eq!(Route::of(&post, "/v1/cards:validate"), Route::Validate);
         assert_eq!(Route::of(&post, "/v1/cards:mask"), Route::MaskCard);
         assert_eq!(Route::of(&post, "/v1/bins:lookup"), Route::LookupBinBody);
+        assert_eq!(Route::of(&get, "/openapi.json"), Route::OpenApi);
+        assert_eq!(
+            Route::of(&post, "/openapi.json"),
+            Route::MethodNotAllowed("GET")
+        );
         assert_eq!(
             Route::of(&get, "/v1/cards:validate"),
             Route::MethodNotAllowed("POST")

@@ -419,3 +419,68 @@ async fn the_binlookup_client_reads_the_binlist_answers() {
     assert!(lines[2]["error"].is_string(), "{}", lines[2]);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_openapi_description_describes_what_the_routes_answer() {
+    let server = TestServer::start().await;
+    for version in VERSIONS {
+        let described = get(&server, version, "/openapi.json").await;
+        assert_eq!(described.status, 200, "{described:?}");
+        assert_eq!(described.header("content-type"), "application/json");
+        assert_eq!(described.body, card_lookup::openapi::document());
+    }
+    let doc: Value = serde_json::from_str(card_lookup::openapi::document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    // Every field a real answer carries is a property of the schema the description names
+    // for that route's 200 answer.
+    let calls = [
+        (
+            "post",
+            "/v1/cards:validate",
+            r#"{"number": "4111 1111 1111 1111"}"#,
+        ),
+        (
+            "post",
+            "/v1/cards:mask",
+            r#"{"number": "4111111111111111"}"#,
+        ),
+        (
+            "post",
+            "/v1/bins:lookup",
+            r#"{"number": "4111111111111111"}"#,
+        ),
+        ("get", "/v1/bins/{number}", ""),
+    ];
+    for (verb, path, body) in calls {
+        let answer = if verb == "post" {
+            post(&server, Version::Http1, path, body).await
+        } else {
+            get(&server, Version::Http1, "/v1/bins/411111").await
+        };
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        let reference = doc["paths"][path][verb]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{verb} {path} is not described"));
+        let schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
+        let answered = answer.json();
+        assert!(!answered.as_object().unwrap().is_empty(), "{path}");
+        for field in answered.as_object().unwrap().keys() {
+            assert!(
+                schema["properties"].get(field).is_some(),
+                "{path} answered {field}, which {reference} does not describe"
+            );
+        }
+    }
+    // Errors are described as what they are: a google.rpc.Status.
+    let refused = post(&server, Version::Http1, "/v1/cards:validate", "not json").await;
+    let status = refused.json();
+    for field in status.as_object().unwrap().keys() {
+        assert!(
+            schemas["google.rpc.Status"]["properties"]
+                .get(field)
+                .is_some(),
+            "{field}"
+        );
+    }
+}
