@@ -1,5 +1,5 @@
 //! `card-lookup`: serve (parse the configuration, load the BIN data, bind, serve until
-//! SIGINT/SIGTERM), or run a command: `data`, `validate`, `lookup`, `mask` (see `cli`).
+//! SIGINT/SIGTERM), or run a command: `data`, `validate`, `lookup`, `mask`, `audit` (see `cli`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Some(Command::Validate(args)) => cli::validate(&args),
         Some(Command::Lookup(args)) => cli::lookup(&args),
         Some(Command::Mask(args)) => cli::mask(&args),
+        Some(Command::Audit(command)) => cli::audit(&command),
     }
 }
 
