@@ -1198,4 +1198,29 @@ mod tests {
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn auditing_is_off_unless_a_directory_is_given_and_replica_names_are_checked() {
+        assert_eq!(Config::default().audit, None);
+        let audit = config(&["--audit-dir", "/var/audit", "--replica-name", "card-lookup-0"])
+            .unwrap()
+            .audit
+            .unwrap();
+        assert_eq!(audit.dir, PathBuf::from("/var/audit"));
+        assert_eq!(audit.replica, "card-lookup-0");
+        assert_eq!(audit.overflow, Overflow::Block);
+        assert_eq!(audit.hmac_key, None);
+        let defaulted = config(&["--audit-dir", "/var/audit"]).unwrap().audit.unwrap();
+        assert!(!defaulted.replica.is_empty(), "the host name by default");
+        for bad in ["a/b", "", "with space", &"x".repeat(64)] {
+            assert_eq!(
+                config(&["--audit-dir", "/a", "--replica-name", bad]).unwrap_err(),
+                ConfigError::ReplicaName(bad.to_owned())
+            );
+        }
+        let dropping = config(&["--audit-dir", "/a", "--audit-overflow", "drop"]).unwrap();
+        assert_eq!(dropping.audit.unwrap().overflow, Overflow::Drop);
+        let missing = config(&["--audit-dir", "/a", "--audit-hmac-key-file", "/no/such/key"]);
+        assert!(matches!(missing, Err(ConfigError::AuditHmacKeyFile(..))));
+    }
 }
