@@ -320,6 +320,12 @@ pub struct Args {
     /// call is answered unaudited) or `drop` (answer, drop the event, count it).
     #[arg(long, env = "CARD_LOOKUP_AUDIT_OVERFLOW", value_enum, default_value_t = Overflow::Block)]
     pub audit_overflow: Overflow,
+
+    /// How long audit files are kept: whole files whose day ended longer ago are deleted (at
+    /// start and each new UTC day), oldest first, and only while their chain verifies. 400d:
+    /// PCI DSS 10.5.1's twelve months, with margin.
+    #[arg(long, env = "CARD_LOOKUP_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -571,6 +577,7 @@ fn audit_settings(args: &Args) -> Result<Option<AuditSettings>, ConfigError> {
         replica,
         hmac_key,
         overflow: args.audit_overflow,
+        retention: args.audit_retention,
     }))
 }
 
@@ -1202,15 +1209,24 @@ mod tests {
     #[test]
     fn auditing_is_off_unless_a_directory_is_given_and_replica_names_are_checked() {
         assert_eq!(Config::default().audit, None);
-        let audit = config(&["--audit-dir", "/var/audit", "--replica-name", "card-lookup-0"])
-            .unwrap()
-            .audit
-            .unwrap();
+        let audit = config(&[
+            "--audit-dir",
+            "/var/audit",
+            "--replica-name",
+            "card-lookup-0",
+        ])
+        .unwrap()
+        .audit
+        .unwrap();
         assert_eq!(audit.dir, PathBuf::from("/var/audit"));
         assert_eq!(audit.replica, "card-lookup-0");
         assert_eq!(audit.overflow, Overflow::Block);
         assert_eq!(audit.hmac_key, None);
-        let defaulted = config(&["--audit-dir", "/var/audit"]).unwrap().audit.unwrap();
+        assert_eq!(audit.retention, Duration::from_secs(400 * 24 * 60 * 60));
+        let defaulted = config(&["--audit-dir", "/var/audit"])
+            .unwrap()
+            .audit
+            .unwrap();
         assert!(!defaulted.replica.is_empty(), "the host name by default");
         for bad in ["a/b", "", "with space", &"x".repeat(64)] {
             assert_eq!(

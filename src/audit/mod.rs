@@ -8,6 +8,8 @@
 //! - `file`: file names and the records besides events (closing, recovery).
 //! - `writer`: the one writer thread: batches, `fsync`, rollover, failures.
 //! - [`verify`]: checking a directory of files, as `audit verify` does.
+//! - [`report`]: the monthly access report (`audit report`).
+//! - `retention`: deleting old files, only verified ones (`--audit-retention`).
 //! - `metrics`: the `cardlookup_audit_*` metrics.
 //!
 //! The request layer ([`crate::api::CardApi`]) records the events, below every front end; the
@@ -17,6 +19,8 @@ pub mod chain;
 mod event;
 mod file;
 mod metrics;
+pub mod report;
+mod retention;
 pub mod verify;
 mod writer;
 
@@ -60,6 +64,8 @@ pub struct AuditSettings {
     /// Makes the chain an HMAC chain.
     pub hmac_key: Option<FingerprintKey>,
     pub overflow: Overflow,
+    /// Files whose day ended longer ago are deleted, when their chain verifies.
+    pub retention: Duration,
 }
 
 /// Why the trail cannot start.
@@ -106,10 +112,7 @@ impl Auditor {
         let (healthy_sender, healthy) = watch::channel(true);
         let closing = Arc::new(AtomicBool::new(false));
         let writer = Writer::resume(
-            &settings.dir,
-            &settings.replica,
-            chain::Chain::new(settings.hmac_key.clone()),
-            settings.overflow,
+            settings,
             metrics.clone(),
             healthy_sender,
             Arc::clone(&closing),

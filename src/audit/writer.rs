@@ -22,7 +22,8 @@ use super::chain::{Chain, GENESIS};
 use super::event::Event;
 use super::file::{self, CLOSE, RECORD, RECOVERED};
 use super::metrics::AuditMetrics;
-use super::{AuditError, Overflow};
+use super::retention;
+use super::{AuditError, AuditSettings, Overflow};
 
 /// The most events one write takes.
 const BATCH: usize = 4096;
@@ -62,6 +63,7 @@ pub(super) struct Writer {
     healthy: watch::Sender<bool>,
     /// Set at shutdown: a write still failing then is given up.
     closing: Arc<AtomicBool>,
+    retention: Duration,
 }
 
 impl Writer {
@@ -69,21 +71,20 @@ impl Writer {
     /// ends: a part line a crash left is cut off (and the cut recorded), a file of an earlier
     /// day left open is closed.
     pub(super) fn resume(
-        dir: &Path,
-        replica: &str,
-        chain: Chain,
-        overflow: Overflow,
+        settings: &AuditSettings,
         metrics: AuditMetrics,
         healthy: watch::Sender<bool>,
         closing: Arc<AtomicBool>,
     ) -> Result<Self, AuditError> {
-        let failed = |error: std::io::Error| AuditError::Dir(dir.to_owned(), error.to_string());
+        let (dir, replica) = (&settings.dir, settings.replica.as_str());
+        let failed = |error: std::io::Error| AuditError::Dir(dir.clone(), error.to_string());
         std::fs::create_dir_all(dir).map_err(failed)?;
         let mut writer = Self {
-            dir: dir.to_owned(),
+            dir: dir.clone(),
             replica: replica.to_owned(),
-            chain,
-            overflow,
+            chain: Chain::new(settings.hmac_key.clone()),
+            overflow: settings.overflow,
+            retention: settings.retention,
             prev: GENESIS.to_owned(),
             open: None,
             metrics,
@@ -143,6 +144,7 @@ impl Writer {
         if newest.day < file::day_of(SystemTime::now()) {
             writer.close_file().map_err(failed)?;
         }
+        writer.prune();
         Ok(writer)
     }
 
@@ -273,7 +275,28 @@ impl Writer {
             len,
             events: 0,
         });
+        self.prune();
         Ok(())
+    }
+
+    /// Deletes the replica's files older than the retention that verify (at start and at each
+    /// new day); logs what it deleted, and a file it kept because it did not verify.
+    fn prune(&self) {
+        let now = SystemTime::now();
+        match retention::prune(&self.dir, &self.replica, &self.chain, self.retention, now) {
+            Ok(pruned) => {
+                if !pruned.deleted.is_empty() {
+                    tracing::info!(files = ?pruned.deleted, "deleted audit files past --audit-retention");
+                }
+                if let Some(broken) = pruned.broken {
+                    tracing::error!(
+                        %broken,
+                        "kept an audit file past --audit-retention, and the files after it: it does not verify"
+                    );
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot apply --audit-retention"),
+        }
     }
 
     /// Appends sealed `lines` to the open file and syncs it; on failure cuts the file back to

@@ -1,4 +1,4 @@
-//! `card-lookup audit verify`: checks a directory of audit trail files (`--audit-dir`).
+//! `card-lookup audit verify` and `audit report`: the audit trail's files (`--audit-dir`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use crate::audit::chain::Chain;
+use crate::audit::report::{month_report, report_text};
 use crate::audit::verify::{Verified, verify_dir};
 use crate::card::FingerprintKeys;
 
@@ -24,6 +25,31 @@ pub enum AuditCommand {
         #[arg(long)]
         hmac_key_file: Option<PathBuf>,
     },
+    /// The access report of one month over the files in DIR (every replica's): calls by
+    /// client and method, outcomes, distinct cards (by fingerprint, else masked number) and
+    /// distinct BINs, for the month and each day, and whether the files verify.
+    Report {
+        /// The month, `YYYY-MM` (UTC).
+        #[arg(long, value_parser = month)]
+        month: String,
+        /// The directory of `audit-YYYY-MM-DD-REPLICA.jsonl` files.
+        dir: PathBuf,
+        /// JSON rather than text.
+        #[arg(long)]
+        json: bool,
+        /// The --audit-hmac-key-file the trail was written with, if any.
+        #[arg(long)]
+        hmac_key_file: Option<PathBuf>,
+    },
+}
+
+/// `YYYY-MM`, a month that exists.
+fn month(text: &str) -> Result<String, String> {
+    humantime::parse_rfc3339(&format!("{text}-01T00:00:00Z"))
+        .ok()
+        .filter(|_| text.len() == 7)
+        .map(|_| text.to_owned())
+        .ok_or_else(|| format!("`{text}`: expected a month as YYYY-MM"))
 }
 
 /// Runs an audit command, printing to standard output.
@@ -36,6 +62,29 @@ pub fn audit(command: &AuditCommand) -> ExitCode {
             };
             match verify_dir(dir, &chain) {
                 Ok(verified) => print_verified(&verified, &mut std::io::stdout().lock()),
+                Err(error) => usage(&format!("{}: {error}", dir.display())),
+            }
+        }
+        AuditCommand::Report {
+            month,
+            dir,
+            json,
+            hmac_key_file,
+        } => {
+            let chain = match chain(hmac_key_file.as_deref()) {
+                Ok(chain) => chain,
+                Err(error) => return usage(&error),
+            };
+            match month_report(dir, month, &chain) {
+                Ok(report) => {
+                    let text = if *json {
+                        format!("{report:#}\n")
+                    } else {
+                        report_text(&report)
+                    };
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
                 Err(error) => usage(&format!("{}: {error}", dir.display())),
             }
         }

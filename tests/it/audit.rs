@@ -37,6 +37,7 @@ fn settings(dir: &Path, replica: &str, overflow: Overflow) -> AuditSettings {
         replica: replica.to_owned(),
         hmac_key: None,
         overflow,
+        retention: Duration::from_secs(400 * 24 * 60 * 60),
     }
 }
 
@@ -416,7 +417,12 @@ async fn verify_names_the_first_broken_file_and_line_for_each_kind_of_tampering(
 async fn a_server_takes_up_the_chain_of_earlier_files_and_links_its_own() {
     let dir = TempDir::new("audit-resume");
     let names = three_days(&dir.0);
-    let server = audited_server(settings(&dir.0, "r1", Overflow::Block)).await;
+    // Kept past the default retention: these days are long gone.
+    let keep_all = AuditSettings {
+        retention: Duration::from_secs(10 * 366 * 24 * 60 * 60),
+        ..settings(&dir.0, "r1", Overflow::Block)
+    };
+    let server = audited_server(keep_all).await;
     let mut client = server.client().await;
     client
         .validate(pb::ValidateRequest {
@@ -664,4 +670,152 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
         "the cut is recorded"
     );
     assert_eq!(lines.last().unwrap()["record"], "close");
+}
+
+/// The UTC day `days` before today.
+fn days_ago(days: u64) -> String {
+    let time = std::time::SystemTime::now() - Duration::from_secs(days * 24 * 60 * 60);
+    humantime::format_rfc3339_seconds(time).to_string()[..10].to_owned()
+}
+
+#[tokio::test]
+async fn retention_deletes_only_old_files_and_only_while_they_verify() {
+    for tampered in [false, true] {
+        let dir = TempDir::new("audit-retention");
+        let days = [days_ago(500), days_ago(450), days_ago(10)];
+        let mut prev = GENESIS.to_owned();
+        for day in &days {
+            let events = vec![event(day, 1, "shop", "Validate", "411111")];
+            prev = write_day(&dir.0, "r1", day, &events, &prev);
+        }
+        write_day(
+            &dir.0,
+            "r2",
+            &days[0],
+            &[event(&days[0], 1, "x", "MaskCard", "555555")],
+            GENESIS,
+        );
+        let name = |replica: &str, day: &str| format!("audit-{day}-{replica}.jsonl");
+        if tampered {
+            edit(&dir.0.join(name("r1", &days[1])), |lines| {
+                lines[0] = lines[0].replacen("shop", "shoq", 1);
+            });
+        }
+        let server = audited_server(settings(&dir.0, "r1", Overflow::Block)).await;
+        server.stop().await.unwrap();
+        let left: Vec<String> = files(&dir.0)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut expected = vec![name("r2", &days[0])];
+        if tampered {
+            expected.push(name("r1", &days[1]));
+        }
+        expected.push(name("r1", &days[2]));
+        expected.sort();
+        let mut left_sorted = left.clone();
+        left_sorted.sort();
+        assert_eq!(left_sorted, expected, "tampered: {tampered}");
+        let (code, out) = verify(&dir.0);
+        assert_eq!(code, i32::from(tampered), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn the_monthly_report_counts_calls_outcomes_cards_and_bins_per_day() {
+    let dir = TempDir::new("audit-report");
+    let mut month = Vec::new();
+    for (day, replica) in [
+        ("2025-03-01", "a"),
+        ("2025-03-02", "a"),
+        ("2025-03-02", "b"),
+    ] {
+        let mut events = Vec::new();
+        for n in 0..10 {
+            let mut e = event(
+                day,
+                n,
+                if n < 6 { "shop" } else { "batch" },
+                "Validate",
+                "411111",
+            );
+            if n == 9 {
+                e["code"] = "InvalidArgument".into();
+                e["bin"] = "555555".into();
+            }
+            events.push(e);
+        }
+        month.push((day, replica, events));
+    }
+    let mut prevs = std::collections::HashMap::new();
+    for (day, replica, events) in &month {
+        let prev = prevs
+            .get(replica)
+            .cloned()
+            .unwrap_or_else(|| GENESIS.to_owned());
+        prevs.insert(*replica, write_day(&dir.0, replica, day, events, &prev));
+    }
+    let april = "2025-04-01";
+    let prev = prevs["a"].clone();
+    write_day(
+        &dir.0,
+        "a",
+        april,
+        &[event(april, 1, "shop", "LookupBin", "400000")],
+        &prev,
+    );
+
+    let output = Command::new(BINARY)
+        .args(["audit", "report", "--month", "2025-03", "--json"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report:#}");
+    assert_eq!(report["replicas"], serde_json::json!(["a", "b"]));
+    let total = &report["total"];
+    assert_eq!(total["calls"], 30);
+    assert_eq!(
+        total["calls_by_client_and_method"],
+        serde_json::json!([
+            {"client": "batch", "method": "Validate", "calls": 12},
+            {"client": "shop", "method": "Validate", "calls": 18},
+        ])
+    );
+    assert_eq!(
+        total["outcomes"],
+        serde_json::json!({"InvalidArgument": 3, "OK": 27})
+    );
+    // Masked numbers 411111******0000 to ...0009 on every day: ten cards, two BINs.
+    assert_eq!(total["distinct_cards"], 10);
+    assert_eq!(total["distinct_bins"], 2);
+    let days = report["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(
+        (days[0]["day"].as_str(), days[0]["calls"].as_u64()),
+        (Some("2025-03-01"), Some(10))
+    );
+    assert_eq!(
+        (days[1]["day"].as_str(), days[1]["calls"].as_u64()),
+        (Some("2025-03-02"), Some(20))
+    );
+
+    let text = Command::new(BINARY)
+        .args(["audit", "report", "--month", "2025-03"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("verified: yes"), "{text}");
+    assert!(
+        text.contains("month: 30 calls, 10 distinct cards, 2 distinct BINs"),
+        "{text}"
+    );
+    let bad = Command::new(BINARY)
+        .args(["audit", "report", "--month", "2025-13"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }
