@@ -471,6 +471,40 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// A small tmpfs, or none (said loudly) where it cannot be mounted; with
+    /// CARDLOOKUP_REQUIRE_TMPFS set (.ci/run) that fails the test instead.
+    fn mount_or_skip(path: &Path, test: &str) -> Option<Self> {
+        let mounted = Self::mount(path, "256k");
+        if mounted.is_none() {
+            eprintln!(
+                "SKIPPED {test}: cannot mount a tmpfs here (needs root); set CARDLOOKUP_REQUIRE_TMPFS=1 to fail instead"
+            );
+            assert!(
+                std::env::var_os("CARDLOOKUP_REQUIRE_TMPFS").is_none(),
+                "CARDLOOKUP_REQUIRE_TMPFS is set but a tmpfs cannot be mounted"
+            );
+        }
+        mounted
+    }
+
+    /// Fills the file system but for less than one event.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = [0u8; 4096];
+        while file
+            .write_all(&block)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+        let byte = [0u8; 1];
+        while file.write_all(&byte).and_then(|()| file.sync_all()).is_ok() {}
+        filler
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -481,14 +515,7 @@ impl Drop for Tmpfs {
 async fn a_full_disk_refuses_calls_and_turns_health_not_serving_until_space_returns() {
     let dir = TempDir::new("audit-full");
     let mount_point = dir.0.join("tmpfs");
-    let Some(_tmpfs) = Tmpfs::mount(&mount_point, "256k") else {
-        eprintln!(
-            "SKIPPED a_full_disk_refuses_calls...: cannot mount a tmpfs here (needs root); set CARDLOOKUP_REQUIRE_TMPFS=1 to fail instead"
-        );
-        assert!(
-            std::env::var_os("CARDLOOKUP_REQUIRE_TMPFS").is_none(),
-            "CARDLOOKUP_REQUIRE_TMPFS is set but a tmpfs cannot be mounted"
-        );
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&mount_point, "a_full_disk_refuses_calls") else {
         return;
     };
     let trail = mount_point.join("trail");
@@ -499,19 +526,7 @@ async fn a_full_disk_refuses_calls_and_turns_health_not_serving_until_space_retu
     };
     client.validate(validate()).await.unwrap();
     // Fill the disk: not one more event fits.
-    let filler = mount_point.join("filler");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = [0u8; 4096];
-        while file
-            .write_all(&block)
-            .and_then(|()| file.sync_all())
-            .is_ok()
-        {}
-        let byte = [0u8; 1];
-        while file.write_all(&byte).and_then(|()| file.sync_all()).is_ok() {}
-    }
+    let filler = tmpfs.fill();
     let deadline = Instant::now() + Duration::from_secs(10);
     let refusal = loop {
         assert!(
@@ -818,4 +833,77 @@ async fn the_monthly_report_counts_calls_outcomes_cards_and_bins_per_day() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn a_keyed_chain_verifies_only_with_its_key() {
+    let dir = TempDir::new("audit-keyed");
+    let secret = "5a".repeat(32);
+    let key_file = dir.write("audit.key", &format!("audit1 {secret}\n"));
+    let trail = dir.0.join("trail");
+    let keyed = AuditSettings {
+        hmac_key: Some(
+            FingerprintKeys::parse(&format!("audit1 {secret}\n"))
+                .unwrap()
+                .signing()
+                .clone(),
+        ),
+        ..settings(&trail, "keyed", Overflow::Block)
+    };
+    let server = audited_server(keyed).await;
+    server
+        .client()
+        .await
+        .validate(pb::ValidateRequest {
+            number: PANS[0].into(),
+        })
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+    let (code, out) = verify(&trail);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("line 1: its hash does not match its text"),
+        "{out}"
+    );
+    let output = Command::new(BINARY)
+        .args(["audit", "verify", "--hmac-key-file"])
+        .arg(&key_file)
+        .arg(&trail)
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(!out.contains(&secret));
+}
+
+#[tokio::test]
+async fn with_overflow_drop_a_full_disk_drops_events_and_calls_are_answered() {
+    let dir = TempDir::new("audit-drop");
+    let mount_point = dir.0.join("tmpfs");
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&mount_point, "with_overflow_drop_a_full_disk") else {
+        return;
+    };
+    let server = audited_server(settings(&mount_point.join("trail"), "drop", Overflow::Drop)).await;
+    let mut client = server.client().await;
+    tmpfs.fill();
+    for _ in 0..20 {
+        let answer = client
+            .validate(pb::ValidateRequest {
+                number: PANS[0].into(),
+            })
+            .await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    assert_eq!(serving(&server).await, ServingStatus::Serving);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .scrape()
+        .await
+        .contains("cardlookup_audit_events_dropped_total{reason=\"write_error\"}")
+    {
+        assert!(Instant::now() < deadline, "no dropped events counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.unwrap();
 }
