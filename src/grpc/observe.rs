@@ -78,7 +78,7 @@ where
         client,
     };
     // The id an answer carries: the logged or audited call's, else the caller's.
-    let answer_id = call.request_id.clone().or(caller_id);
+    let request_id = call.request_id.clone().or(caller_id);
     let result = handler(request.into_inner(), call)
         .await
         .map_err(Status::from);
@@ -87,7 +87,6 @@ where
         let error = result.as_ref().err().map_or("", Status::message);
         log.write(method, code, error);
     }
-    let request_id = answer_id;
     match result {
         Ok(message) => {
             let mut response = Response::new(message);
