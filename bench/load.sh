@@ -17,6 +17,8 @@
 #                                       # counted in a redis-server started here (never
 #                                       # reached: the quota is 4,000,000,000/s); every
 #                                       # request carries x-cardlookup-subject
+#   bash bench/load.sh --audit          # the service with --audit-dir (a directory under the
+#                                       # run's output; its bytes per call are printed at the end)
 #
 # For each RPC (Validate, LookupBin, MaskCard) it measures three modes:
 #   saturation   4 connections x 10 streams (40 requests in flight), as fast as answers come
@@ -66,6 +68,7 @@ build=1
 preload=""
 max_others=""
 quota=0
+audit=0
 while (($#)); do
   case "$1" in
     --quick) duration=1 warm_up_ms=300 rounds=1 ;;
@@ -76,6 +79,7 @@ while (($#)); do
     --max-others) max_others="${2:?--max-others needs a percentage}"; shift ;;
     --preload) preload="${2:?--preload needs a shared library}"; shift ;;
     --quota) quota=1 ;;
+    --audit) audit=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -173,10 +177,13 @@ if ((quota)); then
   headers+=(-H 'x-cardlookup-subject: shopper-1')
 fi
 
+audit_flags=()
+((audit)) && audit_flags=(--audit-dir "$work/audit" --replica-name bench)
+
 step "starting the service on 127.0.0.1"
 [[ -z "$preload" || -f "$preload" ]] || { echo "load.sh: no library $preload" >&2; exit 2; }
 RUST_LOG=info LD_PRELOAD="$preload" target/release/card-lookup --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-  --no-watch "${quota_flags[@]}" >"$work/service.log" 2>&1 &
+  --no-watch "${quota_flags[@]}" "${audit_flags[@]}" >"$work/service.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "${pids[-1]}" "$work/service.log" "serving gRPC on")
 service=$(sed -n 's/.*serving gRPC on \([0-9.]*:[0-9]*\).*/\1/p' <<<"$line")
@@ -373,6 +380,12 @@ echo "machine: $(nproc) cores, ${cpu:-unknown CPU}; load average (1, 5, 15 min) 
 echo "$rounds rounds of $duration s after ${warm_up_ms} ms of warm-up${preload:+; both servers with LD_PRELOAD=$preload}; raw output in $work"
 echo
 python3 bench/load_helper.py table "$work/rounds.tsv"
+if ((audit)); then
+  audit_bytes=$(cat "$work"/audit/*.jsonl | wc -c)
+  audit_events=$(cat "$work"/audit/*.jsonl | grep -vc '^{"record"' || true)
+  echo
+  echo "audit trail: $audit_events events, $audit_bytes bytes, $((audit_bytes / (audit_events > 0 ? audit_events : 1))) bytes an event"
+fi
 if ((failures > 0)); then
   echo "load.sh: $failures checks failed (above)" >&2
   exit 1

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings};
 use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
+use crate::audit::{AuditSettings, Overflow};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
 use crate::card::FingerprintKeys;
 use crate::card_testing::CardTestingConfig;
@@ -294,6 +295,37 @@ pub struct Args {
     /// number under that key. Read once at start; keep it in a mounted Secret.
     #[arg(long, env = "CARD_LOOKUP_FINGERPRINT_KEY_FILE")]
     pub fingerprint_key_file: Option<PathBuf>,
+
+    /// A directory for the audit trail: every call that carries card data (Validate,
+    /// LookupBin, MaskCard, each Inspect item, over gRPC or HTTP) is recorded, masked, in
+    /// hash-chained JSON lines, one file a replica a UTC day (`audit-YYYY-MM-DD-REPLICA.jsonl`).
+    /// Created when missing. Off unless given. Check the files with `card-lookup audit verify`.
+    #[arg(long, env = "CARD_LOOKUP_AUDIT_DIR")]
+    pub audit_dir: Option<PathBuf>,
+
+    /// This replica's name in the audit files' names and events: letters, digits, `.`, `_`
+    /// and `-`. By default the host name (the pod's name in Kubernetes).
+    #[arg(long, env = "CARD_LOOKUP_REPLICA_NAME")]
+    pub replica_name: Option<String>,
+
+    /// A file holding the audit chain's key, in --fingerprint-key-file's format (`ID SECRET`,
+    /// the first line's key is used): the chain is then HMAC-SHA-256 rather than SHA-256, so
+    /// that one who can write the files but has not the key cannot rebuild it after an edit.
+    /// `audit verify` needs the same file.
+    #[arg(long, env = "CARD_LOOKUP_AUDIT_HMAC_KEY_FILE", requires = "audit_dir")]
+    pub audit_hmac_key_file: Option<PathBuf>,
+
+    /// What a call does when the audit queue is full: `block` (wait up to 250 ms for room,
+    /// then refuse the call UNAVAILABLE; a failing disk also turns health NOT_SERVING, so no
+    /// call is answered unaudited) or `drop` (answer, drop the event, count it).
+    #[arg(long, env = "CARD_LOOKUP_AUDIT_OVERFLOW", value_enum, default_value_t = Overflow::Block)]
+    pub audit_overflow: Overflow,
+
+    /// How long audit files are kept: whole files whose day ended longer ago are deleted (at
+    /// start and each new UTC day), oldest first, and only while their chain verifies. 400d:
+    /// PCI DSS 10.5.1's twelve months, with margin.
+    #[arg(long, env = "CARD_LOOKUP_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
 }
 
 /// Configuration that has passed every check.
@@ -337,6 +369,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `--fingerprint-key-file`, read; no fingerprints without it.
     pub fingerprint_keys: Option<FingerprintKeys>,
+    /// The audit trail (`--audit-*`); none without `--audit-dir`.
+    pub audit: Option<AuditSettings>,
 }
 
 /// A configuration value that cannot work.
@@ -399,6 +433,13 @@ pub enum ConfigError {
     /// Says what is wrong and on which line, never the line's text.
     #[error("--fingerprint-key-file {0}: {1}")]
     FingerprintKeyFile(PathBuf, String),
+    #[error(
+        "--replica-name `{0}`: use 1 to 63 letters, digits, `.`, `_` and `-` (it is part of file names)"
+    )]
+    ReplicaName(String),
+    /// Says what is wrong and on which line, never the line's text.
+    #[error("--audit-hmac-key-file {0}: {1}")]
+    AuditHmacKeyFile(PathBuf, String),
 }
 
 impl TryFrom<Args> for Config {
@@ -442,6 +483,7 @@ impl TryFrom<Args> for Config {
         let redis = redis_target(&args)?;
         let quotas = quota_settings(&args, redis.is_some())?;
         let fingerprint_keys = fingerprint_keys(args.fingerprint_key_file.as_deref())?;
+        let audit = audit_settings(&args)?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -501,8 +543,53 @@ impl TryFrom<Args> for Config {
             quotas,
             http_listen: args.http_listen,
             fingerprint_keys,
+            audit,
         })
     }
+}
+
+/// `--audit-*`: none without `--audit-dir`; the replica's name, checked, by default the host
+/// name; the chain's key, read.
+fn audit_settings(args: &Args) -> Result<Option<AuditSettings>, ConfigError> {
+    let Some(dir) = &args.audit_dir else {
+        return Ok(None);
+    };
+    let replica = args.replica_name.clone().unwrap_or_else(host_name);
+    let valid = (1..=63).contains(&replica.len())
+        && replica
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !valid {
+        return Err(ConfigError::ReplicaName(replica));
+    }
+    let hmac_key = match &args.audit_hmac_key_file {
+        Some(path) => {
+            let failed = |problem: String| ConfigError::AuditHmacKeyFile(path.clone(), problem);
+            let text =
+                Zeroizing::new(std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?);
+            let keys = FingerprintKeys::parse(&text).map_err(|e| failed(e.to_string()))?;
+            Some(keys.signing().clone())
+        }
+        None => None,
+    };
+    Ok(Some(AuditSettings {
+        dir: dir.clone(),
+        replica,
+        hmac_key,
+        overflow: args.audit_overflow,
+        retention: args.audit_retention,
+    }))
+}
+
+/// The host's name (a pod's name in Kubernetes): `HOSTNAME`, else the kernel's; `card-lookup`
+/// when neither is known.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "card-lookup".to_owned())
 }
 
 /// The keys of `--fingerprint-key-file` (the server's, and the command line's offline), read and
@@ -1117,5 +1204,39 @@ mod tests {
             ConfigError::FingerprintKeyFile(..)
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn auditing_is_off_unless_a_directory_is_given_and_replica_names_are_checked() {
+        assert_eq!(Config::default().audit, None);
+        let audit = config(&[
+            "--audit-dir",
+            "/var/audit",
+            "--replica-name",
+            "card-lookup-0",
+        ])
+        .unwrap()
+        .audit
+        .unwrap();
+        assert_eq!(audit.dir, PathBuf::from("/var/audit"));
+        assert_eq!(audit.replica, "card-lookup-0");
+        assert_eq!(audit.overflow, Overflow::Block);
+        assert_eq!(audit.hmac_key, None);
+        assert_eq!(audit.retention, Duration::from_secs(400 * 24 * 60 * 60));
+        let defaulted = config(&["--audit-dir", "/var/audit"])
+            .unwrap()
+            .audit
+            .unwrap();
+        assert!(!defaulted.replica.is_empty(), "the host name by default");
+        for bad in ["a/b", "", "with space", &"x".repeat(64)] {
+            assert_eq!(
+                config(&["--audit-dir", "/a", "--replica-name", bad]).unwrap_err(),
+                ConfigError::ReplicaName(bad.to_owned())
+            );
+        }
+        let dropping = config(&["--audit-dir", "/a", "--audit-overflow", "drop"]).unwrap();
+        assert_eq!(dropping.audit.unwrap().overflow, Overflow::Drop);
+        let missing = config(&["--audit-dir", "/a", "--audit-hmac-key-file", "/no/such/key"]);
+        assert!(matches!(missing, Err(ConfigError::AuditHmacKeyFile(..))));
     }
 }

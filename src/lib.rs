@@ -29,6 +29,8 @@
 //!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
 //!   generated types).
+//! - [`audit`]: the audit trail (`--audit-dir`): every call carrying card data recorded by the
+//!   request layer in hash-chained daily files by one writer thread, and `audit verify`.
 //! - [`sync`]: `card-lookup data sync`, the updater that keeps a directory holding the BIN
 //!   data an origin publishes (manifest, download, digest, check, one switch).
 //! - [`config`]: flags, parsed and validated once. [`server`]: wiring, limits, health,
@@ -38,6 +40,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod bins;
 pub mod card;
 pub mod card_testing;

@@ -1,5 +1,5 @@
 //! `card-lookup`: serve (parse the configuration, load the BIN data, bind, serve until
-//! SIGINT/SIGTERM), or run a command: `data`, `validate`, `lookup`, `mask` (see `cli`).
+//! SIGINT/SIGTERM), or run a command: `data`, `validate`, `lookup`, `mask`, `audit` (see `cli`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ fn main() -> ExitCode {
             println!("{}", card_lookup::openapi::document());
             ExitCode::SUCCESS
         }
+        Some(Command::Audit(command)) => cli::audit(&command),
     }
 }
 

@@ -15,6 +15,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use crate::admission::{Admission, AdmissionLayer, CountLayer, DEFAULT_CLASS};
 use crate::api::CardApi;
 use crate::api::admin::AdminApi;
+use crate::audit::{AuditWriter, Auditor, Overflow};
 use crate::bins::{self, BinStore, ReloadTrigger};
 use crate::card_testing::{self, CardTestingDetector};
 use crate::config::Config;
@@ -102,6 +103,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot start the BIN data re-check: {0}")]
     Recheck(#[from] std::io::Error),
+    #[error("cannot start the audit trail: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish and returns.
@@ -122,6 +125,50 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let prometheus = telemetry::install_metrics(config.p99_target);
+    // After the recorder: metric handles taken before it would count nothing.
+    let (auditor, audit_writer) = match &config.audit {
+        Some(settings) => {
+            let (auditor, writer) = Auditor::start(settings)?;
+            (Some(auditor), Some(writer))
+        }
+        None => (None, None),
+    };
+    let audit_health = audit_writer
+        .as_ref()
+        .filter(|_| {
+            config
+                .audit
+                .as_ref()
+                .is_some_and(|a| a.overflow == Overflow::Block)
+        })
+        .map(AuditWriter::healthy);
+    let result = serve(
+        config,
+        store,
+        listeners,
+        shutdown,
+        prometheus,
+        auditor,
+        audit_health,
+    )
+    .await;
+    if let Some(writer) = audit_writer {
+        writer.close().await;
+    }
+    result
+}
+
+/// [`run`]'s serving, with the metrics recorder installed and the audit trail started (with
+/// `audit_health` when health must follow the trail's writes).
+async fn serve(
+    config: &Config,
+    store: Arc<BinStore>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    auditor: Option<Auditor>,
+    audit_health: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<(), ServerError> {
     let info = store.info();
     bins::record_loaded(&info.index, &info.sources);
     // Build the IIN lookup table now, so that no caller's first request pays for it.
@@ -136,7 +183,8 @@ pub async fn run(
     let (admission, card_testing, shared_store) = screening(config).await;
     let api = CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
         .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
-        .with_fingerprint_keys(config.fingerprint_keys.clone());
+        .with_fingerprint_keys(config.fingerprint_keys.clone())
+        .with_auditor(auditor);
     let card_lookup = card_lookup_service(config, api.clone());
     let tls = load_tls(config, &listeners.grpc)?;
 
@@ -163,6 +211,9 @@ pub async fn run(
         config,
         stop.clone(),
     );
+    if let Some(healthy) = audit_health {
+        tokio::spawn(follow_audit_health(healthy, health.clone(), stop.clone()));
+    }
     tokio::spawn(stop_on(shutdown, health, stop.clone()));
     tokio::spawn(metrics_upkeep(prometheus.clone(), stop.clone()));
 
@@ -225,6 +276,37 @@ pub async fn run(
             );
             Ok(())
         }
+    }
+}
+
+/// With `--audit-overflow block`: health NOT_SERVING while the audit files cannot be written
+/// (calls are refused then, rather than answered unaudited), SERVING again once they can,
+/// until shutdown (which owns health from then on).
+async fn follow_audit_health(
+    mut healthy: tokio::sync::watch::Receiver<bool>,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            changed = healthy.changed() => if changed.is_err() { return },
+            () = stop.cancelled() => return,
+        }
+        let status = if *healthy.borrow_and_update() {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        if stop.is_cancelled() {
+            return;
+        }
+        health
+            .set_service_status(
+                <CardLookupServiceServer<CardLookup> as tonic::server::NamedService>::NAME,
+                status,
+            )
+            .await;
+        health.set_service_status("", status).await;
     }
 }
 

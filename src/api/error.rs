@@ -66,6 +66,12 @@ pub enum RequestError {
         humantime::format_duration(*max_life)
     )]
     InspectMaxLife { max_life: Duration },
+    /// `--audit-overflow block`, and the audit trail could not take the call's event (its
+    /// writer behind, or failing to write): the call is not answered unaudited.
+    #[error(
+        "the audit trail cannot record this call now (its writer is behind or cannot write); try again shortly"
+    )]
+    AuditUnavailable,
 }
 
 impl RequestError {
@@ -89,7 +95,7 @@ impl RequestError {
             }
             Self::InspectIdle { .. } => Code::DeadlineExceeded,
             // As gRPC answers the calls of a connection past its maximum age: reconnect.
-            Self::InspectMaxLife { .. } => Code::Unavailable,
+            Self::InspectMaxLife { .. } | Self::AuditUnavailable => Code::Unavailable,
         }
     }
 }

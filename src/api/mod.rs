@@ -11,9 +11,12 @@
 //!   drop-in for binlist callers).
 //! - [`admin`]: the admin service's answers (what data is served, reloads).
 //! - `error`: why a request cannot be answered, with its status code.
+//! - `call`: who makes a call ([`Call`]); with `--audit-dir` every call carrying card data is
+//!   recorded here, below every front end ([`crate::audit`]).
 
 pub mod admin;
 pub mod binlist;
+mod call;
 pub(crate) mod convert;
 mod error;
 pub mod inspect;
@@ -21,15 +24,21 @@ mod metrics;
 mod rules;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use tonic::Code;
+
+pub use call::Call;
 pub use error::{MIN_BIN_DIGITS, RequestError};
 
 use self::metrics::{AnswerMetrics, BinLookups};
+use crate::audit::{Auditor, CardSeen, Event};
 use crate::bins::{self, BinStore, CardFacts, Examined};
 use crate::card::{FingerprintKeys, Pan};
 use crate::card_testing::{CardTestingDetector, Verdict};
 use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
+use crate::telemetry::Method;
 
 /// The card API over the live BIN data: Validate, LookupBin, MaskCard and Inspect's batches.
 /// Cheap to clone; every clone answers from the same data.
@@ -43,6 +52,8 @@ pub struct CardApi {
     inspect_max_answer_bytes: usize,
     /// The keys of card fingerprints; no fingerprints without them.
     fingerprint_keys: Option<FingerprintKeys>,
+    /// Where every call carrying card data is recorded; none without `--audit-dir`.
+    auditor: Option<Auditor>,
 }
 
 impl CardApi {
@@ -55,7 +66,23 @@ impl CardApi {
             metrics: Arc::new(AnswerMetrics::new()),
             inspect_max_answer_bytes: inspect::MAX_INSPECT_ANSWER_BYTES,
             fingerprint_keys: None,
+            auditor: None,
         }
+    }
+
+    /// The API recording every call in the audit trail of `auditor` (none when `None`, the
+    /// default).
+    #[must_use]
+    pub fn with_auditor(mut self, auditor: Option<Auditor>) -> Self {
+        self.auditor = auditor;
+        self
+    }
+
+    /// Whether calls are recorded in an audit trail: the front ends then give every call a
+    /// request id.
+    #[must_use]
+    pub fn audited(&self) -> bool {
+        self.auditor.is_some()
     }
 
     /// The API with answers carrying fingerprints signed by the first of `keys` (none when
@@ -79,6 +106,17 @@ impl CardApi {
     pub fn validate(
         &self,
         request: &pb::ValidateRequest,
+        call: &Call,
+    ) -> Result<pb::ValidateResponse, RequestError> {
+        let answer = self.validate_number(request, call.client.as_ref());
+        self.audit(call, Method::Validate, &request.number, answer, |answer| {
+            Some(answer.valid)
+        })
+    }
+
+    fn validate_number(
+        &self,
+        request: &pb::ValidateRequest,
         caller: Option<&ClientIdentity>,
     ) -> Result<pb::ValidateResponse, RequestError> {
         let index = self.store.current();
@@ -98,6 +136,15 @@ impl CardApi {
     pub fn lookup_bin(
         &self,
         request: &pb::LookupBinRequest,
+        call: &Call,
+    ) -> Result<pb::LookupBinResponse, RequestError> {
+        let answer = self.look_up_bin(request, call.client.as_ref());
+        self.audit(call, Method::LookupBin, &request.number, answer, |_| None)
+    }
+
+    fn look_up_bin(
+        &self,
+        request: &pb::LookupBinRequest,
         caller: Option<&ClientIdentity>,
     ) -> Result<pb::LookupBinResponse, RequestError> {
         let pan = Pan::parse(&request.number)?;
@@ -112,6 +159,15 @@ impl CardApi {
 
     /// MaskCard: the number masked as the request asks, never showing more than PCI DSS allows.
     pub fn mask_card(
+        &self,
+        request: &pb::MaskCardRequest,
+        call: &Call,
+    ) -> Result<pb::MaskCardResponse, RequestError> {
+        let answer = self.mask_number(request);
+        self.audit(call, Method::MaskCard, &request.number, answer, |_| None)
+    }
+
+    fn mask_number(
         &self,
         request: &pb::MaskCardRequest,
     ) -> Result<pb::MaskCardResponse, RequestError> {
@@ -132,19 +188,94 @@ impl CardApi {
     pub fn inspect_batch(
         &self,
         request: pb::InspectRequest,
+        call: &Call,
     ) -> Result<pb::InspectResponse, RequestError> {
         let index = self.store.current();
         let items = request.items.len();
+        // What the trail says of each item's card, taken before the request is consumed.
+        let seen: Vec<CardSeen> = match &self.auditor {
+            Some(_) => request
+                .items
+                .iter()
+                .map(|item| CardSeen::of(&item.number, self.fingerprint_keys.as_ref()))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut lookups = BinLookups::default();
-        let response = inspect::answer_batch(
+        let answer = inspect::answer_batch(
             &index,
             request,
             self.fingerprint_keys.as_ref(),
             &mut lookups,
             self.inspect_max_answer_bytes,
-        )?;
+        );
+        if let Some(auditor) = &self.auditor {
+            let version: Arc<str> = index.version().into();
+            for (position, card) in seen.into_iter().enumerate() {
+                let (code, valid) =
+                    match &answer {
+                        Ok(response) => response.results.get(position).map_or(
+                            (Code::Internal, None),
+                            |result| {
+                                (
+                                    Code::from_i32(result.code),
+                                    result.validation.as_ref().map(|v| v.valid),
+                                )
+                            },
+                        ),
+                        Err(error) => (error.code(), None),
+                    };
+                let event = Event {
+                    time: SystemTime::now(),
+                    request_id: call.request_id.clone(),
+                    client: call.client.clone(),
+                    subject: call.subject.clone(),
+                    method: Method::Inspect,
+                    card,
+                    code,
+                    valid,
+                    dataset_version: Arc::clone(&version),
+                };
+                auditor
+                    .record(event)
+                    .map_err(|_| RequestError::AuditUnavailable)?;
+            }
+        }
+        let response = answer?;
         self.metrics.inspected(items, lookups);
         Ok(response)
+    }
+
+    /// Records a call in the audit trail, when there is one, and gives its answer; an answer
+    /// the trail cannot record is not given (the call is refused instead).
+    fn audit<T>(
+        &self,
+        call: &Call,
+        method: Method,
+        number: &str,
+        answer: Result<T, RequestError>,
+        valid: impl FnOnce(&T) -> Option<bool>,
+    ) -> Result<T, RequestError> {
+        let Some(auditor) = &self.auditor else {
+            return answer;
+        };
+        let event = Event {
+            time: SystemTime::now(),
+            request_id: call.request_id.clone(),
+            client: call.client.clone(),
+            subject: call.subject.clone(),
+            method,
+            card: CardSeen::of(number, self.fingerprint_keys.as_ref()),
+            code: answer
+                .as_ref()
+                .map_or_else(RequestError::code, |_| Code::Ok),
+            valid: answer.as_ref().ok().and_then(valid),
+            dataset_version: self.store.current().version().into(),
+        };
+        auditor
+            .record(event)
+            .map_err(|_| RequestError::AuditUnavailable)?;
+        answer
     }
 
     /// Feeds card-testing detection: the number's BIN and, for a validated number, its Luhn

@@ -66,7 +66,7 @@ impl Engine {
     pub(super) fn validate(&mut self, request: pb::ValidateRequest) -> Result<Checked, CliError> {
         self.answer(
             request,
-            |api, request| api.validate(request, None),
+            |api, request| api.validate(request, &crate::api::Call::default()),
             |mut client, request| async move { client.validate(request).await },
         )
         .map(Checked::from)
@@ -79,7 +79,7 @@ impl Engine {
     ) -> Result<BinInfo, CliError> {
         self.answer(
             request,
-            |api, request| api.lookup_bin(request, None),
+            |api, request| api.lookup_bin(request, &crate::api::Call::default()),
             |mut client, request| async move { client.lookup_bin(request).await },
         )
         .map(BinInfo::from)
@@ -89,7 +89,7 @@ impl Engine {
     pub(super) fn mask_card(&mut self, request: pb::MaskCardRequest) -> Result<Masked, CliError> {
         self.answer(
             request,
-            CardApi::mask_card,
+            |api, request| api.mask_card(request, &crate::api::Call::default()),
             |mut client, request| async move { client.mask_card(request).await },
         )
         .map(Masked::from)

@@ -3,6 +3,7 @@
 //! answer as the service does, offline from the library or from a server with `--server`.
 //!
 //! - [`data`]: `data check` and `data convert`.
+//! - [`audit`]: `audit verify`, checking the audit trail's files.
 //! - [`sync`]: `data sync`, the flags of the updater ([`crate::sync`]).
 //! - [`card`]: the flags of `validate`, `lookup` and `mask`, and running them.
 //! - [`target`]: `--server` and the offline data flags.
@@ -17,6 +18,7 @@
 //! command cannot take, unreadable files and a server that cannot be reached or refuses.
 
 mod answer;
+pub mod audit;
 mod batch;
 pub mod card;
 pub mod data;
@@ -29,6 +31,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Args;
 
+pub use audit::{AuditCommand, audit};
 pub use card::{LookupArgs, MaskArgs, MaskStyleArg, ValidateArgs, lookup, mask, validate};
 pub use data::{DataCommand, DataFiles, check, convert};
 pub use target::Target;
@@ -99,4 +102,7 @@ pub enum Command {
     /// Print the OpenAPI 3.1 description of the HTTP/JSON API (generated from the proto; the
     /// document `GET /openapi.json` serves).
     Openapi,
+    /// Work with the audit trail's files (--audit-dir), offline.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }

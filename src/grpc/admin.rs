@@ -38,7 +38,7 @@ impl pb::admin_service_server::AdminService for Admin {
         &self,
         request: Request<pb::GetIndexInfoRequest>,
     ) -> Result<Response<pb::GetIndexInfoResponse>, Status> {
-        observe(Method::GetIndexInfo, request, |_, _| async {
+        observe(Method::GetIndexInfo, false, request, |_, _| async {
             Ok(self.api.index_info())
         })
         .await
@@ -48,6 +48,6 @@ impl pb::admin_service_server::AdminService for Admin {
         &self,
         request: Request<pb::ReloadRequest>,
     ) -> Result<Response<pb::ReloadResponse>, Status> {
-        observe(Method::Reload, request, |_, _| self.api.reload()).await
+        observe(Method::Reload, false, request, |_, _| self.api.reload()).await
     }
 }

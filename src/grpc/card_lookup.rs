@@ -4,7 +4,7 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::inspect_stream::{Limited, StreamLimits};
-use super::observe::{CardNumberField, observe};
+use super::observe::{CardNumberField, observe, stream_call};
 use crate::api::CardApi;
 use crate::proto::cardlookup::v1 as pb;
 use crate::telemetry::Method;
@@ -55,9 +55,12 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        observe(Method::Validate, request, |request, client| async move {
-            self.api.validate(&request, client.as_ref())
-        })
+        observe(
+            Method::Validate,
+            self.api.audited(),
+            request,
+            |request, call| async move { self.api.validate(&request, &call) },
+        )
         .await
     }
 
@@ -65,9 +68,12 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::LookupBinRequest>,
     ) -> Result<Response<pb::LookupBinResponse>, Status> {
-        observe(Method::LookupBin, request, |request, client| async move {
-            self.api.lookup_bin(&request, client.as_ref())
-        })
+        observe(
+            Method::LookupBin,
+            self.api.audited(),
+            request,
+            |request, call| async move { self.api.lookup_bin(&request, &call) },
+        )
         .await
     }
 
@@ -78,13 +84,15 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         request: Request<Streaming<pb::InspectRequest>>,
     ) -> Result<Response<InspectStream>, Status> {
         let api = self.api.clone();
+        let mut request = request;
+        let call = stream_call(api.audited(), &mut request);
         // Lazy: the next request is read only when HTTP/2 has taken the last answer, which it
         // does only as the client's window lets answers out, so a client that does not read
         // answers stops being read (flow control bounds memory). An error, a limit's too, is
         // the stream's last answer: tonic ends the call with it.
         let requests = Limited::new(request.into_inner(), self.inspect_limits);
         let answers = requests.map(move |request| {
-            request.and_then(|request| api.inspect_batch(request).map_err(Status::from))
+            request.and_then(|request| api.inspect_batch(request, &call).map_err(Status::from))
         });
         Ok(Response::new(Box::pin(answers) as InspectStream))
     }
@@ -93,9 +101,12 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         &self,
         request: Request<pb::MaskCardRequest>,
     ) -> Result<Response<pb::MaskCardResponse>, Status> {
-        observe(Method::MaskCard, request, |request, _client| async move {
-            self.api.mask_card(&request)
-        })
+        observe(
+            Method::MaskCard,
+            self.api.audited(),
+            request,
+            |request, call| async move { self.api.mask_card(&request, &call) },
+        )
         .await
     }
 }

@@ -11,7 +11,8 @@ use std::time::Instant;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
-use crate::api::RequestError;
+use crate::admission::quota::{SUBJECT_HEADER, checked_subject};
+use crate::api::{Call, RequestError};
 use crate::card::Pan;
 use crate::identity::ClientIdentity;
 use crate::telemetry::{Method, code_name};
@@ -23,9 +24,10 @@ pub(crate) const REQUEST_ID: &str = "x-request-id";
 static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
     LazyLock::new(|| MetadataKey::from_static(REQUEST_ID));
 
-/// Runs `handler` on the request's message and the caller's identity (from admission), and
-/// records the call: a debug log line, and the request id in the response's (or error's)
-/// metadata.
+/// Runs `handler` on the request's message and the [`Call`] (the caller's identity, from
+/// admission; the request id; the quota subject), and records the call: a debug log line, and
+/// the request id in the response's (or error's) metadata. With `audited` (the request layer
+/// records calls in the audit trail) every call gets a request id, which its event names.
 ///
 /// The caller's `x-request-id` is kept when it is a short token of letters, digits, `.`, `_`
 /// and `-` (safe to log); otherwise a new one is made. A caller that sent none gets one the
@@ -34,8 +36,9 @@ static REQUEST_ID_KEY: LazyLock<MetadataKey<Ascii>> =
 /// a microsecond a call (BENCHMARKS.md, "What the request id costs").
 pub(crate) async fn observe<Req, Res, Handled>(
     method: Method,
+    audited: bool,
     mut request: Request<Req>,
-    handler: impl FnOnce(Req, Option<ClientIdentity>) -> Handled,
+    handler: impl FnOnce(Req, Call) -> Handled,
 ) -> Result<Response<Res>, Status>
 where
     Req: CardNumberField,
@@ -65,19 +68,25 @@ where
             .map(|pan| pan.to_string())
             .unwrap_or_default(),
     });
-    let result = handler(request.into_inner(), client)
+    let call = Call {
+        request_id: match &log {
+            Some(log) => Some(log.request_id.clone()),
+            None if audited => Some(caller_id.clone().unwrap_or_else(new_request_id)),
+            None => None,
+        },
+        subject: audited.then(|| subject(request.metadata())).flatten(),
+        client,
+    };
+    // The id an answer carries: the logged or audited call's, else the caller's.
+    let request_id = call.request_id.clone().or(caller_id);
+    let result = handler(request.into_inner(), call)
         .await
         .map_err(Status::from);
     let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
-    // The logged call's id, else the caller's.
-    let request_id = match log {
-        Some(log) => {
-            let error = result.as_ref().err().map_or("", Status::message);
-            log.write(method, code, error);
-            Some(log.request_id)
-        }
-        None => caller_id,
-    };
+    if let Some(log) = log {
+        let error = result.as_ref().err().map_or("", Status::message);
+        log.write(method, code, error);
+    }
     match result {
         Ok(message) => {
             let mut response = Response::new(message);
@@ -102,6 +111,35 @@ where
 fn attach(metadata: &mut MetadataMap, mut id: MetadataValue<Ascii>) {
     id.set_sensitive(true);
     metadata.insert(&*REQUEST_ID_KEY, id);
+}
+
+/// The [`Call`] of an Inspect stream, for its items' audit events: the caller (moved out of
+/// the request's extensions), the caller's request id or with `audited` a new one, the
+/// subject.
+pub(crate) fn stream_call<Req>(audited: bool, request: &mut Request<Req>) -> Call {
+    let client = request.extensions_mut().remove::<ClientIdentity>();
+    if !audited {
+        return Call {
+            client,
+            ..Call::default()
+        };
+    }
+    Call {
+        request_id: Some(caller_request_id(request.metadata()).unwrap_or_else(new_request_id)),
+        subject: subject(request.metadata()),
+        client,
+    }
+}
+
+/// The quota subject the caller sent, for the audit trail, unless it looks like a card number
+/// (admission refuses those when quotas count subjects; without quotas it is left out of the
+/// trail, whose hash of it could be reversed).
+fn subject(metadata: &MetadataMap) -> Option<MetadataValue<Ascii>> {
+    metadata
+        .get(SUBJECT_HEADER.as_str())
+        .filter(|subject| !subject.is_empty())
+        .filter(|subject| checked_subject(subject.as_encoded_bytes()).is_ok())
+        .cloned()
 }
 
 /// Requests that carry a card number say where it is, so the call's log line can show it

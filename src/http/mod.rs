@@ -34,9 +34,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use crate::admission::{Admission, AdmissionLayer, AdmissionService, Refusal};
-use crate::api::{CardApi, RequestError, binlist};
+use crate::api::{Call, CardApi, RequestError, binlist};
 use crate::grpc::observe::{CardNumberField, observe};
-use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
 use crate::telemetry::Method;
 use answer::Answer;
@@ -152,28 +151,31 @@ where
             }
             let message = pb::LookupBinRequest { number };
             let (parts, _body) = request.into_parts();
-            rpc(Method::LookupBin, parts, Ok(message), |m, client| {
-                api.lookup_bin(&m, client.as_ref())
+            rpc(api, Method::LookupBin, parts, Ok(message), |m, call| {
+                api.lookup_bin(&m, &call)
             })
             .await
         }
         Route::LookupBinBody => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(Method::LookupBin, request, message, |m, client| {
-                api.lookup_bin(&m, client.as_ref())
+            rpc(api, Method::LookupBin, request, message, |m, call| {
+                api.lookup_bin(&m, &call)
             })
             .await
         }
         Route::Validate => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(Method::Validate, request, message, |m, client| {
-                api.validate(&m, client.as_ref())
+            rpc(api, Method::Validate, request, message, |m, call| {
+                api.validate(&m, &call)
             })
             .await
         }
         Route::MaskCard => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(Method::MaskCard, request, message, |m, _| api.mask_card(&m)).await
+            rpc(api, Method::MaskCard, request, message, |m, call| {
+                api.mask_card(&m, &call)
+            })
+            .await
         }
         Route::MethodNotAllowed(allowed) => {
             let mut answer = answer::error(&Status::unimplemented(format!(
@@ -223,8 +225,9 @@ async fn binlist_lookup<B>(api: &CardApi, request: http::Request<B>, bin: &str) 
     };
     let answer = observe(
         Method::LookupBin,
+        api.audited(),
         tonic_request(parts, message),
-        |m, client| async move { api.lookup_bin(&m, client.as_ref()) },
+        |m, call| async move { api.lookup_bin(&m, &call) },
     )
     .await;
     match answer {
@@ -293,10 +296,11 @@ where
 /// A unary call of the API with the request's message, through `observe` (request id, log
 /// line), answered in the proto3 JSON mapping of its response.
 async fn rpc<Req, Res>(
+    api: &CardApi,
     method: Method,
     parts: http::request::Parts,
     message: Result<Req, Status>,
-    handler: impl FnOnce(Req, Option<ClientIdentity>) -> Result<Res, RequestError>,
+    handler: impl FnOnce(Req, Call) -> Result<Res, RequestError>,
 ) -> Answer
 where
     Req: CardNumberField,
@@ -307,11 +311,9 @@ where
         Err(status) => return answer::error(&status),
     };
     let request = tonic_request(parts, message);
-    match observe(
-        method,
-        request,
-        |m, client| async move { handler(m, client) },
-    )
+    match observe(method, api.audited(), request, |m, call| async move {
+        handler(m, call)
+    })
     .await
     {
         Err(status) => answer::error(&status),

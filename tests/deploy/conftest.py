@@ -33,6 +33,7 @@ import yaml
 import kubelet
 import manifests
 from support import (
+    AUDIT_TRAIL,
     BASE,
     CARD_TESTER,
     DATA_SYNC,
@@ -125,7 +126,7 @@ class Renders:
     """deploy/kubernetes rendered with kustomize, each once a run: the base, the example
     overlay, the example overlay with its TLS patch (commented out there) applied, as an
     environment that uncomments it renders it, and the example overlay with each component
-    (data-sync; quotas, with the password Secret an environment generates): temporary overlays
+    (data-sync; quotas, with the password Secret an environment generates; audit-trail): temporary overlays
     on top of the example one."""
 
     def __init__(self, kustomize: list[str], work: Path):
@@ -140,6 +141,8 @@ class Renders:
             return OVERLAY
         if name == "data-sync":
             return self.with_component("data-sync-overlay", DATA_SYNC)
+        if name == "audit-trail":
+            return self.with_component("audit-trail-overlay", AUDIT_TRAIL)
         if name == "quotas":
             # The Secret the component expects, generated as an environment does: from a
             # password file of its own.

@@ -10,7 +10,7 @@ import manifests
 from manifests import PROBES, TLS_FLAGS, matches, of_kind, port_of, seconds
 from support import KEDA_EXAMPLE, KUBERNETES_VERSION, run
 
-RENDERS = ["base", "example", "tls", "data-sync", "quotas"]
+RENDERS = ["base", "example", "tls", "data-sync", "quotas", "audit-trail"]
 
 
 # --- kustomize and kubernetes-validate ----------------------------------------------------------

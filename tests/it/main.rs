@@ -10,6 +10,7 @@
 mod common;
 
 mod admission;
+mod audit;
 mod binary;
 mod card_testing;
 mod cli_file;

@@ -36,7 +36,7 @@ pub static SUBJECT_HEADER: http::HeaderName = http::HeaderName::from_static("x-c
 /// between them count as part of the run): a caller that names shoppers by their card would
 /// otherwise put an unkeyed hash of the card into Redis, which a PAN's small search space makes
 /// reversible.
-pub(super) fn checked_subject(subject: &[u8]) -> Result<&[u8], Refusal> {
+pub(crate) fn checked_subject(subject: &[u8]) -> Result<&[u8], Refusal> {
     let mut run = 0;
     for &byte in subject {
         match byte {

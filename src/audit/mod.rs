@@ -1,0 +1,197 @@
+//! The audit trail of card-data access (`--audit-dir`): one event for every call that carries
+//! card data (Validate, LookupBin, MaskCard, each Inspect item, over gRPC or HTTP), in JSON
+//! lines, one file a replica a UTC day, hash-chained so that an edit, a removed line or a
+//! removed file shows (`card-lookup audit verify`).
+//!
+//! - `event`: what an event says (the card masked, never more than the masking rules show).
+//! - [`chain`]: the SHA-256 (or HMAC) chain over the lines.
+//! - `file`: file names and the records besides events (closing, recovery).
+//! - `writer`: the one writer thread: batches, `fsync`, rollover, failures.
+//! - [`verify`]: checking a directory of files, as `audit verify` does.
+//! - [`report`]: the monthly access report (`audit report`).
+//! - `retention`: deleting old files, only verified ones (`--audit-retention`).
+//! - `metrics`: the `cardlookup_audit_*` metrics.
+//!
+//! The request layer ([`crate::api::CardApi`]) records the events, below every front end; the
+//! call pays for masking the number and a place in a bounded queue.
+
+pub mod chain;
+mod event;
+mod file;
+mod metrics;
+pub mod report;
+mod retention;
+pub mod verify;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
+
+pub(crate) use self::event::{CardSeen, Event};
+pub use self::file::TrailFile;
+use self::metrics::AuditMetrics;
+use self::writer::{Message, Writer};
+use crate::card::FingerprintKey;
+
+/// Events the queue holds for the writer.
+const QUEUE_EVENTS: usize = 65_536;
+/// The longest a call waits for room in a full queue with `--audit-overflow block`, before it
+/// is refused.
+const BLOCK_LIMIT: Duration = Duration::from_millis(250);
+
+/// What a full queue does to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overflow {
+    /// The call waits briefly for room, then is refused (UNAVAILABLE): no call is answered
+    /// unaudited. A failing writer also turns health NOT_SERVING.
+    #[default]
+    Block,
+    /// The event is dropped and counted; the call is answered.
+    Drop,
+}
+
+/// `--audit-*`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSettings {
+    pub dir: PathBuf,
+    /// In every file's name and every line.
+    pub replica: String,
+    /// Makes the chain an HMAC chain.
+    pub hmac_key: Option<FingerprintKey>,
+    pub overflow: Overflow,
+    /// Files whose day ended longer ago are deleted, when their chain verifies.
+    pub retention: Duration,
+}
+
+/// Why the trail cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("--audit-dir {0}: {1}")]
+    Dir(PathBuf, String),
+    /// Resuming would chain on from a line whose own hash does not hold.
+    #[error(
+        "--audit-dir: {0} ends in a line whose hash does not hold (edited, or another --audit-hmac-key-file); check it with `card-lookup audit verify`"
+    )]
+    Unsealed(PathBuf),
+}
+
+/// The request path's side of the trail: records events. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    queue: mpsc::Sender<Message>,
+    overflow: Overflow,
+    /// Whether the writer's writes succeed; with `block`, calls are refused at once while
+    /// they fail.
+    healthy: watch::Receiver<bool>,
+    metrics: AuditMetrics,
+}
+
+/// The writer's side: its health, and closing it at shutdown.
+#[derive(Debug)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<Message>,
+    thread: std::thread::JoinHandle<()>,
+    healthy: watch::Receiver<bool>,
+    closing: Arc<AtomicBool>,
+}
+
+/// The call could not be recorded, and with `--audit-overflow block` must not be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unrecorded;
+
+impl Auditor {
+    /// Starts the writer thread of `settings`, taking up the chain where the replica's
+    /// newest file ends.
+    pub fn start(settings: &AuditSettings) -> Result<(Self, AuditWriter), AuditError> {
+        let metrics = AuditMetrics::new();
+        let (healthy_sender, healthy) = watch::channel(true);
+        let closing = Arc::new(AtomicBool::new(false));
+        let writer = Writer::resume(
+            settings,
+            metrics.clone(),
+            healthy_sender,
+            Arc::clone(&closing),
+        )?;
+        let (queue, receiver) = mpsc::channel(QUEUE_EVENTS);
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| AuditError::Dir(settings.dir.clone(), e.to_string()))?;
+        let auditor = Self {
+            queue: queue.clone(),
+            overflow: settings.overflow,
+            healthy: healthy.clone(),
+            metrics,
+        };
+        Ok((
+            auditor,
+            AuditWriter {
+                queue,
+                thread,
+                healthy,
+                closing,
+            },
+        ))
+    }
+
+    /// Queues `event`. With `block`, a full queue is waited on for at most [`BLOCK_LIMIT`],
+    /// and a failing writer refuses at once: the error means the call must not be answered.
+    /// With `drop`, an event that does not fit is dropped and counted.
+    pub(crate) fn record(&self, event: Event) -> Result<(), Unrecorded> {
+        let block = self.overflow == Overflow::Block;
+        if block && !*self.healthy.borrow() {
+            self.metrics.dropped_call_refused.increment(1);
+            return Err(Unrecorded);
+        }
+        let mut message = match self.queue.try_send(Message::Event(event)) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(message)) if block => message,
+            Err(_) => {
+                let dropped = if block {
+                    &self.metrics.dropped_call_refused
+                } else {
+                    &self.metrics.dropped_queue_full
+                };
+                dropped.increment(1);
+                return if block { Err(Unrecorded) } else { Ok(()) };
+            }
+        };
+        // A full queue is the writer falling behind: the call waits for room, on its own
+        // thread (the request layer is synchronous), in short sleeps, up to the limit.
+        self.metrics.blocked.increment(1);
+        let deadline = Instant::now() + BLOCK_LIMIT;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+            message = match self.queue.try_send(message) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(message)) => message,
+                Err(TrySendError::Closed(_)) => break,
+            };
+        }
+        self.metrics.dropped_call_refused.increment(1);
+        Err(Unrecorded)
+    }
+}
+
+impl AuditWriter {
+    /// Whether the writer's writes succeed: false while they fail.
+    #[must_use]
+    pub fn healthy(&self) -> watch::Receiver<bool> {
+        self.healthy.clone()
+    }
+
+    /// Writes what is queued, closes the file (its closing record) and stops the thread. A
+    /// write still failing is given up, and logged.
+    pub async fn close(self) {
+        self.closing.store(true, Ordering::Relaxed);
+        if self.queue.send(Message::Close).await.is_ok() {
+            let thread = self.thread;
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}

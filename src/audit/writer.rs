@@ -1,0 +1,402 @@
+//! The writer: one thread a process, off the request path. It takes the queued events in
+//! batches, chains and writes each batch with one write and one `fsync` (so a crash loses at
+//! most the batch being written, well under a second of calls), rolls over to a new file at
+//! each UTC day, and closes the file (a closing record) on rollover and shutdown.
+//!
+//! A failed write is cut back off the file (no part line is left) and counted. With
+//! `--audit-overflow block` the batch is retried until it is written, health says
+//! NOT_SERVING meanwhile (calls are refused rather than answered unaudited), and both recover
+//! when a write succeeds; with `drop` the batch is dropped and counted.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::chain::{Chain, GENESIS};
+use super::event::Event;
+use super::file::{self, CLOSE, RECORD, RECOVERED};
+use super::metrics::AuditMetrics;
+use super::retention;
+use super::{AuditError, AuditSettings, Overflow};
+
+/// The most events one write takes.
+const BATCH: usize = 4096;
+/// The wait before a failed write is tried again.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// What the request path sends the writer.
+// Events unboxed: `Close` is sent once a process, and boxing would cost every call an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Message {
+    Event(Event),
+    /// Write what came before, close the file, stop.
+    Close,
+}
+
+/// The file being written.
+struct Open {
+    day: String,
+    file: File,
+    /// Its length: where a failed write is cut back to.
+    len: u64,
+    events: u64,
+}
+
+pub(super) struct Writer {
+    dir: PathBuf,
+    replica: String,
+    chain: Chain,
+    overflow: Overflow,
+    /// The hash of the last line written.
+    prev: String,
+    open: Option<Open>,
+    metrics: AuditMetrics,
+    /// Whether writes succeed: health follows it with `--audit-overflow block`.
+    healthy: watch::Sender<bool>,
+    /// Set at shutdown: a write still failing then is given up.
+    closing: Arc<AtomicBool>,
+    retention: Duration,
+}
+
+impl Writer {
+    /// The writer of `replica`'s files in `dir`, taking up the chain where its newest file
+    /// ends: a part line a crash left is cut off (and the cut recorded), a file of an earlier
+    /// day left open is closed.
+    pub(super) fn resume(
+        settings: &AuditSettings,
+        metrics: AuditMetrics,
+        healthy: watch::Sender<bool>,
+        closing: Arc<AtomicBool>,
+    ) -> Result<Self, AuditError> {
+        let (dir, replica) = (&settings.dir, settings.replica.as_str());
+        let failed = |error: std::io::Error| AuditError::Dir(dir.clone(), error.to_string());
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        let mut writer = Self {
+            dir: dir.clone(),
+            replica: replica.to_owned(),
+            chain: Chain::new(settings.hmac_key.clone()),
+            overflow: settings.overflow,
+            retention: settings.retention,
+            prev: GENESIS.to_owned(),
+            open: None,
+            metrics,
+            healthy,
+            closing,
+        };
+        let files: Vec<_> = file::list(dir)
+            .map_err(failed)?
+            .into_iter()
+            .filter(|f| f.replica == replica)
+            .collect();
+        let Some(newest) = files.last() else {
+            return Ok(writer);
+        };
+        let tail = Tail::read(&newest.path).map_err(failed)?;
+        // The chain goes on from the newest whole line: the newest file's, or when it has none
+        // (created, then the process stopped) the last one of an earlier file.
+        let mut last_line = tail.last_line.clone().map(|line| (newest, line));
+        for file in files.iter().rev().skip(1) {
+            if last_line.is_some() {
+                break;
+            }
+            let earlier = Tail::read(&file.path).map_err(failed)?;
+            last_line = earlier.last_line.map(|line| (file, line));
+        }
+        if let Some((file, line)) = last_line {
+            let (_, hash) = writer
+                .chain
+                .open(&line)
+                .map_err(|_| AuditError::Unsealed(file.path.clone()))?;
+            hash.clone_into(&mut writer.prev);
+        }
+        let handle = OpenOptions::new()
+            .append(true)
+            .open(&newest.path)
+            .map_err(failed)?;
+        writer.open = Some(Open {
+            day: newest.day.clone(),
+            file: handle,
+            len: tail.whole_len,
+            events: tail.events,
+        });
+        if tail.file_len > tail.whole_len {
+            let open = writer.open.as_mut().expect("opened above");
+            open.file.set_len(tail.whole_len).map_err(failed)?;
+            let mut record = writer.record(RECOVERED);
+            record.insert("cut_bytes".into(), (tail.file_len - tail.whole_len).into());
+            record.insert("at_byte".into(), tail.whole_len.into());
+            let lines = writer.seal(record);
+            writer.append(&lines).map_err(failed)?;
+            tracing::warn!(
+                file = %newest.name(),
+                cut_bytes = tail.file_len - tail.whole_len,
+                "the audit file ended in a part line (the writer stopped mid-write); cut it off and recorded the cut"
+            );
+        }
+        if newest.day < file::day_of(SystemTime::now()) {
+            writer.close_file().map_err(failed)?;
+        }
+        writer.prune();
+        Ok(writer)
+    }
+
+    /// Writes what comes until a [`Message::Close`] or until every sender is gone, then closes
+    /// the file.
+    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            batch.clear();
+            if queue.blocking_recv_many(&mut batch, BATCH) == 0 {
+                break;
+            }
+            self.metrics
+                .queue_depth
+                .set(f64::from(u32::try_from(queue.len()).unwrap_or(u32::MAX)));
+            let mut close = false;
+            let mut events = Vec::with_capacity(batch.len());
+            for message in batch.drain(..) {
+                match message {
+                    Message::Event(event) => events.push(event),
+                    Message::Close => close = true,
+                }
+            }
+            self.write_events(&events);
+            if close {
+                break;
+            }
+        }
+        if let Err(error) = self.close_file() {
+            tracing::error!(%error, "cannot close the audit file");
+        }
+    }
+
+    /// Writes `events`, each into the file of its day (an event stamped a moment before the
+    /// day the writer has moved to goes into the newer file).
+    fn write_events(&mut self, events: &[Event]) {
+        let mut run = Vec::new();
+        let mut run_day = String::new();
+        for event in events {
+            let day = event.day().max(self.current_day().unwrap_or_default());
+            if day != run_day && !run.is_empty() {
+                self.write_day(&run_day, &std::mem::take(&mut run));
+            }
+            run_day = day;
+            run.push(event);
+        }
+        if !run.is_empty() {
+            self.write_day(&run_day, &run);
+        }
+    }
+
+    fn current_day(&self) -> Option<String> {
+        self.open.as_ref().map(|open| open.day.clone())
+    }
+
+    /// Writes one day's events as one batch, until it is written (block) or once (drop).
+    fn write_day(&mut self, day: &str, events: &[&Event]) {
+        let mut failing = false;
+        loop {
+            let prev = self.prev.clone();
+            match self.try_write_day(day, events) {
+                Ok(()) => {
+                    if failing || !*self.healthy.borrow() {
+                        tracing::info!("the audit files are written again");
+                        self.healthy.send_replace(true);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    self.prev = prev;
+                    self.metrics.errors.increment(1);
+                    if !failing && *self.healthy.borrow() {
+                        tracing::error!(
+                            dir = %self.dir.display(),
+                            %error,
+                            "cannot write the audit file; with --audit-overflow block calls are refused (health NOT_SERVING) until writes succeed"
+                        );
+                    }
+                    failing = true;
+                    if self.overflow == Overflow::Drop {
+                        self.metrics
+                            .dropped_write_error
+                            .increment(events.len() as u64);
+                        return;
+                    }
+                    self.healthy.send_replace(false);
+                    if self.closing.load(Ordering::Relaxed) {
+                        tracing::error!(
+                            events = events.len(),
+                            "shutting down with audit events that could not be written"
+                        );
+                        return;
+                    }
+                    std::thread::sleep(RETRY_DELAY);
+                }
+            }
+        }
+    }
+
+    fn try_write_day(&mut self, day: &str, events: &[&Event]) -> std::io::Result<()> {
+        if self.current_day().as_deref() != Some(day) {
+            self.close_file()?;
+            self.open_day(day)?;
+        }
+        let mut lines = String::with_capacity(events.len() * 512);
+        for event in events {
+            let mut json = event.to_json(&self.replica);
+            json.insert("prev".into(), self.prev.clone().into());
+            let (line, hash) = self.chain.seal(Value::Object(json).to_string());
+            lines.push_str(&line);
+            lines.push('\n');
+            self.prev = hash;
+        }
+        self.append(&lines)?;
+        let open = self.open.as_mut().expect("a file is open after append");
+        open.events += events.len() as u64;
+        self.metrics.written.increment(events.len() as u64);
+        Ok(())
+    }
+
+    fn open_day(&mut self, day: &str) -> std::io::Result<()> {
+        let path = self.dir.join(file::name(day, &self.replica));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let len = file.metadata()?.len();
+        self.open = Some(Open {
+            day: day.to_owned(),
+            file,
+            len,
+            events: 0,
+        });
+        self.prune();
+        Ok(())
+    }
+
+    /// Deletes the replica's files older than the retention that verify (at start and at each
+    /// new day); logs what it deleted, and a file it kept because it did not verify.
+    fn prune(&self) {
+        let now = SystemTime::now();
+        match retention::prune(&self.dir, &self.replica, &self.chain, self.retention, now) {
+            Ok(pruned) => {
+                if !pruned.deleted.is_empty() {
+                    tracing::info!(files = ?pruned.deleted, "deleted audit files past --audit-retention");
+                }
+                if let Some(broken) = pruned.broken {
+                    tracing::error!(
+                        %broken,
+                        "kept an audit file past --audit-retention, and the files after it: it does not verify"
+                    );
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot apply --audit-retention"),
+        }
+    }
+
+    /// Appends sealed `lines` to the open file and syncs it; on failure cuts the file back to
+    /// where it was, so that no part line stays.
+    fn append(&mut self, lines: &str) -> std::io::Result<()> {
+        let open = self
+            .open
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no audit file open"))?;
+        let written = open
+            .file
+            .write_all(lines.as_bytes())
+            .and_then(|()| open.file.sync_data());
+        if let Err(error) = written {
+            // Best effort: on a full disk cutting a file back still works.
+            let _ = open.file.set_len(open.len);
+            return Err(error);
+        }
+        open.len += lines.len() as u64;
+        self.metrics.bytes.increment(lines.len() as u64);
+        Ok(())
+    }
+
+    /// Writes the closing record of the open file, if one is open, and lets it go.
+    fn close_file(&mut self) -> std::io::Result<()> {
+        let Some(events) = self.open.as_ref().map(|open| open.events) else {
+            return Ok(());
+        };
+        let prev = self.prev.clone();
+        let mut record = self.record(CLOSE);
+        record.insert("events".into(), events.into());
+        record.insert("last_hash".into(), self.prev.clone().into());
+        let line = self.seal(record);
+        if let Err(error) = self.append(&line) {
+            self.prev = prev;
+            return Err(error);
+        }
+        self.open = None;
+        Ok(())
+    }
+
+    /// A record (not an event) of `kind`: `record`, `time` and `replica` first.
+    fn record(&self, kind: &str) -> Map<String, Value> {
+        let mut record = Map::new();
+        record.insert(RECORD.into(), kind.into());
+        record.insert(
+            "time".into(),
+            humantime::format_rfc3339_micros(SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        record.insert("replica".into(), self.replica.clone().into());
+        record
+    }
+
+    /// A record chained after the last line: its line, with the newline.
+    fn seal(&mut self, mut record: Map<String, Value>) -> String {
+        record.insert("prev".into(), self.prev.clone().into());
+        let (mut line, hash) = self.chain.seal(Value::Object(record).to_string());
+        line.push('\n');
+        self.prev = hash;
+        line
+    }
+}
+
+/// What the writer needs of the file it resumes: where its last whole line ends, that line,
+/// and how many events the file holds.
+struct Tail {
+    file_len: u64,
+    whole_len: u64,
+    last_line: Option<String>,
+    events: u64,
+}
+
+impl Tail {
+    fn read(path: &Path) -> std::io::Result<Self> {
+        let mut reader = BufReader::new(File::open(path)?);
+        let mut tail = Self {
+            file_len: 0,
+            whole_len: 0,
+            last_line: None,
+            events: 0,
+        };
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line)?;
+            if read == 0 {
+                break;
+            }
+            tail.file_len += read as u64;
+            let Some(whole) = line.strip_suffix('\n') else {
+                break;
+            };
+            tail.whole_len += read as u64;
+            if !whole.starts_with("{\"record\"") {
+                tail.events += 1;
+            }
+            tail.last_line = Some(whole.to_owned());
+        }
+        Ok(tail)
+    }
+}
