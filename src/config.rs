@@ -12,7 +12,7 @@ use crate::admission::quota::{FailureMode, QuotaRule, QuotaSettings};
 use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
-use crate::card::FingerprintKeys;
+use crate::card::{FingerprintKeys, TestCards};
 use crate::card_testing::CardTestingConfig;
 use crate::connection_limits::ConnectionCaps;
 use crate::shared_store::RedisTarget;
@@ -294,6 +294,13 @@ pub struct Args {
     /// number under that key. Read once at start; keep it in a mounted Secret.
     #[arg(long, env = "CARD_LOOKUP_FINGERPRINT_KEY_FILE")]
     pub fingerprint_key_file: Option<PathBuf>,
+
+    /// A list of your own test card numbers, added to the providers' lists built in: a header
+    /// line `number<TAB>provider<TAB>source`, then one number a line with the lower-case name
+    /// of whoever lists it (docs/data-format.md). Answers for these numbers carry `test_card`
+    /// and the provider names. Read once at start.
+    #[arg(long, env = "CARD_LOOKUP_TEST_CARDS_FILE")]
+    pub test_cards_file: Option<PathBuf>,
 }
 
 /// Configuration that has passed every check.
@@ -337,6 +344,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `--fingerprint-key-file`, read; no fingerprints without it.
     pub fingerprint_keys: Option<FingerprintKeys>,
+    /// The embedded test-card list, with `--test-cards-file`'s added.
+    pub test_cards: TestCards,
 }
 
 /// A configuration value that cannot work.
@@ -399,6 +408,9 @@ pub enum ConfigError {
     /// Says what is wrong and on which line, never the line's text.
     #[error("--fingerprint-key-file {0}: {1}")]
     FingerprintKeyFile(PathBuf, String),
+    /// Names the line, never its text (a card number).
+    #[error("--test-cards-file {0}: {1}")]
+    TestCardsFile(PathBuf, String),
 }
 
 impl TryFrom<Args> for Config {
@@ -442,6 +454,7 @@ impl TryFrom<Args> for Config {
         let redis = redis_target(&args)?;
         let quotas = quota_settings(&args, redis.is_some())?;
         let fingerprint_keys = fingerprint_keys(args.fingerprint_key_file.as_deref())?;
+        let test_cards = test_cards(args.test_cards_file.as_deref())?;
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -501,6 +514,7 @@ impl TryFrom<Args> for Config {
             quotas,
             http_listen: args.http_listen,
             fingerprint_keys,
+            test_cards,
         })
     }
 }
@@ -518,6 +532,17 @@ pub(crate) fn fingerprint_keys(
     FingerprintKeys::parse(&text)
         .map(Some)
         .map_err(|e| failed(e.to_string()))
+}
+
+/// The embedded test-card list with `--test-cards-file`'s added (the server's, and the command
+/// line's offline), read and checked.
+pub(crate) fn test_cards(path: Option<&Path>) -> Result<TestCards, ConfigError> {
+    let Some(path) = path else {
+        return Ok(TestCards::embedded());
+    };
+    let failed = |problem: String| ConfigError::TestCardsFile(path.to_owned(), problem);
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+    TestCards::embedded_and(&text).map_err(|e| failed(e.to_string()))
 }
 
 /// The health port must be a port of its own (port 0, a free port, always is).
@@ -1115,6 +1140,52 @@ mod tests {
         assert!(matches!(
             config(&["--fingerprint-key-file", missing.to_str().unwrap()]).unwrap_err(),
             ConfigError::FingerprintKeyFile(..)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn test_cards_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "card-lookup-config-test-cards-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pan = crate::card::Pan::parse("4000000000000002").unwrap();
+        assert!(config(&[]).unwrap().test_cards.providers(&pan).is_empty());
+        let good = dir.join("ours.tsv");
+        std::fs::write(
+            &good,
+            "number\tprovider\tsource\n4000000000000002\tacme\tour QA\n",
+        )
+        .unwrap();
+        let cards = config(&["--test-cards-file", good.to_str().unwrap()])
+            .unwrap()
+            .test_cards;
+        assert_eq!(
+            cards.names(cards.providers(&pan)).collect::<Vec<_>>(),
+            ["acme"]
+        );
+        assert_eq!(cards.len(), TestCards::embedded().len() + 1);
+
+        let bad = dir.join("bad.tsv");
+        std::fs::write(
+            &bad,
+            "number\tprovider\tsource\n4000000000000002\tACME\tx\n",
+        )
+        .unwrap();
+        let message = config(&["--test-cards-file", bad.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("--test-cards-file {}: line 2: ", bad.display())),
+            "{message}"
+        );
+        assert!(!message.contains("4000000000000002"), "{message}");
+        let missing = dir.join("missing");
+        assert!(matches!(
+            config(&["--test-cards-file", missing.to_str().unwrap()]).unwrap_err(),
+            ConfigError::TestCardsFile(..)
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

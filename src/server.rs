@@ -136,7 +136,8 @@ pub async fn run(
     let (admission, card_testing, shared_store) = screening(config).await;
     let api = CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
         .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
-        .with_fingerprint_keys(config.fingerprint_keys.clone());
+        .with_fingerprint_keys(config.fingerprint_keys.clone())
+        .with_test_cards(config.test_cards.clone());
     let card_lookup = card_lookup_service(config, api.clone());
     let tls = load_tls(config, &listeners.grpc)?;
 
