@@ -13,7 +13,7 @@ use crate::admission::{AdmissionRules, RateLimitRule, TrustedNetwork};
 use crate::api::inspect::{MAX_INSPECT_ANSWER_BYTES, MIN_INSPECT_ANSWER_BYTES};
 use crate::audit::{AuditSettings, Overflow};
 use crate::bins::{self, DataSource, FileProblem, Format, LoadOptions};
-use crate::card::FingerprintKeys;
+use crate::card::{FingerprintKeys, TestCards};
 use crate::card_testing::CardTestingConfig;
 use crate::connection_limits::ConnectionCaps;
 use crate::shared_store::RedisTarget;
@@ -326,6 +326,13 @@ pub struct Args {
     /// PCI DSS 10.5.1's twelve months, with margin.
     #[arg(long, env = "CARD_LOOKUP_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
     pub audit_retention: Duration,
+
+    /// A list of your own test card numbers, added to the providers' lists built in: a header
+    /// line `number<TAB>provider<TAB>source`, then one number a line with the lower-case name
+    /// of whoever lists it (docs/data-format.md). Answers for these numbers carry `test_card`
+    /// and the provider names. Read once at start.
+    #[arg(long, env = "CARD_LOOKUP_TEST_CARDS_FILE")]
+    pub test_cards_file: Option<PathBuf>,
 }
 
 /// Configuration that has passed every check.
@@ -371,6 +378,8 @@ pub struct Config {
     pub fingerprint_keys: Option<FingerprintKeys>,
     /// The audit trail (`--audit-*`); none without `--audit-dir`.
     pub audit: Option<AuditSettings>,
+    /// The embedded test-card list, with `--test-cards-file`'s added.
+    pub test_cards: TestCards,
 }
 
 /// A configuration value that cannot work.
@@ -440,6 +449,22 @@ pub enum ConfigError {
     /// Says what is wrong and on which line, never the line's text.
     #[error("--audit-hmac-key-file {0}: {1}")]
     AuditHmacKeyFile(PathBuf, String),
+    /// Names the line, never its text (a card number).
+    #[error("--test-cards-file {0}: {1}")]
+    TestCardsFile(PathBuf, String),
+}
+
+/// The TLS files, when both a certificate and its key are given (clap requires the pair).
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cert?,
+        key: key?,
+        client_ca,
+    })
 }
 
 impl TryFrom<Args> for Config {
@@ -484,14 +509,8 @@ impl TryFrom<Args> for Config {
         let quotas = quota_settings(&args, redis.is_some())?;
         let fingerprint_keys = fingerprint_keys(args.fingerprint_key_file.as_deref())?;
         let audit = audit_settings(&args)?;
-        let tls = match (args.tls_cert, args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert,
-                key,
-                client_ca: args.tls_client_ca,
-            }),
-            _ => None,
-        };
+        let test_cards = test_cards(args.test_cards_file.as_deref())?;
+        let tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca);
         let data_sources = (!args.no_default_data)
             .then_some(DataSource::Embedded)
             .into_iter()
@@ -544,6 +563,7 @@ impl TryFrom<Args> for Config {
             http_listen: args.http_listen,
             fingerprint_keys,
             audit,
+            test_cards,
         })
     }
 }
@@ -605,6 +625,17 @@ pub(crate) fn fingerprint_keys(
     FingerprintKeys::parse(&text)
         .map(Some)
         .map_err(|e| failed(e.to_string()))
+}
+
+/// The embedded test-card list with `--test-cards-file`'s added (the server's, and the command
+/// line's offline), read and checked.
+pub(crate) fn test_cards(path: Option<&Path>) -> Result<TestCards, ConfigError> {
+    let Some(path) = path else {
+        return Ok(TestCards::embedded());
+    };
+    let failed = |problem: String| ConfigError::TestCardsFile(path.to_owned(), problem);
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+    TestCards::embedded_and(&text).map_err(|e| failed(e.to_string()))
 }
 
 /// The health port must be a port of its own (port 0, a free port, always is).
@@ -1238,5 +1269,51 @@ mod tests {
         assert_eq!(dropping.audit.unwrap().overflow, Overflow::Drop);
         let missing = config(&["--audit-dir", "/a", "--audit-hmac-key-file", "/no/such/key"]);
         assert!(matches!(missing, Err(ConfigError::AuditHmacKeyFile(..))));
+    }
+
+    #[test]
+    fn test_cards_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "card-lookup-config-test-cards-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pan = crate::card::Pan::parse("4000000000000002").unwrap();
+        assert!(config(&[]).unwrap().test_cards.providers(&pan).is_empty());
+        let good = dir.join("ours.tsv");
+        std::fs::write(
+            &good,
+            "number\tprovider\tsource\n4000000000000002\tacme\tour QA\n",
+        )
+        .unwrap();
+        let cards = config(&["--test-cards-file", good.to_str().unwrap()])
+            .unwrap()
+            .test_cards;
+        assert_eq!(
+            cards.names(cards.providers(&pan)).collect::<Vec<_>>(),
+            ["acme"]
+        );
+        assert_eq!(cards.len(), TestCards::embedded().len() + 1);
+
+        let bad = dir.join("bad.tsv");
+        std::fs::write(
+            &bad,
+            "number\tprovider\tsource\n4000000000000002\tACME\tx\n",
+        )
+        .unwrap();
+        let message = config(&["--test-cards-file", bad.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!("--test-cards-file {}: line 2: ", bad.display())),
+            "{message}"
+        );
+        assert!(!message.contains("4000000000000002"), "{message}");
+        let missing = dir.join("missing");
+        assert!(matches!(
+            config(&["--test-cards-file", missing.to_str().unwrap()]).unwrap_err(),
+            ConfigError::TestCardsFile(..)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

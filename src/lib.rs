@@ -4,8 +4,9 @@
 //! The layout follows the path of a request, from the inside out:
 //!
 //! - [`card`]: the pure domain. Card numbers ([`card::Pan`], which never prints itself),
-//!   networks and their IIN table, check digits, validation, masking and keyed fingerprints
-//!   ([`card::FingerprintKeys`]). No I/O, no gRPC.
+//!   networks and their IIN table, check digits, validation, masking, keyed fingerprints
+//!   ([`card::FingerprintKeys`]) and the providers' published test cards ([`card::TestCards`],
+//!   `data/test-cards.tsv` built in). No I/O, no gRPC.
 //! - [`bins`]: BIN records, the data formats they are read from, the [`bins::BinIndex`]
 //!   that answers by longest prefix (and knows which prefixes begin a longer entry), the facts of one number (its entry and network), and the
 //!   live store that reloads it.

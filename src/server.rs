@@ -160,6 +160,20 @@ pub async fn run(
 
 /// [`run`]'s serving, with the metrics recorder installed and the audit trail started (with
 /// `audit_health` when health must follow the trail's writes).
+/// The request layer every front end calls, as the configuration sets it up.
+fn card_api(
+    config: &Config,
+    store: &Arc<BinStore>,
+    card_testing: &Arc<CardTestingDetector>,
+    auditor: Option<Auditor>,
+) -> CardApi {
+    CardApi::new(Arc::clone(store), Some(Arc::clone(card_testing)))
+        .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
+        .with_fingerprint_keys(config.fingerprint_keys.clone())
+        .with_test_cards(config.test_cards.clone())
+        .with_auditor(auditor)
+}
+
 async fn serve(
     config: &Config,
     store: Arc<BinStore>,
@@ -181,10 +195,7 @@ async fn serve(
     let (reflection_v1, reflection_v1alpha) =
         reflection(&[FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET]);
     let (admission, card_testing, shared_store) = screening(config).await;
-    let api = CardApi::new(Arc::clone(&store), Some(Arc::clone(&card_testing)))
-        .with_inspect_max_answer_bytes(config.inspect_max_answer_bytes)
-        .with_fingerprint_keys(config.fingerprint_keys.clone())
-        .with_auditor(auditor);
+    let api = card_api(config, &store, &card_testing, auditor);
     let card_lookup = card_lookup_service(config, api.clone());
     let tls = load_tls(config, &listeners.grpc)?;
 

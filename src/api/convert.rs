@@ -2,7 +2,7 @@
 //! front end (the services answer with it; the command line reads a server's answers with it).
 
 use crate::bins::{BinMatch, CardType};
-use crate::card::{self, Failure, Validation};
+use crate::card::{self, Failure, Providers, TestCards, Validation};
 use crate::proto::cardlookup::v1 as pb;
 
 pub(crate) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
@@ -43,8 +43,30 @@ pub(crate) fn failure(failure: Option<Failure>) -> pb::ValidationFailure {
     }
 }
 
-/// Validate's answer, with the number's `fingerprint` (empty for none).
-pub(crate) fn validation(v: Validation, fingerprint: String) -> pb::ValidateResponse {
+/// The test-card facts of a number: whether it is one, and the providers that list it.
+pub(crate) struct TestCard<'a> {
+    pub(crate) providers: Providers,
+    pub(crate) lists: &'a TestCards,
+}
+
+impl TestCard<'_> {
+    fn sources(&self) -> Vec<String> {
+        if self.providers.is_empty() {
+            return Vec::new();
+        }
+        self.lists
+            .names(self.providers)
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Validate's answer, with the number's `fingerprint` (empty for none) and test-card facts.
+pub(crate) fn validation(
+    v: Validation,
+    fingerprint: String,
+    test_card: &TestCard<'_>,
+) -> pb::ValidateResponse {
     pb::ValidateResponse {
         valid: v.valid,
         luhn_valid: v.luhn_valid,
@@ -68,22 +90,27 @@ pub(crate) fn validation(v: Validation, fingerprint: String) -> pb::ValidateResp
             .unwrap_or_default()
             .to_owned(),
         fingerprint,
+        test_card: !test_card.providers.is_empty(),
+        test_card_sources: test_card.sources(),
     }
 }
 
 /// A LookupBin answer; `network` is the number's ([`crate::bins::facts::CardFacts`]: the
 /// entry's when it names one); `more_specific` whether a longer entry begins with the digits
-/// given.
+/// given; `test_card` the number's test-card facts.
 pub(crate) fn bin_lookup(
     hit: Option<BinMatch>,
     card_network: Option<card::CardNetwork>,
     more_specific: bool,
+    test_card: &TestCard<'_>,
     dataset_version: &str,
 ) -> pb::LookupBinResponse {
     let Some(BinMatch { prefix, record }) = hit else {
         return pb::LookupBinResponse {
             network: network(card_network).into(),
             more_specific_match_possible: more_specific,
+            test_card: !test_card.providers.is_empty(),
+            test_card_sources: test_card.sources(),
             dataset_version: dataset_version.to_owned(),
             ..Default::default()
         };
@@ -120,6 +147,8 @@ pub(crate) fn bin_lookup(
         }),
         dataset_version: dataset_version.to_owned(),
         more_specific_match_possible: more_specific,
+        test_card: !test_card.providers.is_empty(),
+        test_card_sources: test_card.sources(),
     }
 }
 

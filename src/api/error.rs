@@ -11,8 +11,9 @@ use crate::card::mask::MIN_PAN_DIGITS;
 use crate::card::pan::MAX_DIGITS;
 use crate::card::{MaskStyleError, PanError};
 
-/// The fewest digits LookupBin accepts: a BIN is at least 6 digits.
-pub const MIN_BIN_DIGITS: usize = 6;
+/// The fewest digits LookupBin accepts: a BIN is at least 6 digits (the index works out
+/// "send more digits" from this many on).
+pub const MIN_BIN_DIGITS: usize = crate::bins::index::MIN_LOOKUP_DIGITS;
 
 /// Why a request cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,9 +9,11 @@ use rustc_hash::FxBuildHasher;
 use super::convert;
 use super::error::RequestError;
 use super::metrics::BinLookups;
-use super::rules::{bin_answer, fingerprint, masked, more_specific_match_possible, require_bin};
+use super::rules::{
+    bin_answer, fingerprint, masked, more_specific_match_possible, require_bin, test_card,
+};
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
-use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan};
+use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan, Providers, TestCards};
 use crate::proto::cardlookup::v1 as pb;
 
 /// The most items one Inspect request may carry.
@@ -35,6 +37,7 @@ pub(super) fn answer_batch(
     index: &BinIndex,
     request: pb::InspectRequest,
     fingerprint_keys: Option<&FingerprintKeys>,
+    test_cards: &TestCards,
     lookups: &mut BinLookups,
     max_bytes: usize,
 ) -> Result<pb::InspectResponse, RequestError> {
@@ -72,6 +75,7 @@ pub(super) fn answer_batch(
             item,
             options,
             fingerprint_keys,
+            test_cards,
             &bin_answers,
             lookups,
         );
@@ -136,6 +140,7 @@ fn answer_item(
     item: pb::InspectItem,
     options: MaskOptions,
     fingerprint_keys: Option<&FingerprintKeys>,
+    test_cards: &TestCards,
     bin_answers: &BinAnswers,
     lookups: &mut BinLookups,
 ) -> ItemAnswer {
@@ -148,7 +153,12 @@ fn answer_item(
         |_| String::new(),
         |(pan, _)| fingerprint(fingerprint_keys, pan),
     );
-    answer.result.validation = Some(convert::validation(validation, fingerprint));
+    let pan = parsed.as_ref().ok().map(|(pan, _)| pan);
+    answer.result.validation = Some(convert::validation(
+        validation,
+        fingerprint,
+        &test_card(test_cards, pan),
+    ));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
         Err(RequestError::InspectId {
@@ -157,7 +167,7 @@ fn answer_item(
     } else {
         answer.result.id = item.id;
         parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            bin_answers.give(&mut answer, index, &facts, &pan)?;
+            bin_answers.give(&mut answer, index, test_cards, &facts, &pan)?;
             lookups.count(facts.hit.is_some());
             answer.result.masked = masked(&facts, &pan, options)?;
             Ok(())
@@ -177,9 +187,10 @@ enum BinAnswers {
 }
 
 /// What decides a BIN answer within one index snapshot: the matched prefix (and so the
-/// record), the IIN network (the answer's network where the record names none), and whether
-/// more digits could match a more specific entry (which depends on how many were given).
-type BinKey = (Option<Prefix>, Option<CardNetwork>, bool);
+/// record), the IIN network (the answer's network where the record names none), whether
+/// more digits could match a more specific entry (which depends on how many were given), and
+/// the providers listing the number as a test card (none for nearly every number).
+type BinKey = (Option<Prefix>, Option<CardNetwork>, bool, Providers);
 
 /// The distinct BIN answers of a batch, in the order of first use.
 #[derive(Default)]
@@ -212,26 +223,34 @@ impl BinAnswers {
         &self,
         answer: &mut ItemAnswer,
         index: &BinIndex,
+        test_cards: &TestCards,
         facts: &CardFacts,
         pan: &Pan,
     ) -> Result<(), RequestError> {
         match self {
             Self::PerResult => {
-                answer.result.bin = Some(Box::new(bin_answer(index, facts, pan, "")?));
+                answer.result.bin = Some(Box::new(bin_answer(index, facts, pan, test_cards, "")?));
             }
             Self::Shared(shared) => {
                 require_bin(pan)?;
                 let more_specific = more_specific_match_possible(index, pan);
+                let test_card = test_card(test_cards, Some(pan));
                 let key = (
                     facts.hit.map(|hit| hit.prefix),
                     facts.detection.network,
                     more_specific,
+                    test_card.providers,
                 );
                 let position = if let Some(&position) = shared.positions.get(&key) {
                     position
                 } else {
-                    let bin =
-                        convert::bin_lookup(facts.hit, facts.detection.network, more_specific, "");
+                    let bin = convert::bin_lookup(
+                        facts.hit,
+                        facts.detection.network,
+                        more_specific,
+                        &test_card,
+                        "",
+                    );
                     answer.new_bin = Some((key, bin));
                     shared.next_position()
                 };
@@ -249,6 +268,7 @@ mod tests {
     use super::*;
     use crate::bins::{BinRecord, IndexBuilder, Issuer};
     use crate::card::IssuerRules;
+    use crate::card::test_cards::{HEADER, MAX_PROVIDER_LEN, MAX_PROVIDERS};
 
     /// An index whose one BIN, 411111, names an issuer of `name_bytes` bytes: data no loader
     /// limit is assumed to have refused.
@@ -300,6 +320,7 @@ mod tests {
                 &index,
                 request(&numbers, layout),
                 None,
+                &TestCards::embedded(),
                 &mut BinLookups::default(),
                 MAX_INSPECT_ANSWER_BYTES,
             )
@@ -336,6 +357,7 @@ mod tests {
             &index,
             request(&numbers, pb::BinAnswerLayout::PerResult),
             None,
+            &TestCards::embedded(),
             &mut BinLookups::default(),
             max,
         );
@@ -352,6 +374,7 @@ mod tests {
             &index,
             request(&numbers[..fitting], pb::BinAnswerLayout::PerResult),
             None,
+            &TestCards::embedded(),
             &mut BinLookups::default(),
             max,
         )
@@ -378,9 +401,19 @@ mod tests {
             "12345678901234567890123",
             longest_digits.as_str(),
         ];
-        // With fingerprints too, under the longest key id a key file may give.
+        // With fingerprints too, under the longest key id a key file may give, and listed as a
+        // test card by as many providers, of names as long, as the lists may have.
         let keys =
             FingerprintKeys::parse(&format!("{} {}", "k".repeat(32), "ab".repeat(32))).unwrap();
+        // (The embedded list's providers count towards the most there may be.)
+        let embedded = ["adyen", "braintree", "checkout", "stripe"];
+        let list = (embedded.len()..MAX_PROVIDERS)
+            .map(|i| format!("{i:p>MAX_PROVIDER_LEN$}"))
+            .chain(embedded.map(str::to_owned))
+            .map(|provider| format!("4111111111111111\t{provider}\tx"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let test_cards = TestCards::embedded_and(&format!("{HEADER}\n{list}")).unwrap();
         for (number, keys) in hostile
             .iter()
             .flat_map(|number| [(number, None), (number, Some(&keys))])
@@ -389,11 +422,16 @@ mod tests {
                 &index,
                 request(&[number], pb::BinAnswerLayout::PerResult),
                 keys,
+                &test_cards,
                 &mut BinLookups::default(),
                 MIN_INSPECT_ANSWER_BYTES,
             )
             .unwrap_or_else(|error| panic!("{}: {error}", number.len()));
             assert!(response.encoded_len() <= MIN_INSPECT_ANSWER_BYTES);
+            if *number == "4111111111111111" {
+                let sources = &response.results[0].validation.as_ref().unwrap();
+                assert_eq!(sources.test_card_sources.len(), MAX_PROVIDERS);
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ pub use error::{MIN_BIN_DIGITS, RequestError};
 use self::metrics::{AnswerMetrics, BinLookups};
 use crate::audit::{Auditor, CardSeen, Event};
 use crate::bins::{self, BinStore, CardFacts, Examined};
-use crate::card::{FingerprintKeys, Pan};
+use crate::card::{FingerprintKeys, Pan, TestCards};
 use crate::card_testing::{CardTestingDetector, Verdict};
 use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
@@ -54,10 +54,13 @@ pub struct CardApi {
     fingerprint_keys: Option<FingerprintKeys>,
     /// Where every call carrying card data is recorded; none without `--audit-dir`.
     auditor: Option<Auditor>,
+    /// The providers' test cards (and the operator's).
+    test_cards: TestCards,
 }
 
 impl CardApi {
-    /// The API over `store`, screening callers with `card_testing` when given.
+    /// The API over `store`, screening callers with `card_testing` when given, flagging the
+    /// embedded list's test cards.
     #[must_use]
     pub fn new(store: Arc<BinStore>, card_testing: Option<Arc<CardTestingDetector>>) -> Self {
         Self {
@@ -67,6 +70,7 @@ impl CardApi {
             inspect_max_answer_bytes: inspect::MAX_INSPECT_ANSWER_BYTES,
             fingerprint_keys: None,
             auditor: None,
+            test_cards: TestCards::embedded(),
         }
     }
 
@@ -83,6 +87,13 @@ impl CardApi {
     #[must_use]
     pub fn audited(&self) -> bool {
         self.auditor.is_some()
+    }
+
+    /// The API flagging the test cards of `test_cards` (by default the embedded list's).
+    #[must_use]
+    pub fn with_test_cards(mut self, test_cards: TestCards) -> Self {
+        self.test_cards = test_cards;
+        self
     }
 
     /// The API with answers carrying fingerprints signed by the first of `keys` (none when
@@ -129,7 +140,11 @@ impl CardApi {
         let fingerprint = pan.as_ref().map_or_else(String::new, |pan| {
             rules::fingerprint(self.fingerprint_keys.as_ref(), pan)
         });
-        Ok(convert::validation(validation, fingerprint))
+        Ok(convert::validation(
+            validation,
+            fingerprint,
+            &rules::test_card(&self.test_cards, pan.as_ref()),
+        ))
     }
 
     /// LookupBin: the issuer and card facts of the number's BIN.
@@ -152,7 +167,7 @@ impl CardApi {
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
         let index = self.store.current();
         let facts = CardFacts::of(&index, &pan);
-        let answer = rules::bin_answer(&index, &facts, &pan, index.version())?;
+        let answer = rules::bin_answer(&index, &facts, &pan, &self.test_cards, index.version())?;
         self.metrics.bin_lookup(facts.hit.is_some());
         Ok(answer)
     }
@@ -206,6 +221,7 @@ impl CardApi {
             &index,
             request,
             self.fingerprint_keys.as_ref(),
+            &self.test_cards,
             &mut lookups,
             self.inspect_max_answer_bytes,
         );

@@ -5,7 +5,7 @@ use super::convert;
 use super::error::{MIN_BIN_DIGITS, RequestError};
 use crate::bins::{BinIndex, CardFacts};
 use crate::card::mask::MIN_PAN_DIGITS;
-use crate::card::{self, FingerprintKeys, MaskOptions, Pan};
+use crate::card::{self, FingerprintKeys, MaskOptions, Pan, TestCards};
 use crate::proto::cardlookup::v1 as pb;
 
 /// LookupBin's refusal of a number too short to have a BIN.
@@ -22,6 +22,7 @@ pub(super) fn bin_answer(
     index: &BinIndex,
     facts: &CardFacts,
     pan: &Pan,
+    test_cards: &TestCards,
     dataset_version: &str,
 ) -> Result<pb::LookupBinResponse, RequestError> {
     require_bin(pan)?;
@@ -29,8 +30,17 @@ pub(super) fn bin_answer(
         facts.hit,
         facts.detection.network,
         more_specific_match_possible(index, pan),
+        &test_card(test_cards, Some(pan)),
         dataset_version,
     ))
+}
+
+/// The test-card facts of a number (none for input that is not a number).
+pub(super) fn test_card<'a>(lists: &'a TestCards, pan: Option<&Pan>) -> convert::TestCard<'a> {
+    convert::TestCard {
+        providers: pan.map(|pan| lists.providers(pan)).unwrap_or_default(),
+        lists,
+    }
 }
 
 /// Whether more digits than `pan` has could match a more specific BIN entry.

@@ -11,10 +11,12 @@
 //! its read-only view, whose reads take no shard lock and hand out plain references: a lookup
 //! then costs a hash probe, with no atomic operation on a lock or a reference count.
 //!
-//! For "send more digits", the build also records, for each number of digits, the prefixes of
-//! that many digits under which a longer entry lies ([`BinIndex::longer_entry_under`]): a
-//! lookup of a few digits then learns with one binary search whether more digits could find a
-//! more specific entry, instead of scanning the entries under its match.
+//! For "send more digits", the build also records, for each number of digits a lookup may give
+//! (6 to 10), the prefixes of that many digits under which a longer entry lies
+//! ([`BinIndex::longer_entry_under`]): a lookup then learns with one binary search whether more
+//! digits could find a more specific entry, instead of scanning the entries under its match.
+//! Only entries longer than 6 digits can lie under a lookup's digits, so a table of six-digit
+//! BINs (the embedded one) costs this nothing.
 //!
 //! Six-digit prefixes, the commonest BIN length, are also copied into a direct table of a
 //! million slots (8 MB) when the data has any: looking one up reads one slot, where a hash probe
@@ -31,6 +33,8 @@ use super::record::BinRecord;
 /// The shortest and longest BIN prefixes the index holds.
 pub const MIN_PREFIX_DIGITS: usize = 4;
 pub const MAX_PREFIX_DIGITS: usize = 11;
+/// The fewest digits a lookup gives (LookupBin's least): a BIN is at least 6 digits.
+pub const MIN_LOOKUP_DIGITS: usize = 6;
 
 /// A BIN prefix of 4 to 11 digits, leading zeros kept by its length.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -202,7 +206,8 @@ pub struct BinIndex {
     ranges: [RangeTable; MAX_PREFIX_DIGITS + 1],
     /// The prefix lengths present, longest first: a lookup tries only these.
     lengths: Vec<usize>,
-    /// Indexed by a number of digits n: the n-digit prefixes that begin a longer entry.
+    /// Indexed by a number of digits n from [`MIN_LOOKUP_DIGITS`]: the n-digit prefixes that
+    /// begin a longer entry (empty below it).
     longer_under: [Spans; MAX_PREFIX_DIGITS],
     version: String,
 }
@@ -226,13 +231,12 @@ impl BinIndex {
 
     /// Whether an entry longer than `digits` (values 0 to 9) begins with them: a longer number
     /// could then match a more specific entry than these digits can. False for 11 digits or
-    /// more (no entry is longer) and for fewer than 4 (no entry is shorter than 4 digits, so
-    /// none of them is a BIN a caller could have meant). One binary search, on spans the build
-    /// computed.
+    /// more (no entry is longer) and for fewer than [`MIN_LOOKUP_DIGITS`] (no lookup gives so
+    /// few, so the build works none out). One binary search, on spans the build computed.
     #[must_use]
     pub fn longer_entry_under(&self, digits: &[u8]) -> bool {
         let given = digits.len();
-        (MIN_PREFIX_DIGITS..MAX_PREFIX_DIGITS).contains(&given)
+        (MIN_LOOKUP_DIGITS..MAX_PREFIX_DIGITS).contains(&given)
             && self.longer_under[given].contains(Prefix::of_digits(digits, given).value)
     }
 
@@ -411,17 +415,21 @@ impl IndexBuilder {
     }
 }
 
-/// For each number of digits n, the n-digit prefixes of the entries longer than n: the prefix
-/// of a single entry, or the span a range's first and last prefixes begin. Worked out from the
-/// longest entries down, each length from the one above it (the entries one digit longer, and
-/// the prefixes already found there), so no entry is handled more than once.
+/// For each number of digits n a lookup may give, the n-digit prefixes of the entries longer
+/// than n: the prefix of a single entry, or the span a range's first and last prefixes begin.
+/// Worked out from the longest entries down, each length from the one above it (the entries one
+/// digit longer, and the prefixes already found there), so no entry is handled more than once.
+/// Entries of [`MIN_LOOKUP_DIGITS`] or fewer lie under no lookup's digits and are skipped: the
+/// 327,012 six-digit BINs of the embedded table are neither collected nor sorted.
 fn longer_under(singles: &FrozenSingles, ranges: &[RangeTable]) -> [Spans; MAX_PREFIX_DIGITS] {
     let mut by_len: [Vec<(u64, u64)>; MAX_PREFIX_DIGITS + 1] = std::array::from_fn(|_| Vec::new());
     for &key in singles.keys() {
         let prefix = Prefix::from_key(key);
-        by_len[prefix.len()].push((prefix.value, prefix.value));
+        if prefix.len() > MIN_LOOKUP_DIGITS {
+            by_len[prefix.len()].push((prefix.value, prefix.value));
+        }
     }
-    for (len, table) in ranges.iter().enumerate() {
+    for (len, table) in ranges.iter().enumerate().skip(MIN_LOOKUP_DIGITS + 1) {
         by_len[len].extend(
             table
                 .firsts
@@ -431,7 +439,7 @@ fn longer_under(singles: &FrozenSingles, ranges: &[RangeTable]) -> [Spans; MAX_P
         );
     }
     let mut under: [Spans; MAX_PREFIX_DIGITS] = std::array::from_fn(|_| Spans::default());
-    for given in (MIN_PREFIX_DIGITS..MAX_PREFIX_DIGITS).rev() {
+    for given in (MIN_LOOKUP_DIGITS..MAX_PREFIX_DIGITS).rev() {
         let mut spans = std::mem::take(&mut by_len[given + 1]);
         if let Some(deeper) = under.get(given + 1) {
             spans.extend(
@@ -560,16 +568,19 @@ mod tests {
         // Ranges: every prefix their first and last begin, none beyond.
         assert!(under("457100") && under("4571004"));
         assert!(!under("4571005") && !under("457101"));
-        // The deepest entry: 4 to 10 digits lead to it, 11 and more never need more.
-        for given in 4..=10 {
+        // The deepest entry: 6 to 10 digits lead to it, 11 and more never need more.
+        for given in MIN_LOOKUP_DIGITS..=10 {
             assert!(under(&"55001234567"[..given]), "{given}");
         }
         assert!(!under("55001234567") && !under("5500123456700"));
+        // Fewer digits than a lookup gives: never asked, so never worked out.
+        assert!(!under("5500") && !under("55001"));
         assert!(!under("550"));
         assert!(!under("5501"));
     }
 
-    /// Against a scan of the entries: every query of 4 to 10 digits under 4111 and 4571.
+    /// Against a scan of the entries: every query of 5 to 10 digits under 4111 and 4571 (below
+    /// 6 digits, none is worked out).
     #[test]
     fn longer_entries_agree_with_a_scan_of_the_entries() {
         let entries = [
@@ -608,7 +619,7 @@ mod tests {
                 for query in &queries {
                     assert_eq!(
                         index.longer_entry_under(&digits(query)),
-                        begins(query),
+                        query.len() >= MIN_LOOKUP_DIGITS && begins(query),
                         "{query}"
                     );
                 }

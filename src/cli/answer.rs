@@ -62,6 +62,8 @@ pub(super) struct Checked {
     pub reason: Option<Reason>,
     /// Empty without a fingerprint key, and for a partial number.
     pub fingerprint: String,
+    /// The providers that publish the number as a test card; empty when it is not one.
+    pub test_card_sources: Vec<String>,
 }
 
 impl From<pb::ValidateResponse> for Checked {
@@ -102,6 +104,7 @@ impl From<pb::ValidateResponse> for Checked {
             masked: r.masked_number,
             reason,
             fingerprint: r.fingerprint,
+            test_card_sources: r.test_card_sources,
         }
     }
 }
@@ -145,6 +148,9 @@ impl Checked {
         if !self.fingerprint.is_empty() {
             line("fingerprint", &self.fingerprint);
         }
+        if let Some(sources) = test_card_line(&self.test_card_sources) {
+            line("test card", &sources);
+        }
         out
     }
 
@@ -165,8 +171,15 @@ impl Checked {
             "network_lengths": self.lengths,
             "candidate_networks": self.candidates.iter().map(|n| n.slug()).collect::<Vec<_>>(),
             "fingerprint": non_empty(&self.fingerprint),
+            "test_card": !self.test_card_sources.is_empty(),
+            "test_card_sources": self.test_card_sources,
         })
     }
+}
+
+/// The `test card` line of a number the providers list: who lists it.
+fn test_card_line(sources: &[String]) -> Option<String> {
+    (!sources.is_empty()).then(|| format!("yes, published by {}", sources.join(", ")))
 }
 
 /// The issuer of a BIN, as the data has it (empty when unknown).
@@ -203,6 +216,8 @@ pub(super) struct BinInfo {
     pub dataset_version: String,
     /// More digits could match a more specific entry.
     pub more_specific_match_possible: bool,
+    /// The providers that publish the number as a test card; empty when it is not one.
+    pub test_card_sources: Vec<String>,
 }
 
 impl BinInfo {
@@ -246,6 +261,9 @@ impl BinInfo {
                 "could match a more specific BIN: send the whole number",
             );
         }
+        if let Some(sources) = test_card_line(&self.test_card_sources) {
+            line("test card", &sources);
+        }
         line("data", &self.dataset_version);
         out
     }
@@ -273,6 +291,8 @@ impl BinInfo {
             })),
             "dataset_version": self.dataset_version,
             "more_specific_match_possible": self.more_specific_match_possible,
+            "test_card": !self.test_card_sources.is_empty(),
+            "test_card_sources": self.test_card_sources,
         })
     }
 }
@@ -310,6 +330,7 @@ impl From<pb::LookupBinResponse> for BinInfo {
             }),
             dataset_version: r.dataset_version,
             more_specific_match_possible: r.more_specific_match_possible,
+            test_card_sources: r.test_card_sources,
         }
     }
 }
@@ -414,31 +435,54 @@ mod tests {
 
     #[test]
     fn a_server_answer_reads_as_the_library_answer() {
+        let lists = card::TestCards::embedded();
+        let pan = card::Pan::parse("4111111111111111").unwrap();
+        let test_card = convert::TestCard {
+            providers: lists.providers(&pan),
+            lists: &lists,
+        };
         let offline = Checked::from(convert::validation(
-            card::validate("4111111111111112"),
+            card::validate("4111111111111111"),
             String::new(),
+            &test_card,
         ));
         let response = pb::ValidateResponse {
-            valid: false,
-            luhn_valid: false,
+            valid: true,
+            luhn_valid: true,
             length_valid: true,
             network: pb::CardNetwork::Visa.into(),
-            failure: pb::ValidationFailure::LuhnFailed.into(),
+            failure: pb::ValidationFailure::Unspecified.into(),
             potentially_valid: true,
-            masked_number: "************1112".into(),
+            masked_number: "************1111".into(),
             candidate_networks: vec![pb::CardNetwork::Visa.into()],
             luhn_required: true,
-            check_digit_valid: false,
+            check_digit_valid: true,
             network_lengths: vec![13, 16, 18, 19],
             digit_count: 16,
-            failure_message: Failure::LuhnFailed.message().into(),
+            failure_message: String::new(),
             fingerprint: String::new(),
+            test_card: true,
+            test_card_sources: vec!["adyen".into()],
         };
         assert_eq!(Checked::from(response), offline);
         assert!(
             offline
                 .human()
+                .contains("test card:   yes, published by adyen")
+        );
+        let failed = Checked::from(convert::validation(
+            card::validate("4111111111111112"),
+            String::new(),
+            &convert::TestCard {
+                providers: card::Providers::default(),
+                lists: &lists,
+            },
+        ));
+        assert!(
+            failed
+                .human()
                 .contains("reason:      the check digit is wrong")
         );
+        assert!(!failed.human().contains("test card"));
     }
 }

@@ -326,6 +326,9 @@ impl<W: Write> Report<W> {
             if !checked.fingerprint.is_empty() {
                 object["fingerprint"] = Value::from(checked.fingerprint.as_str());
             }
+            if !checked.test_card_sources.is_empty() {
+                object["test_card_sources"] = Value::from(checked.test_card_sources.clone());
+            }
             format!("{object}\n")
         } else {
             let row = format!(

@@ -1,22 +1,26 @@
-//! `card-lookup data check` and `card-lookup data convert`: BIN data files, offline.
+//! `card-lookup data check` and `card-lookup data convert`: BIN data files and test-card lists,
+//! offline.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use crate::bins::format::cardlookup;
 use crate::bins::{DataSource, Format, LoadOptions, load};
+use crate::card::test_cards;
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Check BIN data files as the server would load them, and summarise them: rows, prefixes
-    /// by length, networks, countries, problems. Exits 1 if any row or file has a problem.
+    /// by length, networks, countries, problems. A test-card list (--test-cards-file; told by
+    /// its header) is checked as the server reads it: numbers, providers, the first problem.
+    /// Exits 1 if any row or file has a problem.
     Check(DataFiles),
     /// Convert BIN data files (merged in order, later files winning) to the project's own
-    /// schema (docs/data-format.md).
+    /// schema (docs/data-format.md). A test-card list is refused: the server reads it as it is.
     Convert {
         #[command(flatten)]
         files: DataFiles,
@@ -65,7 +69,14 @@ pub fn check(files: &DataFiles, out: &mut impl Write) -> std::io::Result<ExitCod
     };
     let mut problems = 0u64;
     let mut readable = Vec::new();
-    for source in files.sources() {
+    let mut bin_files = Vec::new();
+    for path in &files.files {
+        match test_card_list(path) {
+            Some(text) => problems += check_test_cards(path, &text, out)?,
+            None => bin_files.push(DataSource::File(path.clone())),
+        }
+    }
+    for source in bin_files {
         match load(std::slice::from_ref(&source), lenient) {
             Ok(loaded) => {
                 let report = &loaded.sources[0];
@@ -103,6 +114,50 @@ pub fn check(files: &DataFiles, out: &mut impl Write) -> std::io::Result<ExitCod
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The text of `path` when it is a test-card list (told by its header); `None` otherwise, also
+/// when it cannot be read (loading it as BIN data then says why).
+fn test_card_list(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    // The header only, first: BIN tables can be large.
+    let mut start = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .ok()?
+        .take(test_cards::HEADER.len() as u64 + 2)
+        .read_to_end(&mut start)
+        .ok()?;
+    if !test_cards::is_test_card_list(&start) {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// `data check`'s report on a test-card list; its problems (0 or 1: the first stops the
+/// server too).
+fn check_test_cards(path: &Path, text: &str, out: &mut impl Write) -> std::io::Result<u64> {
+    match test_cards::check_list(text) {
+        Ok(summary) => {
+            let providers: Vec<String> = summary
+                .by_provider
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
+            writeln!(
+                out,
+                "{}: test-card list, {} rows, {} numbers",
+                path.display(),
+                summary.rows,
+                summary.numbers
+            )?;
+            writeln!(out, "  providers: {}", providers.join(", "))?;
+            Ok(0)
+        }
+        Err(error) => {
+            writeln!(out, "{}: test-card list: {error}", path.display())?;
+            Ok(1)
+        }
+    }
 }
 
 fn summarise(index: &crate::bins::BinIndex, out: &mut impl Write) -> std::io::Result<()> {
@@ -147,6 +202,12 @@ fn summarise(index: &crate::bins::BinIndex, out: &mut impl Write) -> std::io::Re
 /// # Errors
 /// When a file cannot be loaded or the output cannot be written; the message names the file.
 pub fn convert(files: &DataFiles, output: Option<&PathBuf>) -> Result<(), String> {
+    if let Some(path) = files.files.iter().find(|p| test_card_list(p).is_some()) {
+        return Err(format!(
+            "{}: a test-card list, not BIN data: give it to --test-cards-file as it is",
+            path.display()
+        ));
+    }
     let loaded = load(&files.sources(), files.options()).map_err(|e| e.to_string())?;
     let entries = loaded.index.entries();
     let rows = entries

@@ -44,8 +44,12 @@ impl Engine {
                 .map_err(|e| CliError::Usage(format!("cannot load BIN data: {e}")))?;
             let keys = crate::config::fingerprint_keys(target.fingerprint_key_file.as_deref())
                 .map_err(|e| CliError::Usage(e.to_string()))?;
+            let test_cards = crate::config::test_cards(target.test_cards_file.as_deref())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             return Ok(Self::Offline(
-                CardApi::new(store.into(), None).with_fingerprint_keys(keys),
+                CardApi::new(store.into(), None)
+                    .with_fingerprint_keys(keys)
+                    .with_test_cards(test_cards),
             ));
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

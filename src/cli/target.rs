@@ -90,4 +90,14 @@ pub struct Target {
         help_heading = "Offline data"
     )]
     pub fingerprint_key_file: Option<PathBuf>,
+
+    /// Your own test card numbers, as the server's --test-cards-file: added to the providers'
+    /// lists built in.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "server",
+        help_heading = "Offline data"
+    )]
+    pub test_cards_file: Option<PathBuf>,
 }

@@ -9,6 +9,7 @@
 //! Only errors' `google.rpc.Status` body is described here by hand: the contract does not
 //! import `google/rpc/status.proto`, and the face writes that body itself (`answer::error`).
 
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use prost_reflect::{
@@ -195,7 +196,7 @@ fn path_fields(template: &str) -> Vec<String> {
 fn field(message: &DynamicMessage, name: &str) -> Option<ProtoValue> {
     message
         .get_field_by_name(name)
-        .map(|value| value.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn text(message: &DynamicMessage, name: &str) -> String {
@@ -240,7 +241,7 @@ fn enum_schema(enumeration: &EnumDescriptor, schemas: &mut Map<String, Value>) -
         let mut description = comments(&file, enumeration.path());
         for value in enumeration.values() {
             let said = comments(&file, value.path()).replace('\n', " ");
-            description.push_str(&format!("\n- `{}`: {said}", value.name()));
+            let _ = write!(description, "\n- `{}`: {said}", value.name());
         }
         let names: Vec<_> = enumeration
             .values()

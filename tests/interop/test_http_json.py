@@ -37,6 +37,9 @@ def test_validate_lookup_and_mask_answer_what_grpc_answers(server, stub):
     status, body = call(server, "/v1/cards:validate", {"number": NUMBER})
     assert status == 200
     assert body == as_json(stub.Validate(pb.ValidateRequest(number=NUMBER), timeout=TIMEOUT))
+    # A test card Adyen publishes: flagged, with who lists it.
+    assert body["testCard"] is True
+    assert body["testCardSources"] == ["adyen"]
 
     status, body = call(server, "/v1/bins/622848")
     assert status == 200

@@ -194,6 +194,15 @@ async fn the_json_api_answers_what_grpc_answers() {
         .await
         .unwrap()
         .into_inner();
+    // A whole number: an Adyen test card, which only the whole number says.
+    let looked_up_whole = client
+        .lookup_bin(pb::LookupBinRequest {
+            number: number.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(looked_up_whole.test_card && !looked_up.test_card);
     let masked = client
         .mask_card(pb::MaskCardRequest {
             number: number.into(),
@@ -216,6 +225,8 @@ async fn the_json_api_answers_what_grpc_answers() {
         // The proto3 JSON mapping: lowerCamelCase names, enums by name.
         assert_eq!(answer.json()["network"], "CARD_NETWORK_VISA");
         assert_eq!(answer.json()["luhnValid"], true);
+        assert_eq!(answer.json()["testCard"], true);
+        assert_eq!(answer.json()["testCardSources"], json!(["adyen"]));
 
         let answer = get(&server, version, "/v1/bins/411111").await;
         assert_eq!(answer.status, 200, "{answer:?}");
@@ -228,7 +239,11 @@ async fn the_json_api_answers_what_grpc_answers() {
             &format!(r#"{{"number": "{number}"}}"#),
         )
         .await;
-        assert_eq!(answer.json(), serde_json::to_value(&looked_up).unwrap());
+        assert_eq!(
+            answer.json(),
+            serde_json::to_value(&looked_up_whole).unwrap()
+        );
+        assert_eq!(answer.json()["testCardSources"], json!(["adyen"]));
 
         let answer = post(
             &server,

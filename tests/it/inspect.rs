@@ -204,17 +204,21 @@ async fn shared_bin_answers_are_the_per_result_answers_given_once() {
 
     assert!(per_result.bins.is_empty());
     assert!(per_result.results.iter().all(|r| r.bin_index.is_none()));
-    // Three distinct answers: 411111 (asked three times), 622848, and the unknown BIN.
-    assert_eq!(shared.bins.len(), 3, "{:?}", shared.bins);
+    // Four distinct answers: 411111 for the test card 4111 1111 1111 1111 (asked twice),
+    // 622848, the unknown BIN, and 411111 again for a number of it that is no test card.
+    assert_eq!(shared.bins.len(), 4, "{:?}", shared.bins);
     assert_eq!(shared.bins[0].bin, "411111");
+    assert_eq!(shared.bins[0].test_card_sources, ["adyen"]);
     assert_eq!(shared.bins[1].bin, "622848");
     assert!(!shared.bins[2].found);
+    assert_eq!(shared.bins[3].bin, "411111");
+    assert!(!shared.bins[3].test_card);
     assert!(shared.bins.iter().all(|bin| bin.dataset_version.is_empty()));
     assert_eq!(shared.dataset_version, per_result.dataset_version);
     let indexes: Vec<_> = shared.results.iter().map(|r| r.bin_index).collect();
     assert_eq!(
         indexes,
-        [Some(0), Some(1), Some(0), None, Some(2), None, Some(0)]
+        [Some(0), Some(1), Some(0), None, Some(2), None, Some(3)]
     );
     for (inline, by_index) in per_result.results.iter().zip(&shared.results) {
         assert!(by_index.bin.is_none(), "{}", by_index.id);

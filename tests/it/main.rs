@@ -31,5 +31,6 @@ mod properties;
 mod quota;
 mod request_handling;
 mod shutdown;
+mod test_cards;
 mod tls;
 mod validate;
