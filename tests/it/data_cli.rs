@@ -1,19 +1,6 @@
 //! `card-lookup data check` and `card-lookup data convert`, run as an operator runs them.
 
-use std::process::Command;
-
-use crate::common::TempDir;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(BINARY).args(args).output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::common::{TempDir, run_binary as run};
 
 #[test]
 fn check_summarises_good_files_and_exits_zero() {

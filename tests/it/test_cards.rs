@@ -4,14 +4,12 @@
 //! list (`--test-cards-file`) adds its numbers; `data check` and `data convert` know the file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use card_lookup::config::{Args, Config};
 use clap::Parser;
 
-use crate::common::{EMBEDDED, TempDir, TestServer, pb};
+use crate::common::{EMBEDDED, TempDir, TestServer, pb, run_binary as run};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
 const LIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/test-cards.tsv");
 
 /// The embedded list as its file says: each number and the providers that list it.
@@ -188,15 +186,6 @@ async fn the_operators_list_adds_its_numbers() {
         );
     }
     server.stop().await.unwrap();
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(BINARY).args(args).output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -44,6 +44,19 @@ pub fn store_with_files(files: &[&std::path::Path], options: LoadOptions) -> Arc
 /// A fresh directory for one test's files, removed when dropped.
 pub struct TempDir(pub std::path::PathBuf);
 
+/// Runs the `card-lookup` binary with `args`: its exit code, standard output and error.
+pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_card-lookup"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl TempDir {
     pub fn new(name: &str) -> Self {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
