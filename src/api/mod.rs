@@ -114,7 +114,7 @@ impl CardApi {
 
     /// Validate: always an answer, a bad number being `valid = false` with its reason. The
     /// error is card-testing detection refusing the caller.
-    pub fn validate(
+    pub async fn validate(
         &self,
         request: &pb::ValidateRequest,
         call: &Call,
@@ -123,6 +123,7 @@ impl CardApi {
         self.audit(call, Method::Validate, &request.number, answer, |answer| {
             Some(answer.valid)
         })
+        .await
     }
 
     fn validate_number(
@@ -148,13 +149,14 @@ impl CardApi {
     }
 
     /// LookupBin: the issuer and card facts of the number's BIN.
-    pub fn lookup_bin(
+    pub async fn lookup_bin(
         &self,
         request: &pb::LookupBinRequest,
         call: &Call,
     ) -> Result<pb::LookupBinResponse, RequestError> {
         let answer = self.look_up_bin(request, call.client.as_ref());
         self.audit(call, Method::LookupBin, &request.number, answer, |_| None)
+            .await
     }
 
     fn look_up_bin(
@@ -173,13 +175,14 @@ impl CardApi {
     }
 
     /// MaskCard: the number masked as the request asks, never showing more than PCI DSS allows.
-    pub fn mask_card(
+    pub async fn mask_card(
         &self,
         request: &pb::MaskCardRequest,
         call: &Call,
     ) -> Result<pb::MaskCardResponse, RequestError> {
         let answer = self.mask_number(request);
         self.audit(call, Method::MaskCard, &request.number, answer, |_| None)
+            .await
     }
 
     fn mask_number(
@@ -200,7 +203,7 @@ impl CardApi {
     /// One Inspect batch, answered from one snapshot of the data, in a response of at most the
     /// configured size. The error is for a batch that cannot be answered at all (it ends the
     /// stream); a bad item is answered with its own status.
-    pub fn inspect_batch(
+    pub async fn inspect_batch(
         &self,
         request: pb::InspectRequest,
         call: &Call,
@@ -254,6 +257,7 @@ impl CardApi {
                 };
                 auditor
                     .record(event)
+                    .await
                     .map_err(|_| RequestError::AuditUnavailable)?;
             }
         }
@@ -264,7 +268,7 @@ impl CardApi {
 
     /// Records a call in the audit trail, when there is one, and gives its answer; an answer
     /// the trail cannot record is not given (the call is refused instead).
-    fn audit<T>(
+    async fn audit<T>(
         &self,
         call: &Call,
         method: Method,
@@ -290,6 +294,7 @@ impl CardApi {
         };
         auditor
             .record(event)
+            .await
             .map_err(|_| RequestError::AuditUnavailable)?;
         answer
     }

@@ -27,7 +27,7 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
@@ -139,16 +139,17 @@ impl Auditor {
         ))
     }
 
-    /// Queues `event`. With `block`, a full queue is waited on for at most [`BLOCK_LIMIT`],
-    /// and a failing writer refuses at once: the error means the call must not be answered.
-    /// With `drop`, an event that does not fit is dropped and counted.
-    pub(crate) fn record(&self, event: Event) -> Result<(), Unrecorded> {
+    /// Queues `event`. With `block`, a full queue is waited on for at most [`BLOCK_LIMIT`]
+    /// (asynchronously: the worker thread goes on serving other calls), and a failing writer
+    /// refuses at once: the error means the call must not be answered. With `drop`, an event
+    /// that does not fit is dropped and counted.
+    pub(crate) async fn record(&self, event: Event) -> Result<(), Unrecorded> {
         let block = self.overflow == Overflow::Block;
         if block && !*self.healthy.borrow() {
             self.metrics.dropped_call_refused.increment(1);
             return Err(Unrecorded);
         }
-        let mut message = match self.queue.try_send(Message::Event(event)) {
+        let message = match self.queue.try_send(Message::Event(event)) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(message)) if block => message,
             Err(_) => {
@@ -161,17 +162,11 @@ impl Auditor {
                 return if block { Err(Unrecorded) } else { Ok(()) };
             }
         };
-        // A full queue is the writer falling behind: the call waits for room, on its own
-        // thread (the request layer is synchronous), in short sleeps, up to the limit.
+        // A full queue is the writer falling behind: the call waits for room, up to the limit.
         self.metrics.blocked.increment(1);
-        let deadline = Instant::now() + BLOCK_LIMIT;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-            message = match self.queue.try_send(message) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(message)) => message,
-                Err(TrySendError::Closed(_)) => break,
-            };
+        // An error is the limit passing, or the queue closed (the writer stopped at shutdown).
+        if let Ok(Ok(())) = tokio::time::timeout(BLOCK_LIMIT, self.queue.send(message)).await {
+            return Ok(());
         }
         self.metrics.dropped_call_refused.increment(1);
         Err(Unrecorded)
@@ -193,5 +188,84 @@ impl AuditWriter {
             let thread = self.thread;
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use tonic::Code;
+
+    use super::*;
+    use crate::telemetry::Method;
+
+    /// An auditor over a queue of `room` events that nothing drains, and the queue's far end.
+    fn auditor(room: usize, overflow: Overflow) -> (Auditor, mpsc::Receiver<Message>) {
+        let (queue, receiver) = mpsc::channel(room);
+        let (_, healthy) = watch::channel(true);
+        let auditor = Auditor {
+            queue,
+            overflow,
+            healthy,
+            metrics: AuditMetrics::new(),
+        };
+        (auditor, receiver)
+    }
+
+    fn event() -> Event {
+        Event {
+            time: SystemTime::now(),
+            request_id: None,
+            client: None,
+            subject: None,
+            method: Method::Validate,
+            card: CardSeen::of("4111111111111111", None),
+            code: Code::Ok,
+            valid: Some(true),
+            dataset_version: "sha256:0".into(),
+        }
+    }
+
+    // One worker thread: a call waiting for room must leave it free for the writer's side
+    // (here a task draining the queue) and every other call.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_waits_for_room_without_holding_its_thread() {
+        let (auditor, mut receiver) = auditor(1, Overflow::Block);
+        auditor.record(event()).await.unwrap();
+        let drain = tokio::spawn(async move {
+            receiver.recv().await.unwrap();
+            receiver.recv().await.unwrap();
+        });
+        auditor.record(event()).await.unwrap();
+        drain.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn blocking_gives_up_after_the_limit() {
+        let (auditor, _receiver) = auditor(1, Overflow::Block);
+        auditor.record(event()).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(auditor.record(event()).await, Err(Unrecorded));
+        assert_eq!(started.elapsed(), BLOCK_LIMIT);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn dropping_answers_at_once() {
+        let (auditor, _receiver) = auditor(1, Overflow::Drop);
+        auditor.record(event()).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(auditor.record(event()).await, Ok(()));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_writer_refuses_calls_at_once_when_blocking() {
+        let (mut auditor, _receiver) = auditor(8, Overflow::Block);
+        let (healthy, receiver) = watch::channel(false);
+        auditor.healthy = receiver;
+        assert_eq!(auditor.record(event()).await, Err(Unrecorded));
+        healthy.send_replace(true);
+        assert_eq!(auditor.record(event()).await, Ok(()));
     }
 }

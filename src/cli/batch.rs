@@ -72,7 +72,7 @@ pub(super) fn run(file: &Path, engine: Engine, options: Options) -> Result<ExitC
         Engine::Remote { runtime, remote } => report
             .header()
             .and_then(|()| runtime.block_on(remote_run(reader, &remote, &mut report))),
-        mut offline @ Engine::Offline(_) => report.header().and_then(|()| {
+        mut offline @ Engine::Offline { .. } => report.header().and_then(|()| {
             for line in Lines::new(reader) {
                 let line = line.map_err(|e| read_error(&e))?;
                 let request = pb::ValidateRequest {

@@ -12,15 +12,18 @@ use super::CliError;
 use super::answer::{BinInfo, Checked, Masked};
 use super::remote::Remote;
 use super::target::Target;
-use crate::api::{CardApi, RequestError};
+use crate::api::{Call, CardApi, RequestError};
 use crate::bins::{BinStore, DataSource, LoadOptions};
 use crate::proto::cardlookup::v1 as pb;
 use crate::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 
-/// The request layer, or a server.
+/// The request layer, or a server; either is called on a runtime of the command's own.
 #[derive(Debug)]
 pub(super) enum Engine {
-    Offline(CardApi),
+    Offline {
+        runtime: Box<tokio::runtime::Runtime>,
+        api: CardApi,
+    },
     Remote {
         runtime: Box<tokio::runtime::Runtime>,
         remote: Remote,
@@ -30,6 +33,12 @@ pub(super) enum Engine {
 impl Engine {
     /// Loads the BIN data (offline), or sets up the client (with --server).
     pub(super) fn new(target: &Target) -> Result<Self, CliError> {
+        let runtime = Box::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?,
+        );
         let Some(url) = &target.server else {
             let mut sources: Vec<DataSource> = Vec::new();
             if !target.no_default_data {
@@ -46,31 +55,25 @@ impl Engine {
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             let test_cards = crate::config::test_cards(target.test_cards_file.as_deref())
                 .map_err(|e| CliError::Usage(e.to_string()))?;
-            return Ok(Self::Offline(
-                CardApi::new(store.into(), None)
+            return Ok(Self::Offline {
+                runtime,
+                api: CardApi::new(store.into(), None)
                     .with_fingerprint_keys(keys)
                     .with_test_cards(test_cards),
-            ));
+            });
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
         let remote = {
             let _context = runtime.enter();
             Remote::new(url, target)?
         };
-        Ok(Self::Remote {
-            runtime: Box::new(runtime),
-            remote,
-        })
+        Ok(Self::Remote { runtime, remote })
     }
 
     /// Validate.
     pub(super) fn validate(&mut self, request: pb::ValidateRequest) -> Result<Checked, CliError> {
         self.answer(
             request,
-            |api, request| api.validate(request, &crate::api::Call::default()),
+            async |api, request| api.validate(request, &Call::default()).await,
             |mut client, request| async move { client.validate(request).await },
         )
         .map(Checked::from)
@@ -83,7 +86,7 @@ impl Engine {
     ) -> Result<BinInfo, CliError> {
         self.answer(
             request,
-            |api, request| api.lookup_bin(request, &crate::api::Call::default()),
+            async |api, request| api.lookup_bin(request, &Call::default()).await,
             |mut client, request| async move { client.lookup_bin(request).await },
         )
         .map(BinInfo::from)
@@ -93,7 +96,7 @@ impl Engine {
     pub(super) fn mask_card(&mut self, request: pb::MaskCardRequest) -> Result<Masked, CliError> {
         self.answer(
             request,
-            |api, request| api.mask_card(request, &crate::api::Call::default()),
+            async |api, request| api.mask_card(request, &Call::default()).await,
             |mut client, request| async move { client.mask_card(request).await },
         )
         .map(Masked::from)
@@ -101,18 +104,20 @@ impl Engine {
 
     /// The answer to `request`, from the request layer or the server; the request's number is
     /// wiped once answered.
-    fn answer<Req, Res, Call>(
+    fn answer<Req, Res, Called>(
         &mut self,
         mut request: Req,
-        offline: impl FnOnce(&CardApi, &Req) -> Result<Res, RequestError>,
-        server: impl FnOnce(CardLookupServiceClient<Channel>, Req) -> Call,
+        offline: impl AsyncFnOnce(&CardApi, &Req) -> Result<Res, RequestError>,
+        server: impl FnOnce(CardLookupServiceClient<Channel>, Req) -> Called,
     ) -> Result<Res, CliError>
     where
         Req: NumberRequest,
-        Call: Future<Output = Result<tonic::Response<Res>, Status>>,
+        Called: Future<Output = Result<tonic::Response<Res>, Status>>,
     {
         let answer = match self {
-            Self::Offline(api) => offline(api, &request).map_err(CliError::from),
+            Self::Offline { runtime, api } => runtime
+                .block_on(offline(api, &request))
+                .map_err(CliError::from),
             Self::Remote { runtime, remote } => runtime
                 .block_on(server(remote.client.clone(), request.clone()))
                 .map(tonic::Response::into_inner)

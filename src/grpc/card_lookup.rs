@@ -59,7 +59,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::Validate,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.validate(&request, &call) },
+            |request, call| async move { self.api.validate(&request, &call).await },
         )
         .await
     }
@@ -72,7 +72,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::LookupBin,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.lookup_bin(&request, &call) },
+            |request, call| async move { self.api.lookup_bin(&request, &call).await },
         )
         .await
     }
@@ -91,8 +91,13 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
         // answers stops being read (flow control bounds memory). An error, a limit's too, is
         // the stream's last answer: tonic ends the call with it.
         let requests = Limited::new(request.into_inner(), self.inspect_limits);
-        let answers = requests.map(move |request| {
-            request.and_then(|request| api.inspect_batch(request, &call).map_err(Status::from))
+        let answers = requests.then(move |request| {
+            let (api, call) = (api.clone(), call.clone());
+            async move {
+                api.inspect_batch(request?, &call)
+                    .await
+                    .map_err(Status::from)
+            }
         });
         Ok(Response::new(Box::pin(answers) as InspectStream))
     }
@@ -105,7 +110,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::MaskCard,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.mask_card(&request, &call) },
+            |request, call| async move { self.api.mask_card(&request, &call).await },
         )
         .await
     }

@@ -29,8 +29,8 @@ const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
 /// A JSON answer, with the call's code for the metrics (in the extensions, where admission's
 /// call record reads it).
-pub(super) fn json(status: StatusCode, code: Code, body: Vec<u8>) -> Answer {
-    let mut answer = http::Response::new(tonic::body::Body::new(Full::new(Bytes::from(body))));
+pub(super) fn json(status: StatusCode, code: Code, body: impl Into<Bytes>) -> Answer {
+    let mut answer = http::Response::new(tonic::body::Body::new(Full::new(body.into())));
     *answer.status_mut() = status;
     answer.headers_mut().insert(header::CONTENT_TYPE, JSON);
     answer.extensions_mut().insert(code);

@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tonic::codegen::Bytes;
 use tonic::codegen::http::{self, StatusCode};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
@@ -68,7 +69,7 @@ impl HttpFront {
 
 impl<B> tower::Service<http::Request<B>> for HttpFront
 where
-    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Answer;
@@ -115,7 +116,7 @@ struct Handler {
 
 impl<B> tower::Service<http::Request<B>> for Handler
 where
-    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Answer;
@@ -134,7 +135,7 @@ where
 
 async fn handle<B>(handler: &Handler, request: http::Request<B>) -> Answer
 where
-    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let route = request
@@ -151,29 +152,33 @@ where
             }
             let message = pb::LookupBinRequest { number };
             let (parts, _body) = request.into_parts();
-            rpc(api, Method::LookupBin, parts, Ok(message), |m, call| {
-                api.lookup_bin(&m, &call)
-            })
+            rpc(
+                api,
+                Method::LookupBin,
+                parts,
+                Ok(message),
+                async |m, call| api.lookup_bin(&m, &call).await,
+            )
             .await
         }
         Route::LookupBinBody => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(api, Method::LookupBin, request, message, |m, call| {
-                api.lookup_bin(&m, &call)
+            rpc(api, Method::LookupBin, request, message, async |m, call| {
+                api.lookup_bin(&m, &call).await
             })
             .await
         }
         Route::Validate => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(api, Method::Validate, request, message, |m, call| {
-                api.validate(&m, &call)
+            rpc(api, Method::Validate, request, message, async |m, call| {
+                api.validate(&m, &call).await
             })
             .await
         }
         Route::MaskCard => {
             let (request, message) = read_message(request, max_body).await;
-            rpc(api, Method::MaskCard, request, message, |m, call| {
-                api.mask_card(&m, &call)
+            rpc(api, Method::MaskCard, request, message, async |m, call| {
+                api.mask_card(&m, &call).await
             })
             .await
         }
@@ -198,7 +203,8 @@ fn openapi_answer() -> Answer {
     answer::json(
         StatusCode::OK,
         Code::Ok,
-        openapi::document().as_bytes().to_vec(),
+        // Static: served without a copy.
+        Bytes::from_static(openapi::document().as_bytes()),
     )
 }
 
@@ -227,7 +233,7 @@ async fn binlist_lookup<B>(api: &CardApi, request: http::Request<B>, bin: &str) 
         Method::LookupBin,
         api.audited(),
         tonic_request(parts, message),
-        |m, call| async move { api.lookup_bin(&m, &call) },
+        |m, call| async move { api.lookup_bin(&m, &call).await },
     )
     .await;
     match answer {
@@ -256,7 +262,7 @@ async fn read_message<B, M>(
     max_body: usize,
 ) -> (http::request::Parts, Result<M, Status>)
 where
-    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     M: DeserializeOwned,
 {
@@ -300,7 +306,7 @@ async fn rpc<Req, Res>(
     method: Method,
     parts: http::request::Parts,
     message: Result<Req, Status>,
-    handler: impl FnOnce(Req, Call) -> Result<Res, RequestError>,
+    handler: impl AsyncFnOnce(Req, Call) -> Result<Res, RequestError>,
 ) -> Answer
 where
     Req: CardNumberField,
@@ -311,11 +317,7 @@ where
         Err(status) => return answer::error(&status),
     };
     let request = tonic_request(parts, message);
-    match observe(method, api.audited(), request, |m, call| async move {
-        handler(m, call)
-    })
-    .await
-    {
+    match observe(method, api.audited(), request, |m, call| handler(m, call)).await {
         Err(status) => answer::error(&status),
         Ok(response) => {
             let (metadata, message, _) = response.into_parts();
