@@ -316,101 +316,76 @@ fn edit(path: &Path, change: impl FnOnce(&mut Vec<String>)) {
 
 #[tokio::test]
 async fn verify_names_the_first_broken_file_and_line_for_each_kind_of_tampering() {
-    let fresh = || {
+    /// A kind of tampering, the exit code verify must give, and the change itself: done to
+    /// three days' files (in the directory, by name), it gives what verify must say.
+    type Case = (&'static str, i32, fn(&Path, &[String; 3]) -> String);
+    let cases: [Case; 7] = [
+        ("nothing", 0, |_, _| "all 3 files hold".to_owned()),
+        ("an edited byte", 1, |dir, names| {
+            edit(&dir.join(&names[1]), |lines| {
+                lines[1] = lines[1].replacen("\"client\":\"shop\"", "\"client\":\"shoq\"", 1);
+            });
+            format!("BROKEN {}: line 2: its hash does not match", names[1])
+        }),
+        ("a removed line", 1, |dir, names| {
+            edit(&dir.join(&names[1]), |lines| {
+                lines.remove(2);
+            });
+            format!("BROKEN {}: line 3: does not follow line 2", names[1])
+        }),
+        ("a removed file in the middle", 1, |dir, names| {
+            std::fs::remove_file(dir.join(&names[1])).unwrap();
+            format!(
+                "BROKEN {}: line 1: does not follow the last line of {}",
+                names[2], names[0]
+            )
+        }),
+        (
+            "lines cut from the end of a closed file, its closing record with them",
+            1,
+            |dir, names| {
+                edit(&dir.join(&names[0]), |lines| {
+                    lines.pop();
+                });
+                format!(
+                    "BROKEN {}: line 4: the file ends without its closing record",
+                    names[0]
+                )
+            },
+        ),
+        (
+            "the newest file cut after a whole line: open, not broken",
+            0,
+            |dir, names| {
+                edit(&dir.join(&names[2]), |lines| {
+                    lines.truncate(2);
+                });
+                format!("ok {}: 2 events, open: ends at line 2", names[2])
+            },
+        ),
+        (
+            "a tail cut mid-line, as a crash mid-write leaves it",
+            1,
+            |dir, names| {
+                let path = dir.join(&names[2]);
+                let text = std::fs::read_to_string(&path).unwrap();
+                let whole: usize = text.lines().take(3).map(|l| l.len() + 1).sum();
+                std::fs::write(&path, &text[..whole + 20]).unwrap();
+                format!(
+                    "BROKEN {}: line 4: cut off: the file ends mid-line, 20 bytes into it (the writer stopped mid-write, e.g. a crash); its 3 whole lines end at byte {whole}",
+                    names[2]
+                )
+            },
+        ),
+    ];
+    for (kind, expected_code, tamper) in cases {
         let dir = TempDir::new("audit-tamper");
         let names = three_days(&dir.0);
-        (dir, names)
-    };
-    let (dir, _) = fresh();
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("all 3 files hold"), "{out}");
-
-    // An edited byte.
-    let (dir, names) = fresh();
-    edit(&dir.0.join(&names[1]), |lines| {
-        lines[1] = lines[1].replacen("\"client\":\"shop\"", "\"client\":\"shoq\"", 1);
-    });
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "BROKEN {}: line 2: its hash does not match",
-            names[1]
-        )),
-        "{out}"
-    );
-
-    // A removed line.
-    let (dir, names) = fresh();
-    edit(&dir.0.join(&names[1]), |lines| {
-        lines.remove(2);
-    });
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "BROKEN {}: line 3: does not follow line 2",
-            names[1]
-        )),
-        "{out}"
-    );
-
-    // A removed file in the middle.
-    let (dir, names) = fresh();
-    std::fs::remove_file(dir.0.join(&names[1])).unwrap();
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "BROKEN {}: line 1: does not follow the last line of {}",
-            names[2], names[0]
-        )),
-        "{out}"
-    );
-
-    // Lines removed from the end of a closed file (its closing record with them).
-    let (dir, names) = fresh();
-    edit(&dir.0.join(&names[0]), |lines| {
-        lines.pop();
-    });
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "BROKEN {}: line 4: the file ends without its closing record",
-            names[0]
-        )),
-        "{out}"
-    );
-
-    // The newest file cut after a whole line: open, which verify reports, not broken.
-    let (dir, names) = fresh();
-    edit(&dir.0.join(&names[2]), |lines| {
-        lines.truncate(2);
-    });
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 0, "the newest file may be open: {out}");
-    assert!(
-        out.contains(&format!("ok {}: 2 events, open: ends at line 2", names[2])),
-        "{out}"
-    );
-
-    // A tail cut mid-line, as a crash mid-write leaves it.
-    let (dir, names) = fresh();
-    let path = dir.0.join(&names[2]);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let whole: usize = text.lines().take(3).map(|l| l.len() + 1).sum();
-    std::fs::write(&path, &text[..whole + 20]).unwrap();
-    let (code, out) = verify(&dir.0);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!(
-            "BROKEN {}: line 4: cut off: the file ends mid-line, 20 bytes into it (the writer stopped mid-write, e.g. a crash); its 3 whole lines end at byte {whole}",
-            names[2]
-        )),
-        "{out}"
-    );
+        let expected = tamper(&dir.0, &names);
+        let (code, out) = verify(&dir.0);
+        assert_eq!(code, expected_code, "{kind}: {out}");
+        assert!(out.contains(&expected), "{kind}: {out}");
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::common::{EMBEDDED, TempDir, TestServer, pb};
+use crate::common::{EMBEDDED, TempDir, TestServer, inspect_once, pb};
 use card_lookup::config::{Args, Config};
 use clap::Parser;
 use hmac::{Hmac, Mac};
@@ -67,19 +67,7 @@ async fn fingerprints(server: &TestServer, number: &str) -> [String; 3] {
         .await
         .unwrap()
         .into_inner();
-    let request = pb::InspectRequest {
-        items: vec![pb::InspectItem {
-            id: "a".into(),
-            number: number.to_owned(),
-        }],
-        ..Default::default()
-    };
-    let mut stream = client
-        .inspect(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let inspected = stream.message().await.unwrap().expect("an answer");
+    let inspected = inspect_once(&mut client, &[number], pb::BinAnswerLayout::PerResult).await;
     let validation = inspected.results[0].validation.clone().unwrap();
     [
         validated.fingerprint,

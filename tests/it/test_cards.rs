@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use card_lookup::config::{Args, Config};
 use clap::Parser;
 
-use crate::common::{EMBEDDED, TempDir, TestServer, pb, run_binary as run};
+use crate::common::{EMBEDDED, TempDir, TestServer, inspect_once, pb, run_binary as run};
 
 const LIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/test-cards.tsv");
 
@@ -43,25 +43,9 @@ fn set(sources: &[String]) -> BTreeSet<String> {
 async fn answers(server: &TestServer, numbers: &[String]) -> Vec<[BTreeSet<String>; 4]> {
     let mut client = server.client().await;
     let mut inspected = Vec::new();
+    let borrowed: Vec<&str> = numbers.iter().map(String::as_str).collect();
     for layout in [pb::BinAnswerLayout::PerResult, pb::BinAnswerLayout::Shared] {
-        let request = pb::InspectRequest {
-            items: numbers
-                .iter()
-                .enumerate()
-                .map(|(i, number)| pb::InspectItem {
-                    id: i.to_string(),
-                    number: number.clone(),
-                })
-                .collect(),
-            bin_answers: layout.into(),
-            ..Default::default()
-        };
-        let mut stream = client
-            .inspect(tokio_stream::iter([request]))
-            .await
-            .unwrap()
-            .into_inner();
-        inspected.push(stream.message().await.unwrap().unwrap());
+        inspected.push(inspect_once(&mut client, &borrowed, layout).await);
     }
     let mut out = Vec::new();
     for (i, number) in numbers.iter().enumerate() {

@@ -33,6 +33,33 @@ pub static EMBEDDED: LazyLock<Arc<BinStore>> = LazyLock::new(|| {
     )
 });
 
+/// One Inspect batch of `numbers` (item ids "0", "1", ... in order) with `layout`, and its
+/// one answer.
+pub async fn inspect_once(
+    client: &mut CardLookupServiceClient<Channel>,
+    numbers: &[&str],
+    layout: pb::BinAnswerLayout,
+) -> pb::InspectResponse {
+    let request = pb::InspectRequest {
+        items: numbers
+            .iter()
+            .enumerate()
+            .map(|(i, number)| pb::InspectItem {
+                id: i.to_string(),
+                number: (*number).to_owned(),
+            })
+            .collect(),
+        bin_answers: layout.into(),
+        ..Default::default()
+    };
+    let mut answers = client
+        .inspect(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    answers.message().await.unwrap().expect("an answer")
+}
+
 /// A store of the embedded data with `files` on top, as `--bin-data` gives.
 pub fn store_with_files(files: &[&std::path::Path], options: LoadOptions) -> Arc<BinStore> {
     let sources = std::iter::once(DataSource::Embedded)
