@@ -232,9 +232,10 @@ pub struct Args {
     #[arg(long, env = "CARD_LOOKUP_CONNECTION_PREFACE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connection_preface_timeout: Duration,
 
-    /// The longest a gRPC connection is kept: past it (within 10% either side, drawn once a
-    /// process so that replicas do not all close together) the server sends GOAWAY, clients
-    /// reconnect, and calls in flight have --max-connection-age-grace to finish. Default 5m: new
+    /// The longest a gRPC or HTTP/JSON connection is kept: past it (within 10% either side,
+    /// drawn once a process so that replicas do not all close together) the server sends GOAWAY
+    /// (an HTTP/1.1 connection is closed after its answer), clients reconnect, and calls in
+    /// flight have --max-connection-age-grace to finish. Default 5m: new
     /// replicas get their share of long-lived clients within minutes, and a client that stops
     /// reading an Inspect stream's answers holds it no longer.
     #[arg(long, env = "CARD_LOOKUP_MAX_CONNECTION_AGE", default_value = "5m", value_parser = humantime::parse_duration)]

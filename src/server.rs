@@ -547,12 +547,20 @@ async fn serve_metrics(
 ) {
     let limits = ConnectionLimits::new("metrics", caps);
     let connections = incoming::accept(listener, Protocol::Http1, limits, stop.clone());
-    serve_http(connections, app, Versions::Http1, header_timeout, stop).await;
+    serve_http(
+        connections,
+        app,
+        Versions::Http1,
+        header_timeout,
+        None,
+        stop,
+    )
+    .await;
 }
 
-/// The HTTP/JSON port (`--http-listen`): the gRPC port's TLS, connection caps and preface
-/// timeout (which bounds an HTTP/1 request's headers too), HTTP/1.1 and HTTP/2. Nothing
-/// without a listener.
+/// The HTTP/JSON port (`--http-listen`): the gRPC port's TLS, connection caps, preface
+/// timeout (which bounds an HTTP/1 request's headers too) and connection age, HTTP/1.1 and
+/// HTTP/2. Nothing without a listener.
 async fn serve_http_port(
     listener: Option<TcpListener>,
     front: HttpFront,
@@ -563,13 +571,15 @@ async fn serve_http_port(
     let Some(listener) = listener else {
         return;
     };
+    let max_age = jittered(config.max_connection_age);
     let incoming = incoming::accept(
         listener,
         Protocol::Http {
             tls,
             preface_timeout: config.connection_preface_timeout,
+            closed_after: Some(max_age + config.max_connection_age_grace),
         },
-        ConnectionLimits::new("http", config.connection_caps),
+        ConnectionLimits::with_max_age("http", config.connection_caps, max_age),
         stop.clone(),
     );
     serve_http(
@@ -577,6 +587,7 @@ async fn serve_http_port(
         front,
         Versions::Both,
         config.connection_preface_timeout,
+        Some(max_age),
         stop,
     )
     .await;
@@ -592,13 +603,16 @@ enum Versions {
 }
 
 /// Serves `service` on `connections` with hyper, closing connections that take longer than
-/// `header_timeout` to send an HTTP/1 request's headers. Returns when `stop` is cancelled; the
-/// connections then finish their requests and close.
+/// `header_timeout` to send an HTTP/1 request's headers. A connection `max_age` old is closed
+/// gracefully (HTTP/2: GOAWAY; HTTP/1.1: `Connection: close` on the answer in flight, or
+/// closed when idle), so that clients reconnect and spread over the replicas. Returns when
+/// `stop` is cancelled; the connections then finish their requests and close.
 async fn serve_http<S, B>(
     mut connections: tokio_stream::wrappers::ReceiverStream<std::io::Result<incoming::Connection>>,
     service: S,
     versions: Versions,
     header_timeout: Duration,
+    max_age: Option<Duration>,
     stop: CancellationToken,
 ) where
     S: tower::Service<
@@ -650,10 +664,17 @@ async fn serve_http<S, B>(
             let connection =
                 builder.serve_connection(hyper_util::rt::TokioIo::new(connection), service);
             let mut connection = std::pin::pin!(connection);
+            let aged = async {
+                match max_age {
+                    Some(age) => tokio::time::sleep(age).await,
+                    None => std::future::pending().await,
+                }
+            };
             // Errors are the client's (a bad request, a timeout), answered or closed by hyper.
             tokio::select! {
                 _ = connection.as_mut() => return,
                 () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+                () = aged => connection.as_mut().graceful_shutdown(),
             }
             let _ = connection.await;
         });

@@ -218,10 +218,13 @@ pub(crate) enum Protocol {
     /// The HTTP/JSON port, HTTP/1.1 or HTTP/2 (by ALPN under TLS, else by the first bytes):
     /// the client must finish the TLS handshake (when `tls` is given) and send enough of its
     /// first request to tell which within `preface_timeout`. (The server's version detection
-    /// has no timer of its own; its HTTP/1 side bounds the rest of the headers.)
+    /// has no timer of its own; its HTTP/1 side bounds the rest of the headers.) With
+    /// `closed_after`, as for `Http2`: the server closes gracefully at the age, this at the end
+    /// of the grace.
     Http {
         tls: Option<Arc<LiveTls>>,
         preface_timeout: Duration,
+        closed_after: Option<Duration>,
     },
 }
 
@@ -351,10 +354,11 @@ impl Accepted {
             Protocol::Http {
                 tls,
                 preface_timeout,
+                closed_after,
             } => (
                 tls.map(|tls| tls.http_acceptor()),
                 preface_timeout,
-                None,
+                closed_after,
                 false,
             ),
         };

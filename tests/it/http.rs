@@ -499,3 +499,72 @@ async fn the_openapi_description_describes_what_the_routes_answer() {
         );
     }
 }
+
+/// At --max-connection-age an HTTP connection, as a gRPC one, is closed gracefully (HTTP/2:
+/// GOAWAY; HTTP/1.1: closed once its answer is out), so that keep-alive clients reconnect and
+/// spread over the replicas.
+#[tokio::test]
+async fn connections_past_their_age_are_closed_after_their_answers() {
+    let config = Config {
+        max_connection_age: std::time::Duration::from_millis(300),
+        max_connection_age_grace: std::time::Duration::from_secs(5),
+        ..Config::default()
+    };
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let addr = server.http_addr;
+    for version in VERSIONS {
+        let io = hyper_util::rt::TokioIo::new(TcpStream::connect(addr).await.unwrap());
+        let request = || {
+            http::Request::get(format!("http://{addr}/45717360"))
+                .header(http::header::HOST, addr.to_string())
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        // The senders are kept: a client connection whose sender is dropped closes itself.
+        let (status, connection, _http1, _http2) = match version {
+            Version::Http1 => {
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(io).await.unwrap();
+                let connection = tokio::spawn(connection);
+                let status = sender.send_request(request()).await.unwrap().status();
+                (status, connection, Some(sender), None)
+            }
+            Version::Http2 => {
+                let (mut sender, connection) =
+                    hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                        .await
+                        .unwrap();
+                let connection = tokio::spawn(connection);
+                let status = sender.send_request(request()).await.unwrap().status();
+                (status, connection, None, Some(sender))
+            }
+        };
+        assert_eq!(status, 200, "{version:?}");
+        // Idle past the age (at most 330 ms with its jitter): the server ends the connection,
+        // long before the 5 s grace would force it.
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(3), connection).await;
+        assert!(
+            ended.is_ok(),
+            "{version:?}: the connection stayed open past its age"
+        );
+    }
+    // Counted when the server has let go of the connection, a moment after the client sees
+    // it end.
+    let mut closed = 0.0;
+    for _ in 0..40 {
+        let metrics = server.scrape().await;
+        closed = metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("cardlookup_connections_closed_for_age_total{port=\"http\"} ")
+            })
+            .expect("the HTTP port's age counter")
+            .parse()
+            .unwrap();
+        if closed >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(closed >= 2.0, "{closed}");
+}
