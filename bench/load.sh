@@ -19,6 +19,10 @@
 #                                       # request carries x-cardlookup-subject
 #   bash bench/load.sh --audit          # the service with --audit-dir (a directory under the
 #                                       # run's output; its bytes per call are printed at the end)
+#   bash bench/load.sh --http           # also the HTTP port (--http-listen): binlist's
+#                                       # GET /{bin} of the LookupBin number's first 8 digits,
+#                                       # over HTTP/2 and HTTP/1.1, against the gRPC LookupBin
+#                                       # of the same service (saturation and 5000 req/s)
 #
 # For each RPC (Validate, LookupBin, MaskCard) it measures three modes:
 #   saturation   4 connections x 10 streams (40 requests in flight), as fast as answers come
@@ -55,6 +59,12 @@
 # h2load saw fail, makes the script exit 1. The issue's targets are printed as met or not met;
 # they never change the exit code (timings vary by machine).
 #
+# With --http the service also serves HTTP, and LookupBin's saturation and 5000 req/s modes run
+# two more "servers": GET /{bin} on the HTTP port over HTTP/2 (4 connections x 10 streams at
+# saturation, as gRPC) and over HTTP/1.1 (one request a connection at a time: 40 connections at
+# saturation, 10 at a fixed rate). HTTP calls are counted in the same grpc_server_handled_total
+# series, so the same checks apply; the binlist document is checked once before the runs.
+#
 # Needs: cargo, python3, h2load and nghttp (Debian's nghttp2-client: installed here when missing,
 # with apt-get, as root or through sudo). Traffic goes to 127.0.0.1 only; every wait is bounded.
 set -euo pipefail
@@ -69,6 +79,7 @@ preload=""
 max_others=""
 quota=0
 audit=0
+http=0
 while (($#)); do
   case "$1" in
     --quick) duration=1 warm_up_ms=300 rounds=1 ;;
@@ -80,6 +91,7 @@ while (($#)); do
     --preload) preload="${2:?--preload needs a shared library}"; shift ;;
     --quota) quota=1 ;;
     --audit) audit=1 ;;
+    --http) http=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -94,6 +106,8 @@ done
 for rpc in $rpcs; do
   case "$rpc" in Validate | LookupBin | MaskCard) ;; *) echo "load.sh: unknown RPC $rpc" >&2; exit 2 ;; esac
 done
+((http)) && [[ " $rpcs " != *" LookupBin "* ]] &&
+  { echo "load.sh: --http is measured against LookupBin: add it to --rpcs" >&2; exit 2; }
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -162,6 +176,8 @@ wait_for_line() {
 }
 
 headers=(-H 'content-type: application/grpc' -H 'te: trailers')
+# What every request carries, whichever port (the quota's subject).
+common_headers=()
 quota_flags=()
 if ((quota)); then
   step "starting redis-server on 127.0.0.1 for --quota"
@@ -174,31 +190,40 @@ if ((quota)); then
   done
   redis-cli -p "$redis_port" ping | grep -q PONG || { echo "load.sh: redis-server did not start" >&2; exit 1; }
   quota_flags=(--redis-url "redis://127.0.0.1:$redis_port" --quota bench-shopper=4000000000/s:subject)
-  headers+=(-H 'x-cardlookup-subject: shopper-1')
+  common_headers+=(-H 'x-cardlookup-subject: shopper-1')
 fi
 
 audit_flags=()
 ((audit)) && audit_flags=(--audit-dir "$work/audit" --replica-name bench)
+http_flags=()
+((http)) && http_flags=(--http-listen 127.0.0.1:0)
 
 step "starting the service on 127.0.0.1"
 [[ -z "$preload" || -f "$preload" ]] || { echo "load.sh: no library $preload" >&2; exit 2; }
 RUST_LOG=info LD_PRELOAD="$preload" target/release/card-lookup --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-  --no-watch "${quota_flags[@]}" "${audit_flags[@]}" >"$work/service.log" 2>&1 &
+  --no-watch "${quota_flags[@]}" "${audit_flags[@]}" "${http_flags[@]}" >"$work/service.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "${pids[-1]}" "$work/service.log" "serving gRPC on")
 service=$(sed -n 's/.*serving gRPC on \([0-9.]*:[0-9]*\).*/\1/p' <<<"$line")
 metrics_url=$(sed -n 's/.*metrics on \(http:[^ ,]*\/metrics\).*/\1/p' <<<"$line")
 [[ -n "$service" && -n "$metrics_url" ]] || { echo "load.sh: cannot read the service's addresses" >&2; exit 1; }
+http_address=""
+if ((http)); then
+  http_address=$(sed -n 's/.*serving HTTP\/JSON on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$work/service.log")
+  [[ -n "$http_address" ]] || { echo "load.sh: cannot read the HTTP port's address" >&2; exit 1; }
+fi
 
 url() { echo "http://$1/cardlookup.v1.CardLookupService/$2"; }
+# binlist's lookup on the HTTP port: the first 8 digits of the number the gRPC bodies carry.
+binlist_url="http://$http_address/$(python3 -c 'import sys; sys.path.insert(0, "bench"); import load_helper; print(load_helper.NUMBER[:8])')"
 
 # Calls RPC on the server at ADDRESS once, with the benchmark's body; fails unless the answer
 # is grpc-status 0. Leaves the frames and the body in $work/check-NAME-RPC.{frames,body}.
 check_call() {
   local name="$1" address="$2" rpc="$3"
   local out="$work/check-$name-$rpc"
-  timeout 10 nghttp -v -n "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.frames"
-  timeout 10 nghttp "${headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.body"
+  timeout 10 nghttp -v -n "${headers[@]}" "${common_headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.frames"
+  timeout 10 nghttp "${headers[@]}" "${common_headers[@]}" -d "$work/$rpc.bin" "$(url "$address" "$rpc")" >"$out.body"
   grep -q 'grpc-status: 0$' "$out.frames" ||
     { echo "load.sh: $name $rpc did not answer grpc-status 0:" >&2; grep 'grpc-' "$out.frames" >&2; exit 1; }
 }
@@ -228,6 +253,10 @@ for rpc in $rpcs; do
   python3 bench/load_helper.py same-answer "$work/check-bare-$rpc.body" "$work/answers/$rpc.answer"
   echo "bare $rpc: grpc-status 0, the service's message" >&2
 done
+if ((http)); then
+  python3 bench/load_helper.py check-binlist "$binlist_url"
+  echo "HTTP port $http_address: binlist's document for a Visa BIN" >&2
+fi
 
 # CPU ticks (1/100 s) used so far: by the whole machine (busy, not idle or waiting), by one
 # process (user and system), and by the two servers. h2load's own come from bash's `times`
@@ -265,6 +294,14 @@ run() {
   # pids: the service was started first, then the bare server.
   local address=$service pid=${pids[0]}
   [[ $server == bare ]] && address=$bare pid=${pids[1]}
+  # What h2load asks: a gRPC call, or binlist's lookup on the HTTP port over one HTTP version
+  # (HTTP/1.1 has one request in flight a connection: as many connections as streams).
+  local request=(-d "$work/$rpc.bin" "${headers[@]}" "${common_headers[@]}" "$(url "$address" "$rpc")")
+  local version=()
+  case "$server" in
+    http2) request=("${common_headers[@]}" "$binlist_url") ;;
+    http1) request=("${common_headers[@]}" "$binlist_url") version=(--h1) ;;
+  esac
   local name
   name="$work/$server-$rpc-${mode//[^A-Za-z0-9]/}-$round-$attempt"
   local options skip_ms
@@ -274,6 +311,7 @@ run() {
     saturation)
       # h2load leaves the warm-up out of its log and its figures itself.
       options=(-c 4 -m 10 -D "$duration" --warm-up-time "${warm_up_ms}ms")
+      [[ $server == http1 ]] && options=(-c 40 -m 1 -D "$duration" --warm-up-time "${warm_up_ms}ms")
       in_flight=40
       skip_ms=0
       ;;
@@ -283,18 +321,19 @@ run() {
       local rate=${mode%% *}
       options=(-c 10 -m 10 -r 1 --rate-period 1ms --rps $((rate / 10))
         -n $((rate * duration + rate * warm_up_ms / 1000)))
+      [[ $server == http1 ]] && options[3]=1
       in_flight=100
       skip_ms=$warm_up_ms
       ;;
   esac
   local before=(0 0 0)
-  [[ $server == service ]] && read -r -a before < <(python3 bench/load_helper.py handled "$metrics_url" "$rpc")
+  [[ $server != bare ]] && read -r -a before < <(python3 bench/load_helper.py handled "$metrics_url" "$rpc")
   local machine0 servers0 h2load0 h2load1 started
   machine0=$(machine_ticks) servers0=$(server_ticks)
   children_ticks h2load0
   started=$(date +%s%N)
-  timeout $((duration * 2 + 60)) h2load -t 1 "${options[@]}" -d "$work/$rpc.bin" "${headers[@]}" \
-    --log-file "$name.log" "$(url "$address" "$rpc")" >"$name.h2load" 2>&1 &
+  timeout $((duration * 2 + 60)) h2load -t 1 "${version[@]}" "${options[@]}" --log-file "$name.log" \
+    "${request[@]}" >"$name.h2load" 2>&1 &
   local h2load_pid=$! cpu0 cpu1
   [[ $mode == saturation ]] && sleep "$(awk -v ms="$warm_up_ms" 'BEGIN { print ms / 1000 }')"
   cpu0=$(process_ticks "$pid")
@@ -319,7 +358,7 @@ run() {
     echo "load.sh: $server $rpc $mode: $succeeded succeeded, $failed failed, $errored errored" >&2
     failures=$((failures + 1))
   fi
-  if [[ $server == service ]]; then
+  if [[ $server != bare ]]; then
     local after=(0 0 0)
     read -r -a after < <(python3 bench/load_helper.py handled "$metrics_url" "$rpc")
     local ok=$((after[0] - before[0])) cancelled=$((after[1] - before[1]))
@@ -363,6 +402,7 @@ for rpc in $rpcs; do
       # Alternate which server goes first, so that a slow spell hits both alike.
       order=(service bare)
       ((round % 2 == 0)) && order=(bare service)
+      [[ $http == 1 && $rpc == LookupBin && $mode != "50000 req/s" ]] && order+=(http2 http1)
       for server in "${order[@]}"; do
         for attempt in $(seq "$max_attempts"); do
           run "$server" "$rpc" "$mode" "$round" "$attempt" && break
