@@ -72,3 +72,22 @@ def test_binlist_lookup(server):
     assert body["country"]["currency"] == "CNY"
     status, body = call(server, "/000000")
     assert status == 404
+
+
+def test_the_openapi_description_is_valid_openapi_3_1(server):
+    """The served description passes an independent OpenAPI validator, as the code generators
+    and gateways that read it need."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.versions import consts, shortcuts
+
+    status, document = call(server, "/openapi.json")
+    assert status == 200
+    assert shortcuts.get_spec_version(document) == consts.OPENAPIV31
+    validate(document)
+    # Every route the port serves is described, with the verb it takes.
+    assert {(path, verb) for path, item in document["paths"].items() for verb in item} >= {
+        ("/v1/cards:validate", "post"),
+        ("/v1/bins/{number}", "get"),
+        ("/v1/bins:lookup", "post"),
+        ("/v1/cards:mask", "post"),
+    }
