@@ -40,7 +40,7 @@ use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
 use card_lookup::card::{FingerprintKeys, Pan, TestCards};
-use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector};
+use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector, Seen};
 use card_lookup::config::Config;
 use card_lookup::identity::ClientIdentity;
 use card_lookup::telemetry::{self, Method, RpcMetrics};
@@ -168,7 +168,14 @@ fn bench_card_testing_detector(c: &mut Criterion, pooled: bool, name: &str) {
     c.bench_function(&format!("card_testing/observe_busy_client{name}"), |b| {
         b.iter(|| {
             next = (next + 1) % bins.len();
-            black_box(busy.observe(&client, bins[next], Some(true)))
+            black_box(busy.observe(
+                &client,
+                Seen {
+                    bin: bins[next],
+                    card: None,
+                    luhn_valid: Some(true),
+                },
+            ))
         });
     });
     // One client's calls on two cores at once, as a busy client's are in the service: the time
@@ -183,7 +190,14 @@ fn bench_card_testing_detector(c: &mut Criterion, pooled: bool, name: &str) {
                     for _ in 0..2 {
                         scope.spawn(|| {
                             for _ in 0..calls.div_ceil(2) {
-                                black_box(detector.observe(&client, 411_111, Some(true)));
+                                black_box(detector.observe(
+                                    &client,
+                                    Seen {
+                                        bin: 411_111,
+                                        card: None,
+                                        luhn_valid: Some(true),
+                                    },
+                                ));
                             }
                         });
                     }

@@ -123,6 +123,15 @@ pub struct Args {
     )]
     pub card_testing_max_bins: usize,
 
+    /// Card-testing detection: flag a client that sends more distinct cards (whole numbers
+    /// that pass the Luhn check, to Validate or LookupBin) than this in a minute: trying
+    /// generated or stolen numbers, often all in one BIN, which the BIN count does not see.
+    /// 0 (the default) turns the check off: set it for clients that act for one shopper or a
+    /// small shop, not for a payment service whose every call carries another card. Counted
+    /// by each replica alone.
+    #[arg(long, env = "CARD_LOOKUP_CARD_TESTING_MAX_CARDS", default_value_t = 0)]
+    pub card_testing_max_cards: usize,
+
     /// Card-testing detection: flag a client when more than this share of the whole numbers
     /// it validated in a minute fail the Luhn check, the share taken of at least
     /// --card-testing-min-validations numbers (so, with the defaults, once more than 25 of them
@@ -536,6 +545,7 @@ impl TryFrom<Args> for Config {
             request_timeout: args.request_timeout,
             card_testing: CardTestingConfig {
                 max_distinct_bins: args.card_testing_max_bins,
+                max_distinct_cards: args.card_testing_max_cards,
                 max_luhn_failure_ratio: args.card_testing_max_luhn_failure_ratio,
                 min_validations: args.card_testing_min_validations,
                 refuse: args.card_testing_refuse,

@@ -34,8 +34,9 @@ pub use error::{MIN_BIN_DIGITS, RequestError};
 use self::metrics::{AnswerMetrics, BinLookups};
 use crate::audit::{Auditor, CardSeen, Event};
 use crate::bins::{self, BinStore, CardFacts, Examined};
-use crate::card::{FingerprintKeys, Pan, TestCards};
-use crate::card_testing::{CardTestingDetector, Verdict};
+use crate::card::mask::MIN_PAN_DIGITS;
+use crate::card::{FingerprintKeys, Pan, TestCards, luhn};
+use crate::card_testing::{CardTestingDetector, Seen, Verdict};
 use crate::identity::ClientIdentity;
 use crate::proto::cardlookup::v1 as pb;
 use crate::telemetry::Method;
@@ -137,7 +138,9 @@ impl CardApi {
         // Partial numbers typed into a form fail Luhn as a matter of course and say nothing:
         // only a number of a length its network issues counts.
         let luhn = validation.length_valid.then_some(validation.luhn_valid);
-        self.screen(caller, pan.as_ref().and_then(rules::bin_of), luhn)?;
+        // A card counts as one when it could be charged: a whole number that passes Luhn.
+        let whole = || validation.length_valid && validation.luhn_valid;
+        self.screen(caller, pan.as_ref(), whole, luhn)?;
         let fingerprint = pan.as_ref().map_or_else(String::new, |pan| {
             rules::fingerprint(self.fingerprint_keys.as_ref(), pan)
         });
@@ -165,7 +168,8 @@ impl CardApi {
         caller: Option<&ClientIdentity>,
     ) -> Result<pb::LookupBinResponse, RequestError> {
         let pan = Pan::parse(&request.number)?;
-        self.screen(caller, rules::bin_of(&pan), None)?;
+        let whole = || pan.len() >= MIN_PAN_DIGITS && luhn::is_valid(pan.digits());
+        self.screen(caller, Some(&pan), whole, None)?;
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
         let index = self.store.current();
         let facts = CardFacts::of(&index, &pan);
@@ -299,18 +303,28 @@ impl CardApi {
         answer
     }
 
-    /// Feeds card-testing detection: the number's BIN and, for a validated number, its Luhn
-    /// result. A caller the detector refuses gets the error.
+    /// Feeds card-testing detection: the number's BIN, the card when cards are counted and the
+    /// number is `whole` (asked only then) and, for a validated number, its Luhn result. A
+    /// caller the detector refuses gets the error.
     fn screen(
         &self,
         caller: Option<&ClientIdentity>,
-        bin: Option<u32>,
+        pan: Option<&Pan>,
+        whole: impl FnOnce() -> bool,
         luhn_valid: Option<bool>,
     ) -> Result<(), RequestError> {
-        let (Some(detector), Some(caller), Some(bin)) = (&self.card_testing, caller, bin) else {
+        let (Some(detector), Some(caller), Some(pan)) = (&self.card_testing, caller, pan) else {
             return Ok(());
         };
-        match detector.observe(caller, bin, luhn_valid) {
+        let Some(bin) = rules::bin_of(pan) else {
+            return Ok(());
+        };
+        let seen = Seen {
+            bin,
+            card: detector.card(pan.digits()).filter(|_| whole()),
+            luhn_valid,
+        };
+        match detector.observe(caller, seen) {
             Verdict::Allow => Ok(()),
             Verdict::Refuse(suspicion) => Err(RequestError::CardTesting(suspicion.label())),
         }

@@ -2,22 +2,27 @@
 //! is probably testing stolen or generated card numbers, not paying.
 //!
 //! Per client (the identity the admission layer gives) the detector keeps a sliding window in
-//! six slots: the distinct BINs seen (each with the last slot it was seen in) and, of the
-//! numbers validated, how many failed the Luhn check. Crossing a threshold flags the client
-//! once a window: a warning log line, the counter
+//! six slots: the distinct BINs seen (each with the last slot it was seen in), with
+//! `--card-testing-max-cards` the distinct cards (whole numbers that pass the Luhn check, by a
+//! keyed hash that never leaves the process), and, of the numbers validated, how many failed
+//! the Luhn check. Crossing a threshold flags the client once a window: a warning log line, the counter
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
-//! is kept but their BIN (first six digits), which PCI DSS allows to store.
+//! is kept but their BIN (first six digits), which PCI DSS allows to store, and the cards'
+//! 64-bit hashes under a key drawn at start (so not reversible to a number by anyone without
+//! the process's memory, and different in every process).
 //!
 //! With a shared store (`--redis-url`) the windows are also pooled across replicas
 //! ([`fleet`]): each replica keeps what it has not reported yet (the BINs new in a slot, the
 //! Luhn counts, a flag it raised) and sends it once a second, so a client is judged on its
 //! calls to every replica, and one flagged anywhere is flagged everywhere. The calls themselves
-//! never wait on Redis.
+//! never wait on Redis. Distinct cards are counted by each replica alone (their hashes differ
+//! between processes); a client one replica flags for them is flagged everywhere, as any.
 
 pub mod fleet;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +43,9 @@ pub struct CardTestingConfig {
     pub window: Duration,
     /// Distinct BINs in a window above which a client is flagged; 0 turns this check off.
     pub max_distinct_bins: usize,
+    /// Distinct cards (whole numbers passing Luhn) in a window above which a client is
+    /// flagged; 0 (the default) turns this check off.
+    pub max_distinct_cards: usize,
     /// Share of Luhn failures among validated numbers above which a client is flagged...
     pub max_luhn_failure_ratio: f64,
     /// ...taken of at least this many numbers: a client that validated fewer is flagged once
@@ -58,6 +66,8 @@ impl Default for CardTestingConfig {
         Self {
             window: Duration::from_secs(60),
             max_distinct_bins: 1000,
+            // Off: a payment service's calls carry a new card each, as a rule.
+            max_distinct_cards: 0,
             max_luhn_failure_ratio: 0.5,
             min_validations: 50,
             refuse: false,
@@ -73,6 +83,8 @@ pub enum Suspicion {
     BinWalk,
     /// Mostly invalid numbers: guessing.
     LuhnFailures,
+    /// Many distinct valid numbers: trying generated or stolen cards, often within one BIN.
+    CardWalk,
 }
 
 impl Suspicion {
@@ -81,12 +93,15 @@ impl Suspicion {
         match self {
             Self::BinWalk => "bin_walk",
             Self::LuhnFailures => "luhn_failures",
+            Self::CardWalk => "card_walk",
         }
     }
 
+    const ALL: [Self; 3] = [Self::BinWalk, Self::LuhnFailures, Self::CardWalk];
+
     /// The suspicion of a [`Self::label`].
     fn from_label(label: &str) -> Option<Self> {
-        [Self::BinWalk, Self::LuhnFailures]
+        Self::ALL
             .into_iter()
             .find(|suspicion| suspicion.label() == label)
     }
@@ -141,6 +156,8 @@ struct ClientWindow {
     /// the distinct count is its length, where a union of the slots' sets cost every call of a
     /// client with many BINs time in proportion to them.
     bins: HashMap<u32, u64, FxBuildHasher>,
+    /// A card's hash → the last slot it was seen in, as `bins` (only with a card limit).
+    cards: HashMap<u64, u64, FxBuildHasher>,
     /// Flagged until this slot number (exclusive): one report a window.
     flagged_until: u64,
     flagged_for: Option<Suspicion>,
@@ -152,11 +169,13 @@ struct ClientWindow {
 }
 
 impl ClientWindow {
-    /// Whether a call in slot `now` with `bin` would change nothing here but the Luhn counts:
-    /// the client was recorded in this slot already (so the slot is current), and so was the
-    /// BIN (when BINs are counted).
-    fn is_current(&self, now: u64, bin: u32, max_distinct_bins: usize) -> bool {
-        self.last_seen == now && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
+    /// Whether a call in slot `now` with `bin` and `card` would change nothing here but the
+    /// Luhn counts: the client was recorded in this slot already (so the slot is current), and
+    /// so were the BIN (when BINs are counted) and the card (when given: cards are counted).
+    fn is_current(&self, now: u64, bin: u32, card: Option<u64>, max_distinct_bins: usize) -> bool {
+        self.last_seen == now
+            && (max_distinct_bins == 0 || self.bins.get(&bin) == Some(&now))
+            && card.is_none_or(|card| self.cards.get(&card) == Some(&now))
     }
 
     /// Counts a call and its Luhn result in slot `now`, which is current (see [`Self::slot`]);
@@ -181,22 +200,25 @@ impl ClientWindow {
     }
 
     /// Records a call in slot `now`: what a call holding the entry shared cannot.
-    fn record(
-        &mut self,
-        now: u64,
-        bin: u32,
-        luhn_valid: Option<bool>,
-        max_distinct_bins: usize,
-        pooled: bool,
-    ) {
+    fn record(&mut self, now: u64, seen: Seen, config: &CardTestingConfig, pooled: bool) {
+        let Seen {
+            bin,
+            card,
+            luhn_valid,
+        } = seen;
+        let max_distinct_bins = config.max_distinct_bins;
         if self.last_seen != now {
-            // The client's first call in this slot: forget the BINs last seen before the window.
+            // The client's first call in this slot: forget what was last seen before the window.
             self.bins.retain(|_, seen| *seen + SLOTS as u64 > now);
+            self.cards.retain(|_, seen| *seen + SLOTS as u64 > now);
             self.last_seen = now;
+        }
+        if let Some(card) = card {
+            see(&mut self.cards, card, now, config.max_distinct_cards);
         }
         if max_distinct_bins > 0 {
             let new_in_slot = self.bins.get(&bin) != Some(&now);
-            self.see_bin(bin, now, max_distinct_bins);
+            see(&mut self.bins, bin, now, max_distinct_bins);
             // Bounded as `bins` is: past the limit the pool needs no more to flag the client.
             if pooled && new_in_slot && self.unreported.bins.len() <= max_distinct_bins {
                 self.unreported.bins.push(bin);
@@ -222,17 +244,35 @@ impl ClientWindow {
             .iter()
             .filter(move |s| s.number + SLOTS as u64 > now && s.number <= now)
     }
+}
 
-    /// Notes `bin` as seen in slot `now`. Once the window holds more than `limit` BINs only
-    /// those already there are renewed: the count is only ever compared with the limit, and a
-    /// client walking through every BIN must not make the map grow without bound.
-    fn see_bin(&mut self, bin: u32, now: u64, limit: usize) {
-        if self.bins.len() <= limit {
-            self.bins.insert(bin, now);
-        } else if let Some(seen) = self.bins.get_mut(&bin) {
-            *seen = now;
-        }
+/// Notes `key` (a BIN, a card) as seen in slot `now` in `seen`. Once the window holds more than
+/// `limit` keys only those already there are renewed: the count is only ever compared with the
+/// limit, and a client walking through every BIN or card must not make the map grow without
+/// bound.
+fn see<K: std::hash::Hash + Eq>(
+    seen: &mut HashMap<K, u64, FxBuildHasher>,
+    key: K,
+    now: u64,
+    limit: usize,
+) {
+    if seen.len() <= limit {
+        seen.insert(key, now);
+    } else if let Some(last) = seen.get_mut(&key) {
+        *last = now;
     }
+}
+
+/// What a call shows the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The number's BIN (first six digits).
+    pub bin: u32,
+    /// The card, by [`CardTestingDetector::card`], when the number is a whole valid one and
+    /// cards are counted.
+    pub card: Option<u64>,
+    /// Whether the number passed the Luhn check, when it was validated.
+    pub luhn_valid: Option<bool>,
 }
 
 /// The detector, shared by all calls.
@@ -245,6 +285,8 @@ pub struct CardTestingDetector {
     clients: DashMap<Arc<str>, ClientWindow, FxBuildHasher>,
     /// Whether what is seen is kept for the pool ([`fleet`]).
     pooled: bool,
+    /// The key of the cards' hashes, drawn at start.
+    card_key: RandomState,
 }
 
 /// What a replica tells the pool of one client ([`CardTestingDetector::take_unreported`]).
@@ -277,7 +319,7 @@ impl CardTestingDetector {
             "Clients flagged by card-testing detection, by class and reason (bin_walk, luhn_failures); once a window each."
         );
         for class in classes {
-            for reason in [Suspicion::BinWalk, Suspicion::LuhnFailures] {
+            for reason in Suspicion::ALL {
                 metrics::counter!(
                     SUSPECTED,
                     "client_class" => (*class).to_owned(),
@@ -297,6 +339,7 @@ impl CardTestingDetector {
             .unwrap_or(u64::MAX),
             clients: DashMap::default(),
             pooled: false,
+            card_key: RandomState::new(),
         }
     }
 
@@ -313,25 +356,30 @@ impl CardTestingDetector {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX) / self.slot_nanos
     }
 
-    /// Records a call: the number's BIN, and whether it passed Luhn when it was validated.
-    pub fn observe(&self, client: &ClientIdentity, bin: u32, luhn_valid: Option<bool>) -> Verdict {
-        self.observe_in_slot(self.now(), client, bin, luhn_valid)
+    /// The card of `digits` as the detector counts it, when it counts cards: a keyed hash.
+    #[must_use]
+    pub fn card(&self, digits: &[u8]) -> Option<u64> {
+        (self.config.max_distinct_cards > 0).then(|| self.card_key.hash_one(digits))
+    }
+
+    /// Records a call: what it shows of its number.
+    pub fn observe(&self, client: &ClientIdentity, seen: Seen) -> Verdict {
+        self.observe_in_slot(self.now(), client, seen)
     }
 
     /// [`Self::observe`] in slot `now` of the window's clock.
-    fn observe_in_slot(
-        &self,
-        now: u64,
-        client: &ClientIdentity,
-        bin: u32,
-        luhn_valid: Option<bool>,
-    ) -> Verdict {
+    fn observe_in_slot(&self, now: u64, client: &ClientIdentity, seen: Seen) -> Verdict {
+        let Seen {
+            bin,
+            card,
+            luhn_valid,
+        } = seen;
         // Most calls of a busy client change nothing but the Luhn counts. Those hold the
         // client's entry shared, so that its calls on other cores need not wait for each other,
         // and count with atomics; the rest, and flagging, hold it exclusively.
         let max_bins = self.config.max_distinct_bins;
         let counted = match self.clients.get(&*client.id) {
-            Some(window) if window.is_current(now, bin, max_bins) => {
+            Some(window) if window.is_current(now, bin, card, max_bins) => {
                 window.count(now, luhn_valid, self.pooled);
                 if window.flagged_until > now {
                     return self.verdict(window.flagged_for);
@@ -362,7 +410,7 @@ impl CardTestingDetector {
                 })
         };
         if !counted {
-            window.record(now, bin, luhn_valid, max_bins, self.pooled);
+            window.record(now, seen, &self.config, self.pooled);
         }
         // Checked again: another call may have flagged the client since the shared look.
         if window.flagged_until > now {
@@ -473,6 +521,9 @@ impl CardTestingDetector {
         if config.max_distinct_bins > 0 && window.bins.len() > config.max_distinct_bins {
             return Some(Suspicion::BinWalk);
         }
+        if config.max_distinct_cards > 0 && window.cards.len() > config.max_distinct_cards {
+            return Some(Suspicion::CardWalk);
+        }
         let (validations, failures) = window.live(now).fold((0u32, 0u32), |(v, f), s| {
             (
                 v + s.validations.load(Ordering::Relaxed),
@@ -497,6 +548,14 @@ impl CardTestingDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seen(bin: u32, luhn_valid: Option<bool>) -> Seen {
+        Seen {
+            bin,
+            card: None,
+            luhn_valid,
+        }
+    }
 
     fn client(id: &str) -> ClientIdentity {
         ClientIdentity {
@@ -523,7 +582,7 @@ mod tests {
         let detector = detector(true);
         let walker = client("walker");
         let verdicts: Vec<_> = (0..12)
-            .map(|i| detector.observe(&walker, 400_000 + i, None))
+            .map(|i| detector.observe(&walker, seen(400_000 + i, None)))
             .collect();
         assert!(verdicts[..10].iter().all(|v| *v == Verdict::Allow));
         assert_eq!(verdicts[11], Verdict::Refuse(Suspicion::BinWalk));
@@ -531,10 +590,55 @@ mod tests {
         let merchant = client("merchant");
         for _ in 0..100 {
             assert_eq!(
-                detector.observe(&merchant, 411_111, Some(true)),
+                detector.observe(&merchant, seen(411_111, Some(true))),
                 Verdict::Allow
             );
         }
+    }
+
+    #[test]
+    fn many_distinct_cards_are_flagged_when_counted_and_one_card_again_is_not() {
+        let detector = CardTestingDetector::new(
+            CardTestingConfig {
+                max_distinct_cards: 10,
+                refuse: true,
+                ..CardTestingConfig::default()
+            },
+            &["default"],
+        );
+        let card = |number: &str| {
+            let digits: Vec<u8> = number.bytes().map(|b| b - b'0').collect();
+            detector.card(&digits)
+        };
+        assert_eq!(card("4111111111111111"), card("4111111111111111"));
+        assert_ne!(card("4111111111111111"), card("4111111111111129"));
+        // Eleven numbers of one BIN, all valid: a BIN attack, which the BIN count never sees.
+        let tester = client("tester");
+        let verdicts: Vec<_> = (0..11)
+            .map(|i| {
+                let seen = Seen {
+                    bin: 411_111,
+                    card: card(&format!("41111111111{i:05}")),
+                    luhn_valid: Some(true),
+                };
+                detector.observe(&tester, seen)
+            })
+            .collect();
+        assert!(verdicts[..10].iter().all(|v| *v == Verdict::Allow));
+        assert_eq!(verdicts[10], Verdict::Refuse(Suspicion::CardWalk));
+        // One card again and again is one card.
+        let shopper = client("shopper");
+        let seen = Seen {
+            bin: 411_111,
+            card: card("4111111111111111"),
+            luhn_valid: Some(true),
+        };
+        for _ in 0..100 {
+            assert_eq!(detector.observe(&shopper, seen), Verdict::Allow);
+        }
+        // Off by default: no card is counted.
+        let default = CardTestingDetector::new(CardTestingConfig::default(), &["default"]);
+        assert_eq!(default.card(&[4, 1, 1, 1]), None);
     }
 
     #[test]
@@ -543,13 +647,13 @@ mod tests {
         let guesser = client("guesser");
         let mut last = Verdict::Allow;
         for i in 0..10 {
-            last = detector.observe(&guesser, 411_111, Some(i % 4 == 0));
+            last = detector.observe(&guesser, seen(411_111, Some(i % 4 == 0)));
         }
         assert_eq!(last, Verdict::Refuse(Suspicion::LuhnFailures));
         let typist = client("typist");
         for i in 0..100 {
             assert_eq!(
-                detector.observe(&typist, 411_111, Some(i % 20 != 0)),
+                detector.observe(&typist, seen(411_111, Some(i % 20 != 0))),
                 Verdict::Allow
             );
         }
@@ -562,7 +666,7 @@ mod tests {
         let detector = detector(true);
         let guesser = client("guesser");
         let verdicts: Vec<_> = (0..6)
-            .map(|_| detector.observe(&guesser, 411_111, Some(false)))
+            .map(|_| detector.observe(&guesser, seen(411_111, Some(false))))
             .collect();
         assert!(verdicts[..5].iter().all(|v| *v == Verdict::Allow));
         assert_eq!(verdicts[5], Verdict::Refuse(Suspicion::LuhnFailures));
@@ -571,7 +675,7 @@ mod tests {
         let typist = client("typist");
         for valid in [false; 5].into_iter().chain([true; 100]) {
             assert_eq!(
-                detector.observe(&typist, 411_111, Some(valid)),
+                detector.observe(&typist, seen(411_111, Some(valid))),
                 Verdict::Allow
             );
         }
@@ -582,7 +686,10 @@ mod tests {
         let detector = detector(false);
         let walker = client("walker");
         for i in 0..50 {
-            assert_eq!(detector.observe(&walker, 400_000 + i, None), Verdict::Allow);
+            assert_eq!(
+                detector.observe(&walker, seen(400_000 + i, None)),
+                Verdict::Allow
+            );
         }
     }
 
@@ -598,7 +705,7 @@ mod tests {
         );
         let client = client("merchant");
         let observe = |slot: u64, bins: std::ops::RangeInclusive<u32>| {
-            bins.map(|bin| detector.observe_in_slot(slot, &client, bin, None))
+            bins.map(|bin| detector.observe_in_slot(slot, &client, seen(bin, None)))
                 .collect::<Vec<_>>()
         };
         // The same five BINs in two slots are five, not ten.
@@ -625,7 +732,7 @@ mod tests {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..2_000 {
-                        let verdict = detector.observe_in_slot(0, &busy, 411_111, Some(true));
+                        let verdict = detector.observe_in_slot(0, &busy, seen(411_111, Some(true)));
                         assert_eq!(verdict, Verdict::Allow);
                     }
                 });
@@ -643,7 +750,7 @@ mod tests {
                 .map(|_| {
                     scope.spawn(|| {
                         (0..10_000).fold(Verdict::Allow, |_, _| {
-                            detector.observe_in_slot(0, &busy, 411_111, Some(false))
+                            detector.observe_in_slot(0, &busy, seen(411_111, Some(false)))
                         })
                     })
                 })
@@ -668,9 +775,9 @@ mod tests {
         let detector = CardTestingDetector::new(config, &["default"]).pooled();
         let walker = client("walker");
         for bin in [1, 2, 2, 3] {
-            detector.observe_in_slot(0, &walker, bin, Some(bin != 3));
+            detector.observe_in_slot(0, &walker, seen(bin, Some(bin != 3)));
         }
-        detector.observe_in_slot(1, &walker, 1, None);
+        detector.observe_in_slot(1, &walker, seen(1, None));
         let report = Report {
             client: Arc::from("walker"),
             class: Arc::from("default"),
@@ -684,13 +791,13 @@ mod tests {
         assert_eq!(detector.take_unreported(), []);
         // A flag raised here is reported, once.
         for bin in 100..108 {
-            detector.observe_in_slot(1, &walker, bin, None);
+            detector.observe_in_slot(1, &walker, seen(bin, None));
         }
         let reports = detector.take_unreported();
         assert_eq!(reports[0].flagged, Some(Suspicion::BinWalk));
         assert_eq!(detector.take_unreported(), []);
         // A call that adds nothing new is still reported: its answer may be the pool's flag.
-        detector.observe_in_slot(1, &walker, 100, None);
+        detector.observe_in_slot(1, &walker, seen(100, None));
         let reports = detector.take_unreported();
         assert_eq!(
             (reports.len(), reports[0].bins.len(), reports[0].validations),
@@ -699,20 +806,20 @@ mod tests {
 
         // A client the pool flagged is refused here for what remains of the flag.
         let ring = client("ring");
-        assert_eq!(detector.observe(&ring, 1, None), Verdict::Allow);
+        assert_eq!(detector.observe(&ring, seen(1, None)), Verdict::Allow);
         let ring_report = Report {
             client: Arc::from("ring"),
             ..report
         };
         detector.flagged_by_pool(&ring_report, "bin_walk", Duration::from_secs(60), false);
         assert_eq!(
-            detector.observe(&ring, 1, None),
+            detector.observe(&ring, seen(1, None)),
             Verdict::Refuse(Suspicion::BinWalk)
         );
 
         // Unpooled, nothing is kept for a pool.
         let alone = CardTestingDetector::new(config, &[]);
-        alone.observe(&walker, 1, Some(false));
+        alone.observe(&walker, seen(1, Some(false)));
         assert_eq!(alone.take_unreported(), []);
     }
 
@@ -729,11 +836,17 @@ mod tests {
         );
         let client = client("slow");
         for i in 0..5 {
-            assert_eq!(detector.observe(&client, 400_000 + i, None), Verdict::Allow);
+            assert_eq!(
+                detector.observe(&client, seen(400_000 + i, None)),
+                Verdict::Allow
+            );
         }
         std::thread::sleep(Duration::from_millis(80));
         for i in 5..10 {
-            assert_eq!(detector.observe(&client, 400_000 + i, None), Verdict::Allow);
+            assert_eq!(
+                detector.observe(&client, seen(400_000 + i, None)),
+                Verdict::Allow
+            );
         }
         detector.forget_idle_clients();
         std::thread::sleep(Duration::from_millis(80));

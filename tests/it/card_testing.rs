@@ -131,6 +131,69 @@ async fn a_client_walking_through_bins_is_refused_and_others_are_not() {
     );
 }
 
+/// A BIN attack: valid numbers, all in one BIN, through Validate and LookupBin alike. Counted
+/// only with --card-testing-max-cards; typing one number, and resending it, is one card.
+#[tokio::test]
+async fn a_client_trying_many_cards_of_one_bin_is_refused_when_cards_are_counted() {
+    let mut config = config(true);
+    config.card_testing.max_distinct_cards = 10;
+    let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
+    let mut client = server.client().await;
+    // Valid numbers of BIN 411111: the payload counts up, the check digit makes each valid.
+    let cards: Vec<String> = (0..20u64)
+        .map(|i| {
+            let payload = format!("411111{:09}", 100_000_000 + i);
+            let digits: Vec<u8> = payload.bytes().map(|b| b - b'0').collect();
+            format!("{payload}{}", card_lookup::card::luhn::check_digit(&digits))
+        })
+        .collect();
+    let mut refused = None;
+    for (i, number) in cards.iter().enumerate() {
+        let answer = if i % 2 == 0 {
+            client
+                .validate(validate_as("tester", number))
+                .await
+                .map(|_| ())
+        } else {
+            let mut request = Request::new(pb::LookupBinRequest {
+                number: number.clone(),
+            });
+            request
+                .metadata_mut()
+                .insert("x-client-id", "tester".parse().unwrap());
+            client.lookup_bin(request).await.map(|_| ())
+        };
+        if let Err(status) = answer {
+            refused = Some((i, status));
+            break;
+        }
+    }
+    let (i, status) = refused.expect("the tester was never refused");
+    assert_eq!(i, 10, "refused at the 11th distinct card");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains("card testing (card_walk)"),
+        "{}",
+        status.message()
+    );
+    // Typed digit by digit, then sent again and again: one card (partial numbers are none).
+    let number = &cards[0];
+    for end in 6..=number.len() {
+        let answer = client.validate(validate_as("typist", &number[..end])).await;
+        assert!(answer.is_ok(), "{end} digits: {answer:?}");
+    }
+    for _ in 0..20 {
+        assert!(client.validate(validate_as("typist", number)).await.is_ok());
+    }
+    let scrape = server.scrape().await;
+    assert!(
+        scrape.contains(
+            r#"cardlookup_card_testing_suspected_total{client_class="default",reason="card_walk"}"#
+        ),
+        "{scrape}"
+    );
+}
+
 #[tokio::test]
 async fn a_walker_that_names_itself_anew_on_every_call_is_still_one_client() {
     let config = Config {
