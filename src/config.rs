@@ -128,7 +128,7 @@ pub struct Args {
     /// generated or stolen numbers, often all in one BIN, which the BIN count does not see.
     /// 0 (the default) turns the check off: set it for clients that act for one shopper or a
     /// small shop, not for a payment service whose every call carries another card. Counted
-    /// by each replica alone.
+    /// across replicas (--redis-url) only when they share a --fingerprint-key-file.
     #[arg(long, env = "CARD_LOOKUP_CARD_TESTING_MAX_CARDS", default_value_t = 0)]
     pub card_testing_max_cards: usize,
 

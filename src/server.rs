@@ -334,7 +334,10 @@ async fn screening(
         .chain(config.rate_limits.iter().map(|rule| rule.class.as_str()))
         .collect();
     let shared_store = config.redis.clone().map(SharedStore::connect);
-    let card_testing = CardTestingDetector::new(config.card_testing, &classes);
+    let mut card_testing = CardTestingDetector::new(config.card_testing, &classes);
+    if let Some(keys) = &config.fingerprint_keys {
+        card_testing = card_testing.with_card_key_from(keys.signing());
+    }
     let card_testing = Arc::new(if shared_store.is_some() {
         card_testing.pooled()
     } else {

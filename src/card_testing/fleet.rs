@@ -5,11 +5,12 @@
 //! what it has not reported yet ([`Report`]), if only that the client called: one Lua script a
 //! client, run atomically by Redis, all of
 //! them concurrently on the one multiplexed connection. The script adds the BINs to a
-//! HyperLogLog of the client's current slot and the Luhn counts to the slot's counters (the
-//! window is six slots of wall-clock time, as each replica's own), then judges the client on
-//! the whole window of every replica: the distinct BINs (a HyperLogLog union, within about 1%
-//! of the true count) and the share of Luhn failures, against the same thresholds as the
-//! replica's own detection. A client over a threshold, or flagged by a replica on its own
+//! HyperLogLog of the client's current slot, the cards' hashes to another (when the replicas
+//! share the card key: `--fingerprint-key-file`) and the Luhn counts to the slot's counters
+//! (the window is six slots of wall-clock time, as each replica's own), then judges the client
+//! on the whole window of every replica: the distinct BINs and cards (HyperLogLog unions,
+//! within about 1% of the true counts) and the share of Luhn failures, against the same
+//! thresholds as the replica's own detection. A client over a threshold, or flagged by a replica on its own
 //! calls, gets a flag key that lives for one window; every replica the client calls while it
 //! lives learns of it in its next round and flags the client too, so it is refused everywhere
 //! within about a second.
@@ -20,7 +21,8 @@
 //!
 //! Keys: `cardlookup:ct:{<hex SHA-256 of the client identity>}:<what>[:<slot>]`. The braces
 //! are a Redis Cluster hash tag (a client's keys in one slot, as a script needs); no client
-//! identity is stored, and no card data but BINs.
+//! identity is stored, and no card data but BINs (a HyperLogLog keeps only registers, not the
+//! cards' keyed hashes it is given).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,20 +46,26 @@ const POOL_ERRORS: &str = "cardlookup_card_testing_pool_errors_total";
 ///
 /// KEYS[1]: the flag; KEYS[2 .. 1+n]: the window's BIN sets (HyperLogLogs), oldest first, the
 /// last the current slot's; KEYS[2+n .. 1+2n]: the window's Luhn counts (hashes: `v`
-/// validations, `f` failures), likewise.
+/// validations, `f` failures), likewise; KEYS[2+2n .. 1+3n]: the window's card sets, likewise.
 /// ARGV: n, the keys' life (ms), the flag's life (ms), validations, failures, the distinct-BIN
 /// limit (0: off), the failure share, the least number of validations the share is taken of,
-/// the reason a replica flagged the client for (or ''), then the BINs.
+/// the reason a replica flagged the client for (or ''), the distinct-card limit (0: not
+/// pooled), the number of BINs, then the BINs, then the cards.
 /// Answers `{reason, flag's remaining life in ms, 1 when this call's counts decided it}`, or
 /// `{'', 0, 0}` when the client is not flagged.
 const POOL: &str = r"
 local n = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
-local bins_now, luhn_now = KEYS[1 + n], KEYS[1 + 2 * n]
-for i = 10, #ARGV, 1000 do
-  redis.call('PFADD', bins_now, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local bins_now, luhn_now, cards_now = KEYS[1 + n], KEYS[1 + 2 * n], KEYS[1 + 3 * n]
+local function add(set, from, to)
+  for i = from, to, 1000 do
+    redis.call('PFADD', set, unpack(ARGV, i, math.min(i + 999, to)))
+  end
+  if to >= from then redis.call('PEXPIRE', set, life) end
 end
-if #ARGV >= 10 then redis.call('PEXPIRE', bins_now, life) end
+local last_bin = 11 + tonumber(ARGV[11])
+add(bins_now, 12, last_bin)
+add(cards_now, last_bin + 1, #ARGV)
 local validations, failures = tonumber(ARGV[4]), tonumber(ARGV[5])
 if validations > 0 then
   redis.call('HINCRBY', luhn_now, 'v', validations)
@@ -70,8 +78,11 @@ local reason, decided = ARGV[9], 0
 if reason == '' then
   decided = 1
   local max_bins = tonumber(ARGV[6])
+  local max_cards = tonumber(ARGV[10])
   if max_bins > 0 and redis.call('PFCOUNT', unpack(KEYS, 2, 1 + n)) > max_bins then
     reason = 'bin_walk'
+  elseif max_cards > 0 and redis.call('PFCOUNT', unpack(KEYS, 2 + 2 * n, 1 + 3 * n)) > max_cards then
+    reason = 'card_walk'
   else
     local v, f = 0, 0
     for i = 2 + n, 1 + 2 * n do
@@ -137,6 +148,12 @@ async fn report_all(
     let slot = slot_length(config.window);
     let current = current_slot(slot);
     let key_life = config.window + slot;
+    // Cards are judged in the pool only when every replica hashes them alike.
+    let max_pooled_cards = if detector.card_key_shared {
+        config.max_distinct_cards
+    } else {
+        0
+    };
     let sends = reports.iter().map(|report| {
         let mut connection = connection.clone();
         let prefix = format!(
@@ -148,8 +165,11 @@ async fn report_all(
         for slot in window.clone() {
             invocation.key(format!("{prefix}:bins:{slot}"));
         }
-        for slot in window {
+        for slot in window.clone() {
             invocation.key(format!("{prefix}:luhn:{slot}"));
+        }
+        for slot in window {
+            invocation.key(format!("{prefix}:cards:{slot}"));
         }
         invocation
             .arg(SLOTS)
@@ -161,7 +181,10 @@ async fn report_all(
             .arg(config.max_luhn_failure_ratio)
             .arg(config.min_validations)
             .arg(report.flagged.map_or("", Suspicion::label))
-            .arg(&report.bins);
+            .arg(max_pooled_cards)
+            .arg(report.bins.len())
+            .arg(&report.bins)
+            .arg(&report.cards);
         async move {
             let (reason, remaining, decided) = invocation
                 .invoke_async::<(String, u64, u8)>(&mut connection)

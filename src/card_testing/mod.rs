@@ -4,25 +4,26 @@
 //! Per client (the identity the admission layer gives) the detector keeps a sliding window in
 //! six slots: the distinct BINs seen (each with the last slot it was seen in), with
 //! `--card-testing-max-cards` the distinct cards (whole numbers that pass the Luhn check, by a
-//! keyed hash that never leaves the process), and, of the numbers validated, how many failed
+//! keyed 64-bit hash), and, of the numbers validated, how many failed
 //! the Luhn check. Crossing a threshold flags the client once a window: a warning log line, the counter
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
 //! is kept but their BIN (first six digits), which PCI DSS allows to store, and the cards'
-//! 64-bit hashes under a key drawn at start (so not reversible to a number by anyone without
-//! the process's memory, and different in every process).
+//! 64-bit SipHash under a secret key: drawn at start, or with `--fingerprint-key-file` derived
+//! from the signing key, so that every replica with the key gives a card the same hash.
 //!
 //! With a shared store (`--redis-url`) the windows are also pooled across replicas
 //! ([`fleet`]): each replica keeps what it has not reported yet (the BINs new in a slot, the
 //! Luhn counts, a flag it raised) and sends it once a second, so a client is judged on its
 //! calls to every replica, and one flagged anywhere is flagged everywhere. The calls themselves
-//! never wait on Redis. Distinct cards are counted by each replica alone (their hashes differ
-//! between processes); a client one replica flags for them is flagged everywhere, as any.
+//! never wait on Redis. Distinct cards are pooled only when the replicas share a card key
+//! (`--fingerprint-key-file`): otherwise their hashes differ, each replica counts alone, and a
+//! client one replica flags for them is still flagged everywhere, as any.
 
 pub mod fleet;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +31,9 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
+use siphasher::sip::SipHasher13;
+
+use crate::card::FingerprintKey;
 use crate::eviction::make_room;
 use crate::identity::ClientIdentity;
 
@@ -107,6 +111,15 @@ impl Suspicion {
     }
 }
 
+/// What the card key is derived from the fingerprint key with: another use of the secret than
+/// fingerprints, so that neither tells anything of the other.
+const CARD_KEY_LABEL: &[u8] = b"cardlookup card-testing card key v1";
+
+/// 64 random bits, from the standard library's per-process hash keys.
+fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
 /// Where slot number `now` lives in a window's ring of slots.
 fn slot_index(now: u64) -> usize {
     (now % SLOTS as u64) as usize
@@ -142,6 +155,8 @@ struct Unreported {
     /// BINs in the order they were first seen in a slot (a BIN seen in two slots is here
     /// twice: the pool counts distinct BINs itself).
     bins: Vec<u32>,
+    /// Cards likewise, when the replicas share the card key.
+    cards: Vec<u64>,
     /// Atomic, as the slots' counts are.
     validations: AtomicU32,
     luhn_failures: AtomicU32,
@@ -199,8 +214,15 @@ impl ClientWindow {
         }
     }
 
-    /// Records a call in slot `now`: what a call holding the entry shared cannot.
-    fn record(&mut self, now: u64, seen: Seen, config: &CardTestingConfig, pooled: bool) {
+    /// Records a call in slot `now`: what a call holding the entry shared cannot. `pooled`:
+    /// kept for the pool; `pool_cards`: cards too.
+    fn record(
+        &mut self,
+        now: u64,
+        seen: Seen,
+        config: &CardTestingConfig,
+        (pooled, pool_cards): (bool, bool),
+    ) {
         let Seen {
             bin,
             card,
@@ -214,7 +236,12 @@ impl ClientWindow {
             self.last_seen = now;
         }
         if let Some(card) = card {
+            let new_in_slot = self.cards.get(&card) != Some(&now);
             see(&mut self.cards, card, now, config.max_distinct_cards);
+            if pool_cards && new_in_slot && self.unreported.cards.len() <= config.max_distinct_cards
+            {
+                self.unreported.cards.push(card);
+            }
         }
         if max_distinct_bins > 0 {
             let new_in_slot = self.bins.get(&bin) != Some(&now);
@@ -285,8 +312,11 @@ pub struct CardTestingDetector {
     clients: DashMap<Arc<str>, ClientWindow, FxBuildHasher>,
     /// Whether what is seen is kept for the pool ([`fleet`]).
     pooled: bool,
-    /// The key of the cards' hashes, drawn at start.
-    card_key: RandomState,
+    /// The key of the cards' hashes.
+    card_key: (u64, u64),
+    /// Whether every replica has that key (it comes from the fingerprint key), so that the
+    /// pool can count cards too.
+    card_key_shared: bool,
 }
 
 /// What a replica tells the pool of one client ([`CardTestingDetector::take_unreported`]).
@@ -295,6 +325,7 @@ pub(crate) struct Report {
     pub(crate) client: Arc<str>,
     pub(crate) class: Arc<str>,
     pub(crate) bins: Vec<u32>,
+    pub(crate) cards: Vec<u64>,
     pub(crate) validations: u32,
     pub(crate) luhn_failures: u32,
     /// A flag this replica raised.
@@ -339,7 +370,8 @@ impl CardTestingDetector {
             .unwrap_or(u64::MAX),
             clients: DashMap::default(),
             pooled: false,
-            card_key: RandomState::new(),
+            card_key: (random_u64(), random_u64()),
+            card_key_shared: false,
         }
     }
 
@@ -347,6 +379,17 @@ impl CardTestingDetector {
     #[must_use]
     pub fn pooled(mut self) -> Self {
         self.pooled = true;
+        self
+    }
+
+    /// The detector hashing cards under a key derived from `key` (the fingerprint signing
+    /// key), the same on every replica that has it, rather than under one drawn at start.
+    #[must_use]
+    pub fn with_card_key_from(mut self, key: &FingerprintKey) -> Self {
+        let derived = key.mac(CARD_KEY_LABEL);
+        let half = |at: usize| u64::from_le_bytes(std::array::from_fn(|i| derived[at + i]));
+        self.card_key = (half(0), half(8));
+        self.card_key_shared = true;
         self
     }
 
@@ -359,7 +402,11 @@ impl CardTestingDetector {
     /// The card of `digits` as the detector counts it, when it counts cards: a keyed hash.
     #[must_use]
     pub fn card(&self, digits: &[u8]) -> Option<u64> {
-        (self.config.max_distinct_cards > 0).then(|| self.card_key.hash_one(digits))
+        (self.config.max_distinct_cards > 0).then(|| {
+            let mut hasher = SipHasher13::new_with_keys(self.card_key.0, self.card_key.1);
+            hasher.write(digits);
+            hasher.finish()
+        })
     }
 
     /// Records a call: what it shows of its number.
@@ -410,7 +457,8 @@ impl CardTestingDetector {
                 })
         };
         if !counted {
-            window.record(now, seen, &self.config, self.pooled);
+            let pooling = (self.pooled, self.pooled && self.card_key_shared);
+            window.record(now, seen, &self.config, pooling);
         }
         // Checked again: another call may have flagged the client since the shared look.
         if window.flagged_until > now {
@@ -466,6 +514,7 @@ impl CardTestingDetector {
                 client: Arc::clone(client),
                 class: Arc::clone(&window.class),
                 bins: std::mem::take(&mut unreported.bins),
+                cards: std::mem::take(&mut unreported.cards),
                 validations,
                 luhn_failures,
                 flagged: unreported.flagged.take(),
@@ -642,6 +691,34 @@ mod tests {
     }
 
     #[test]
+    fn replicas_with_one_fingerprint_key_hash_cards_alike_and_others_do_not() {
+        let config = CardTestingConfig {
+            max_distinct_cards: 10,
+            ..CardTestingConfig::default()
+        };
+        let key = FingerprintKey::new("k1", b"one secret");
+        let replica = || CardTestingDetector::new(config, &[]).with_card_key_from(&key);
+        let card = [4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+        assert_eq!(replica().card(&card), replica().card(&card));
+        let other_key = FingerprintKey::new("k2", b"another secret");
+        let other = CardTestingDetector::new(config, &[]).with_card_key_from(&other_key);
+        assert_ne!(replica().card(&card), other.card(&card));
+        // Without a fingerprint key each process draws its own.
+        let drawn = || CardTestingDetector::new(config, &[]);
+        assert_ne!(drawn().card(&card), drawn().card(&card));
+        // Only a shared key lets the pool hear of cards.
+        for (detector, pooled_cards) in [(replica().pooled(), 1), (drawn().pooled(), 0)] {
+            let seen = Seen {
+                bin: 411_111,
+                card: detector.card(&card),
+                luhn_valid: Some(true),
+            };
+            detector.observe(&client("shopper"), seen);
+            assert_eq!(detector.take_unreported()[0].cards.len(), pooled_cards);
+        }
+    }
+
+    #[test]
     fn mostly_invalid_numbers_are_flagged_but_a_few_typos_are_not() {
         let detector = detector(true);
         let guesser = client("guesser");
@@ -783,6 +860,7 @@ mod tests {
             class: Arc::from("default"),
             // Each BIN once a slot: the pool counts distinct BINs itself.
             bins: vec![1, 2, 3, 1],
+            cards: vec![],
             validations: 4,
             luhn_failures: 1,
             flagged: None,

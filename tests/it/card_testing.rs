@@ -131,6 +131,18 @@ async fn a_client_walking_through_bins_is_refused_and_others_are_not() {
     );
 }
 
+/// Valid numbers of BIN 411111, as a BIN attack generates them: the payload counts up through
+/// `range`, the check digit makes each valid.
+fn valid_cards(range: std::ops::Range<u64>) -> Vec<String> {
+    range
+        .map(|i| {
+            let payload = format!("411111{:09}", 100_000_000 + i);
+            let digits: Vec<u8> = payload.bytes().map(|b| b - b'0').collect();
+            format!("{payload}{}", card_lookup::card::luhn::check_digit(&digits))
+        })
+        .collect()
+}
+
 /// A BIN attack: valid numbers, all in one BIN, through Validate and LookupBin alike. Counted
 /// only with --card-testing-max-cards; typing one number, and resending it, is one card.
 #[tokio::test]
@@ -139,14 +151,7 @@ async fn a_client_trying_many_cards_of_one_bin_is_refused_when_cards_are_counted
     config.card_testing.max_distinct_cards = 10;
     let server = TestServer::start_configured(config, Arc::clone(&EMBEDDED)).await;
     let mut client = server.client().await;
-    // Valid numbers of BIN 411111: the payload counts up, the check digit makes each valid.
-    let cards: Vec<String> = (0..20u64)
-        .map(|i| {
-            let payload = format!("411111{:09}", 100_000_000 + i);
-            let digits: Vec<u8> = payload.bytes().map(|b| b - b'0').collect();
-            format!("{payload}{}", card_lookup::card::luhn::check_digit(&digits))
-        })
-        .collect();
+    let cards = valid_cards(0..20);
     let mut refused = None;
     for (i, number) in cards.iter().enumerate() {
         let answer = if i % 2 == 0 {
@@ -309,6 +314,49 @@ async fn a_walk_spread_over_two_replicas_is_refused_on_both() {
     for key in &keys {
         assert!(key.starts_with("cardlookup:ct:{"), "{key}");
         assert!(!key.contains("ring") && !key.contains("127.0.0.1"), "{key}");
+    }
+}
+
+/// With a fingerprint key (the card key's source) every replica hashes a card alike, so the
+/// pool counts a BIN attack's cards over all of them.
+#[tokio::test]
+async fn cards_spread_over_two_replicas_with_one_fingerprint_key_are_refused_on_both() {
+    let Some(redis) = RedisServer::start("card testing across replicas: cards") else {
+        return;
+    };
+    let keys =
+        card_lookup::card::FingerprintKeys::parse(&format!("k1 {}\n", "ab".repeat(32))).unwrap();
+    let replica = || {
+        let mut config = Config {
+            redis: Some(RedisTarget::new(&redis.url(), None).unwrap()),
+            fingerprint_keys: Some(keys.clone()),
+            ..config(true)
+        };
+        config.card_testing.max_distinct_cards = 10;
+        TestServer::start_configured(config, Arc::clone(&EMBEDDED))
+    };
+    let replicas = [replica().await, replica().await];
+    let mut clients = [replicas[0].client().await, replicas[1].client().await];
+    // 6 distinct cards of one BIN on each replica: below 10 on either, 12 over both.
+    for (replica, cards) in [(0, valid_cards(0..6)), (1, valid_cards(6..12))] {
+        for card in cards {
+            let answer = clients[replica].validate(validate_as("ring", &card)).await;
+            assert!(answer.is_ok(), "refused by one replica alone: {answer:?}");
+        }
+    }
+    for client in &mut clients {
+        let status = refused_soon(client, "ring")
+            .await
+            .expect("the ring was never refused");
+        assert!(
+            status.message().contains("card testing (card_walk)"),
+            "{}",
+            status.message()
+        );
+    }
+    // Redis holds no number: no key names one, and the card sets are HyperLogLogs.
+    for key in redis.keys() {
+        assert!(!key.contains("411111"), "{key}");
     }
 }
 
