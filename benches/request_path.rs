@@ -178,6 +178,32 @@ fn bench_card_testing_detector(c: &mut Criterion, pooled: bool, name: &str) {
             ))
         });
     });
+    // The same client with --card-testing-max-cards: every call another card (a payment
+    // service's calls), hashed and noted, under a limit it never reaches.
+    let counting = detector(CardTestingConfig {
+        window: Duration::from_millis(60),
+        max_distinct_cards: 1_000_000,
+        ..CardTestingConfig::default()
+    });
+    let cards: Vec<[u8; 16]> = (0..600u64)
+        .map(|i| std::array::from_fn(|d| u8::try_from((i >> (d % 10)) % 10).unwrap_or(0)))
+        .collect();
+    c.bench_function(
+        &format!("card_testing/observe_busy_client_counting_cards{name}"),
+        |b| {
+            b.iter(|| {
+                next = (next + 1) % bins.len();
+                black_box(counting.observe(
+                    &client,
+                    Seen {
+                        bin: bins[next],
+                        card: counting.card(&cards[next]),
+                        luhn_valid: Some(true),
+                    },
+                ))
+            });
+        },
+    );
     // One client's calls on two cores at once, as a busy client's are in the service: the time
     // is the wall-clock time a call, both threads together.
     let detector = detector(CardTestingConfig::default());
