@@ -334,7 +334,17 @@ impl Writer {
             self.prev = prev;
             return Err(error);
         }
-        self.open = None;
+        // A witness outside the audit files: the operational log, shipped apart from them,
+        // keeps each closed file's last hash, which `audit verify` prints, so a closed file
+        // removed or cut from the end with its closing record rebuilt shows.
+        if let Some(open) = self.open.take() {
+            tracing::info!(
+                file = %file::name(&open.day, &self.replica),
+                events,
+                last_hash = %self.prev,
+                "closed an audit file"
+            );
+        }
         Ok(())
     }
 

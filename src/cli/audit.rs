@@ -120,9 +120,10 @@ fn print_verified(verified: &Verified, out: &mut impl Write) -> ExitCode {
         };
         let _ = writeln!(
             out,
-            "ok {}: {} events, {state}",
+            "ok {}: {} events, {state}, last hash {}",
             file.file.name(),
-            file.events
+            file.events,
+            file.last_hash
         );
     }
     match &verified.broken {

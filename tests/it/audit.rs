@@ -544,7 +544,15 @@ async fn a_full_disk_refuses_calls_and_turns_health_not_serving_until_space_retu
 }
 
 /// Starts the binary writing a trail into `dir`; its gRPC address.
-fn start_binary(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
+/// The binary with auditing into `dir`, its gRPC address, and its log after that (read until
+/// it exits).
+fn start_binary(
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::thread::JoinHandle<String>,
+) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
@@ -567,14 +575,18 @@ fn start_binary(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
             break rest.split(',').next().unwrap().trim().parse().unwrap();
         }
     };
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    (child, addr)
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut log);
+        log
+    });
+    (child, addr, log)
 }
 
 #[tokio::test]
 async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_takes_it_up() {
     let dir = TempDir::new("audit-crash");
-    let (child, addr) = start_binary(&dir.0);
+    let (child, addr, _log) = start_binary(&dir.0);
     let guard = KillOnDrop(child.id());
     let callers: Vec<_> = (0..4)
         .map(|_| {
@@ -632,7 +644,7 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
     );
 
     // A restart cuts the part line off, records the cut, and goes on with the chain.
-    let (child, addr) = start_binary(&dir.0);
+    let (child, addr, log) = start_binary(&dir.0);
     let guard = KillOnDrop(child.id());
     let mut client =
         pb::card_lookup_service_client::CardLookupServiceClient::connect(format!("http://{addr}"))
@@ -660,6 +672,19 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
         "the cut is recorded"
     );
     assert_eq!(lines.last().unwrap()["record"], "close");
+    // The log, kept apart from the files, witnesses the closed file's last hash, which verify
+    // prints: an auditor can tell a file cut back to an earlier, rebuilt close.
+    let log = log.join().unwrap();
+    let witnessed = log
+        .lines()
+        .find(|line| line.contains("closed an audit file"))
+        .and_then(|line| line.split("last_hash=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no closed file in the log: {log}"));
+    assert!(
+        out.contains(&format!("closed, last hash {witnessed}")),
+        "{witnessed}: {out}"
+    );
 }
 
 /// The UTC day `days` before today.
