@@ -65,6 +65,18 @@ async fn two_replicas(redis: &RedisServer) -> [TestServer; 2] {
     ]
 }
 
+/// Checks `status` refuses a caller flagged for card testing for `reason`.
+fn assert_refused_for(status: &Status, reason: &str) {
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("card testing ({reason})")),
+        "{}",
+        status.message()
+    );
+}
+
 /// Calls `client` as `who` until it is refused, or for 10 s (each replica reports to the pool
 /// once a second); the refusal.
 async fn refused_soon(client: &mut CardLookupServiceClient<Channel>, who: &str) -> Option<Status> {
@@ -106,12 +118,7 @@ async fn a_client_walking_through_bins_is_refused_and_others_are_not() {
     }
     let (bin, status) = refused.expect("the walker was never refused");
     assert_eq!(bin, 400_020, "refused after the 21st distinct BIN");
-    assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(
-        status.message().contains("card testing (bin_walk)"),
-        "{}",
-        status.message()
-    );
+    assert_refused_for(&status, "bin_walk");
 
     // The same BIN again and again, from another client, is fine.
     for _ in 0..40 {
@@ -175,12 +182,7 @@ async fn a_client_trying_many_cards_of_one_bin_is_refused_when_cards_are_counted
     }
     let (i, status) = refused.expect("the tester was never refused");
     assert_eq!(i, 10, "refused at the 11th distinct card");
-    assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(
-        status.message().contains("card testing (card_walk)"),
-        "{}",
-        status.message()
-    );
+    assert_refused_for(&status, "card_walk");
     // Typed digit by digit, then sent again and again: one card (partial numbers are none).
     let number = &cards[0];
     for end in 6..=number.len() {
@@ -251,12 +253,7 @@ async fn mostly_invalid_whole_numbers_are_flagged_but_typing_is_not() {
         }
     }
     let status = refused.expect("the guesser was never refused");
-    assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(
-        status.message().contains("luhn_failures"),
-        "{}",
-        status.message()
-    );
+    assert_refused_for(&status, "luhn_failures");
     assert!(!status.message().contains("4111"), "{}", status.message());
 }
 
@@ -292,12 +289,7 @@ async fn a_walk_spread_over_two_replicas_is_refused_on_both() {
         let status = refused_soon(client, "ring")
             .await
             .expect("the ring was never refused");
-        assert_eq!(status.code(), Code::PermissionDenied);
-        assert!(
-            status.message().contains("card testing (bin_walk)"),
-            "{}",
-            status.message()
-        );
+        assert_refused_for(&status, "bin_walk");
     }
     // Another client is served by both.
     for client in &mut clients {
@@ -348,11 +340,7 @@ async fn cards_spread_over_two_replicas_with_one_fingerprint_key_are_refused_on_
         let status = refused_soon(client, "ring")
             .await
             .expect("the ring was never refused");
-        assert!(
-            status.message().contains("card testing (card_walk)"),
-            "{}",
-            status.message()
-        );
+        assert_refused_for(&status, "card_walk");
     }
     // Redis holds no number: no key names one, and the card sets are HyperLogLogs.
     for key in redis.keys() {
@@ -380,11 +368,7 @@ async fn luhn_failures_spread_over_two_replicas_are_refused_and_one_replicas_fla
         let status = refused_soon(client, "guesser")
             .await
             .expect("the guesser was never refused");
-        assert!(
-            status.message().contains("luhn_failures"),
-            "{}",
-            status.message()
-        );
+        assert_refused_for(&status, "luhn_failures");
     }
 
     // A walker flagged by replica 0 on its own calls is refused by replica 1 too, within a
@@ -401,11 +385,7 @@ async fn luhn_failures_spread_over_two_replicas_are_refused_and_one_replicas_fla
     let status = refused_soon(&mut clients[1], "walker")
         .await
         .expect("replica 1 never refused the walker replica 0 flagged");
-    assert!(
-        status.message().contains("bin_walk"),
-        "{}",
-        status.message()
-    );
+    assert_refused_for(&status, "bin_walk");
 }
 
 #[tokio::test]
