@@ -18,6 +18,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::Pan;
+use super::mask::MIN_PAN_DIGITS;
 
 /// The first line of every test-card list.
 pub const HEADER: &str = "number\tprovider\tsource";
@@ -32,8 +33,6 @@ const EMBEDDED: &str = include_str!("../../data/test-cards.tsv");
 pub const MAX_PROVIDERS: usize = 16;
 /// The longest provider name.
 pub const MAX_PROVIDER_LEN: usize = 24;
-/// The fewest digits a listed number may have: whole card numbers only (at most 19, as any).
-const MIN_DIGITS: usize = 12;
 
 /// The providers that list one number, as bits of [`TestCards`]' provider names. Empty for a
 /// number no list has.
@@ -219,7 +218,8 @@ fn parse(text: &str, lists: &mut Lists) -> Result<usize, TestCardFileError> {
         };
         let pan = Pan::parse(number)
             .ok()
-            .filter(|pan| pan.len() >= MIN_DIGITS && number.bytes().all(|b| b.is_ascii_digit()))
+            // Whole card numbers only (at most 19, as any).
+            .filter(|pan| pan.len() >= MIN_PAN_DIGITS && number.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| problem("the number must be 12 to 19 digits, nothing else"))?;
         if provider.is_empty()
             || provider.len() > MAX_PROVIDER_LEN
