@@ -64,6 +64,9 @@ pub(super) struct Writer {
     /// Set at shutdown: a write still failing then is given up.
     closing: Arc<AtomicBool>,
     retention: Duration,
+    /// The retention pass under way, on a thread of its own: verifying old files can take a
+    /// while, and writing must not wait for it.
+    pruning: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -85,6 +88,7 @@ impl Writer {
             chain: Chain::new(settings.hmac_key.clone()),
             overflow: settings.overflow,
             retention: settings.retention,
+            pruning: None,
             prev: GENESIS.to_owned(),
             open: None,
             metrics,
@@ -175,6 +179,9 @@ impl Writer {
         }
         if let Err(error) = self.close_file() {
             tracing::error!(%error, "cannot close the audit file");
+        }
+        if let Some(pruning) = self.pruning.take() {
+            let _ = pruning.join();
         }
     }
 
@@ -280,21 +287,24 @@ impl Writer {
     }
 
     /// Deletes the replica's files older than the retention that verify (at start and at each
-    /// new day); logs what it deleted, and a file it kept because it did not verify.
-    fn prune(&self) {
-        let now = SystemTime::now();
-        match retention::prune(&self.dir, &self.replica, &self.chain, self.retention, now) {
-            Ok(pruned) => {
-                if !pruned.deleted.is_empty() {
-                    tracing::info!(files = ?pruned.deleted, "deleted audit files past --audit-retention");
-                }
-                if let Some(broken) = pruned.broken {
-                    tracing::error!(
-                        %broken,
-                        "kept an audit file past --audit-retention, and the files after it: it does not verify"
-                    );
-                }
-            }
+    /// new day), on a thread of its own: verifying old files can take a while, and writing must
+    /// not wait for it. A pass still running when the next is due is left to finish instead.
+    fn prune(&mut self) {
+        if self
+            .pruning
+            .as_ref()
+            .is_some_and(|pruning| !pruning.is_finished())
+        {
+            return;
+        }
+        let (dir, replica, chain) = (self.dir.clone(), self.replica.clone(), self.chain.clone());
+        let retention = self.retention;
+        let pass = move || prune(&dir, &replica, &chain, retention);
+        match std::thread::Builder::new()
+            .name("audit-retention".into())
+            .spawn(pass)
+        {
+            Ok(pruning) => self.pruning = Some(pruning),
             Err(error) => tracing::error!(%error, "cannot apply --audit-retention"),
         }
     }
@@ -369,6 +379,25 @@ impl Writer {
         line.push('\n');
         self.prev = hash;
         line
+    }
+}
+
+/// Deletes `replica`'s files in `dir` older than `retention` that verify under `chain`; logs
+/// what it deleted, and a file it kept because it did not verify.
+fn prune(dir: &Path, replica: &str, chain: &Chain, retention: Duration) {
+    match retention::prune(dir, replica, chain, retention, SystemTime::now()) {
+        Ok(pruned) => {
+            if !pruned.deleted.is_empty() {
+                tracing::info!(files = ?pruned.deleted, "deleted audit files past --audit-retention");
+            }
+            if let Some(broken) = pruned.broken {
+                tracing::error!(
+                    %broken,
+                    "kept an audit file past --audit-retention, and the files after it: it does not verify"
+                );
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot apply --audit-retention"),
     }
 }
 
