@@ -230,8 +230,10 @@ impl BinInfo {
     /// The lines `lookup BIN` prints.
     pub(super) fn human(&self) -> String {
         let mut out = String::new();
+        // Values line up after 10 columns; a longer label ("co-badged", "more digits") keeps
+        // one space before its value.
         let mut line = |label: &str, value: &str| {
-            let _ = writeln!(out, "{:<10}{value}", format!("{label}:"));
+            let _ = writeln!(out, "{:<10}{value}", format!("{label}: "));
         };
         line("found", yes_no(self.found));
         if self.found {
