@@ -230,7 +230,7 @@ impl BinInfo {
     /// The lines `lookup BIN` prints.
     pub(super) fn human(&self) -> String {
         let mut out = String::new();
-        // Values line up after 10 columns; a longer label ("co-badged", "more digits") keeps
+        // Values line up after 10 columns; a longer label ("more digits") keeps
         // one space before its value.
         let mut line = |label: &str, value: &str| {
             let _ = writeln!(out, "{:<10}{value}", format!("{label}: "));
@@ -241,7 +241,7 @@ impl BinInfo {
         }
         line("network", self.network.map_or("unknown", |n| n.spec().name));
         if !self.co_badged.is_empty() {
-            line("co-badged", &names(&self.co_badged));
+            line("co-badge", &names(&self.co_badged));
         }
         if self.found {
             line("brand", or_unknown(&self.brand));
@@ -266,10 +266,10 @@ impl BinInfo {
             );
             line("country", &country);
             if self.regulations.is_empty() {
-                line("regulated", "no regime known");
+                line("regime", "none known");
             }
             for (_, reason) in &self.regulations {
-                line("regulated", reason);
+                line("regime", reason);
             }
         }
         if self.more_specific_match_possible {

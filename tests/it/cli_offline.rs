@@ -244,8 +244,8 @@ fn lookup_shows_co_badged_networks_and_regulations() {
     assert_eq!(human.code, Some(0), "{}{}", human.out, human.err);
     for line in [
         "network:  Visa",
-        "co-badged: Dankort",
-        "regulated: EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)",
+        "co-badge: Dankort",
+        "regime:   EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)",
     ] {
         assert!(human.out.contains(line), "{line:?} in\n{}", human.out);
     }
@@ -259,11 +259,11 @@ fn lookup_shows_co_badged_networks_and_regulations() {
     // 408253: a German business card: no regime, and no co-badge.
     let business = run(&["lookup", "408253"]);
     assert!(
-        business.out.contains("regulated: no regime known"),
+        business.out.contains("regime:   none known"),
         "{}",
         business.out
     );
-    assert!(!business.out.contains("co-badged"), "{}", business.out);
+    assert!(!business.out.contains("co-badge"), "{}", business.out);
     let json = run(&["lookup", "--json", "408253"]).json();
     assert_eq!(json["co_badged_networks"], serde_json::json!([]));
     assert_eq!(json["regulations"], serde_json::json!([]));

@@ -7,6 +7,7 @@ use card_lookup::bins::{BinStore, DataSource, LoadOptions};
 use card_lookup::card::domestic;
 
 use crate::common::{TempDir, TestServer, pb, store_with_files};
+use crate::validate::validate;
 
 fn request(number: &str) -> pb::LookupBinRequest {
     pb::LookupBinRequest {
@@ -37,6 +38,17 @@ fn regimes(answer: &pb::LookupBinResponse) -> Vec<(pb::RegulationRegime, &str)> 
         .collect()
 }
 
+/// Asserts the answer's one regulation is EU IFR for a consumer debit card issued in `country`.
+#[track_caller]
+fn assert_eu_ifr_consumer_debit(answer: &pb::LookupBinResponse, country: &str) {
+    let reason =
+        format!("EU IFR: consumer debit card issued in {country} (interchange capped at 0.2%)");
+    assert_eq!(
+        regimes(answer),
+        [(pb::RegulationRegime::EuIfr, reason.as_str())]
+    );
+}
+
 #[tokio::test]
 async fn a_visa_dankort_card_is_visa_co_badged_with_dankort() {
     let server = TestServer::start().await;
@@ -46,21 +58,9 @@ async fn a_visa_dankort_card_is_visa_co_badged_with_dankort() {
     assert_eq!(answer.brand, "VISA/DANKORT");
     assert_eq!(answer.network(), pb::CardNetwork::Visa);
     assert_eq!(co_badged(&answer), [pb::CardNetwork::Dankort]);
-    assert_eq!(
-        regimes(&answer),
-        [(
-            pb::RegulationRegime::EuIfr,
-            "EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)"
-        )]
-    );
+    assert_eu_ifr_consumer_debit(&answer, "DK");
     // Validate names the one international network for the same number.
-    let validation = client
-        .validate(pb::ValidateRequest {
-            number: "4571001234567890".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let validation = validate(&mut client, "4571001234567890").await;
     assert_eq!(validation.network(), pb::CardNetwork::Visa);
 }
 
@@ -91,13 +91,7 @@ async fn a_german_girocard_is_its_iin_network_co_badged_with_girocard_under_eu_i
     assert_eq!(answer.brand, "GIROCARD");
     assert_eq!(answer.network(), pb::CardNetwork::Maestro);
     assert_eq!(co_badged(&answer), [pb::CardNetwork::Girocard]);
-    assert_eq!(
-        regimes(&answer),
-        [(
-            pb::RegulationRegime::EuIfr,
-            "EU IFR: consumer debit card issued in DE (interchange capped at 0.2%)"
-        )]
-    );
+    assert_eu_ifr_consumer_debit(&answer, "DE");
 }
 
 #[tokio::test]
@@ -108,13 +102,7 @@ async fn a_dankort_only_card_has_dankort_as_its_network() {
     let answer = look_up(&mut client, "5019717010103742").await;
     assert_eq!(answer.network(), pb::CardNetwork::Dankort);
     assert!(co_badged(&answer).is_empty(), "{answer:?}");
-    let validation = client
-        .validate(pb::ValidateRequest {
-            number: "5019717010103742".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let validation = validate(&mut client, "5019717010103742").await;
     assert_eq!(validation.network(), pb::CardNetwork::Dankort);
     assert!(validation.valid);
 }
@@ -125,13 +113,7 @@ async fn consumer_cards_issued_in_the_eea_or_the_uk_carry_their_ifr_and_business
     let mut client = server.client().await;
     // 401030: VISA, DEBIT, CLASSIC, Orange Bank, FR.
     let french = look_up(&mut client, "401030").await;
-    assert_eq!(
-        regimes(&french),
-        [(
-            pb::RegulationRegime::EuIfr,
-            "EU IFR: consumer debit card issued in FR (interchange capped at 0.2%)"
-        )]
-    );
+    assert_eu_ifr_consumer_debit(&french, "FR");
     // 401343: VISA, CREDIT, CLASSIC, Tesco Bank, GB.
     let british = look_up(&mut client, "401343").await;
     assert_eq!(
