@@ -172,7 +172,7 @@ fn networks(set: NetworkSet) -> Vec<i32> {
     set.iter().map(|n| network(Some(n)).into()).collect()
 }
 
-pub(crate) fn regime(regime: Regime) -> pb::RegulationRegime {
+fn regime(regime: Regime) -> pb::RegulationRegime {
     match regime {
         Regime::EuIfr => pb::RegulationRegime::EuIfr,
         Regime::UkIfr => pb::RegulationRegime::UkIfr,

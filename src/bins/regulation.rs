@@ -71,12 +71,6 @@ impl Regime {
     }
 }
 
-impl fmt::Display for Regime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
 /// A set of regimes: what the data's `regulated` column says (`eu-ifr;us-durbin`, or `none`
 /// for the empty set).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
