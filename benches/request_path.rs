@@ -5,7 +5,10 @@
 //!   (`bins::examine`): `Pan::parse`, then `CardFacts::of` (one `longest_match`, one
 //!   `iin::detect`), then the validation with the issuer's rules from the match, and whether
 //!   the number is a published test card (one hash lookup in `TestCards`). The LookupBin answer
-//!   is the match and the network already found.
+//!   is the match and the network already found, and the card's co-badged networks
+//!   (`CardFacts::co_badged`: the entry's, and one binary search per prefix length of the
+//!   domestic schemes' published ranges); its regulations were worked out when the index was
+//!   built.
 //! - `validate_and_lookup_bin_same_card`: the same, for one card asked again and again (its
 //!   index entry and record stay in the CPU caches).
 //! - `validate_and_lookup_bin_with_fingerprint`: the same, plus the number's fingerprint under a
@@ -39,7 +42,7 @@ use card_lookup::admission::{Admission, AdmissionLayer};
 use card_lookup::bins::{
     BinIndex, BinStore, CardFacts, DataSource, LoadOptions, examine, load, validate_number,
 };
-use card_lookup::card::{FingerprintKeys, Pan, TestCards};
+use card_lookup::card::{FingerprintKeys, NetworkSet, Pan, TestCards};
 use card_lookup::card_testing::{CardTestingConfig, CardTestingDetector, Seen};
 use card_lookup::config::Config;
 use card_lookup::identity::ClientIdentity;
@@ -51,10 +54,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// LookupBin's domain calls, as the LookupBin RPC makes them (the request has at least 6
-/// digits).
-fn lookup_bin<'a>(index: &'a BinIndex, number: &str) -> Option<CardFacts<'a>> {
+/// digits): the facts and the co-badged networks.
+fn lookup_bin<'a>(index: &'a BinIndex, number: &str) -> Option<(CardFacts<'a>, NetworkSet)> {
     let pan = Pan::parse(number).ok()?;
-    Some(CardFacts::of(index, &pan))
+    let facts = CardFacts::of(index, &pan);
+    let co_badged = facts.co_badged(&pan);
+    Some((facts, co_badged))
 }
 
 fn bench_request_path(c: &mut Criterion) {
@@ -82,8 +87,9 @@ fn bench_request_path(c: &mut Criterion) {
     // Both answers and the test-card check, as Validate and LookupBin give them.
     let examine_card = |number: &str| {
         let examined = examine(&index, number);
-        if let Ok((pan, _)) = &examined.parsed {
+        if let Ok((pan, facts)) = &examined.parsed {
             black_box(test_cards.providers(pan));
+            black_box(facts.co_badged(pan));
         }
         examined
     };

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use card_lookup::bins::{
     BinIndex, BinRecord, CardType, Country, DataSource, IndexBuilder, Issuer, LoadOptions, Prefix,
-    load, validate_number,
+    Regulations, load, validate_number,
 };
-use card_lookup::card::{CardNetwork, IssuerRules, LengthSet, luhn};
+use card_lookup::card::{CardNetwork, IssuerRules, LengthSet, NetworkSet, luhn};
 
 /// How many different numbers a lookup bench cycles through: enough that a large index is
 /// read from memory, not from a cache that holds one hot entry.
@@ -75,6 +75,7 @@ pub(crate) fn synthetic_index(entries: u64) -> BinIndex {
             };
             BinRecord {
                 network: Some(network),
+                co_badged: NetworkSet::empty(),
                 brand: Arc::from(brand),
                 card_type: Some(if issuer.is_multiple_of(3) {
                     CardType::Credit
@@ -93,6 +94,8 @@ pub(crate) fn synthetic_index(entries: u64) -> BinIndex {
                     lengths: Some(LengthSet::from_lengths(&[16])),
                     luhn: Some(true),
                 },
+                regulated: None,
+                regulations: Regulations::default(),
             }
         })
         .collect();

@@ -1,8 +1,8 @@
 //! Domain values to proto messages and back: the one mapping between the two, used by every
 //! front end (the services answer with it; the command line reads a server's answers with it).
 
-use crate::bins::{BinMatch, CardType};
-use crate::card::{self, Failure, Providers, TestCards, Validation};
+use crate::bins::{BinMatch, CardType, Regime, Regulations};
+use crate::card::{self, Failure, NetworkSet, Providers, TestCards, Validation};
 use crate::proto::cardlookup::v1 as pb;
 
 pub(crate) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
@@ -27,6 +27,17 @@ pub(crate) fn network(network: Option<card::CardNetwork>) -> pb::CardNetwork {
         Some(N::Naranja) => pb::CardNetwork::Naranja,
         Some(N::Uatp) => pb::CardNetwork::Uatp,
         Some(N::DinaCard) => pb::CardNetwork::Dinacard,
+        Some(N::Dankort) => pb::CardNetwork::Dankort,
+        Some(N::CartesBancaires) => pb::CardNetwork::CartesBancaires,
+        Some(N::EftposAustralia) => pb::CardNetwork::EftposAustralia,
+        Some(N::Mada) => pb::CardNetwork::Mada,
+        Some(N::Bancontact) => pb::CardNetwork::Bancontact,
+        Some(N::Girocard) => pb::CardNetwork::Girocard,
+        Some(N::Interac) => pb::CardNetwork::Interac,
+        Some(N::Star) => pb::CardNetwork::Star,
+        Some(N::Nyce) => pb::CardNetwork::Nyce,
+        Some(N::Pulse) => pb::CardNetwork::Pulse,
+        Some(N::Accel) => pb::CardNetwork::Accel,
     }
 }
 
@@ -96,11 +107,12 @@ pub(crate) fn validation(
 }
 
 /// A LookupBin answer; `network` is the number's ([`crate::bins::facts::CardFacts`]: the
-/// entry's when it names one); `more_specific` whether a longer entry begins with the digits
-/// given; `test_card` the number's test-card facts.
+/// entry's when it names one) and `co_badged` its other networks; `more_specific` whether a
+/// longer entry begins with the digits given; `test_card` the number's test-card facts.
 pub(crate) fn bin_lookup(
     hit: Option<BinMatch>,
     card_network: Option<card::CardNetwork>,
+    co_badged: NetworkSet,
     more_specific: bool,
     test_card: &TestCard<'_>,
     dataset_version: &str,
@@ -108,6 +120,7 @@ pub(crate) fn bin_lookup(
     let Some(BinMatch { prefix, record }) = hit else {
         return pb::LookupBinResponse {
             network: network(card_network).into(),
+            co_badged_networks: networks(co_badged),
             more_specific_match_possible: more_specific,
             test_card: !test_card.providers.is_empty(),
             test_card_sources: test_card.sources(),
@@ -149,7 +162,43 @@ pub(crate) fn bin_lookup(
         more_specific_match_possible: more_specific,
         test_card: !test_card.providers.is_empty(),
         test_card_sources: test_card.sources(),
+        co_badged_networks: networks(co_badged),
+        regulations: regulations(&record.regulations),
     }
+}
+
+/// The proto values of a set of networks, in its order.
+fn networks(set: NetworkSet) -> Vec<i32> {
+    set.iter().map(|n| network(Some(n)).into()).collect()
+}
+
+fn regime(regime: Regime) -> pb::RegulationRegime {
+    match regime {
+        Regime::EuIfr => pb::RegulationRegime::EuIfr,
+        Regime::UkIfr => pb::RegulationRegime::UkIfr,
+        Regime::UsDurbin => pb::RegulationRegime::UsDurbin,
+    }
+}
+
+/// The domain regime of a proto `RegulationRegime` value; `None` for UNSPECIFIED and values
+/// this build does not know.
+pub(crate) fn regime_from_proto(value: i32) -> Option<Regime> {
+    Some(match pb::RegulationRegime::try_from(value).ok()? {
+        pb::RegulationRegime::Unspecified => return None,
+        pb::RegulationRegime::EuIfr => Regime::EuIfr,
+        pb::RegulationRegime::UkIfr => Regime::UkIfr,
+        pb::RegulationRegime::UsDurbin => Regime::UsDurbin,
+    })
+}
+
+fn regulations(regulations: &Regulations) -> Vec<pb::Regulation> {
+    regulations
+        .iter()
+        .map(|r| pb::Regulation {
+            regime: regime(r.regime).into(),
+            reason: r.reason.to_owned(),
+        })
+        .collect()
 }
 
 pub(crate) fn mask_style(style: i32) -> Option<card::MaskStyle> {
@@ -184,6 +233,17 @@ pub(crate) fn network_from_proto(value: i32) -> Option<card::CardNetwork> {
         pb::CardNetwork::Naranja => N::Naranja,
         pb::CardNetwork::Uatp => N::Uatp,
         pb::CardNetwork::Dinacard => N::DinaCard,
+        pb::CardNetwork::Dankort => N::Dankort,
+        pb::CardNetwork::CartesBancaires => N::CartesBancaires,
+        pb::CardNetwork::EftposAustralia => N::EftposAustralia,
+        pb::CardNetwork::Mada => N::Mada,
+        pb::CardNetwork::Bancontact => N::Bancontact,
+        pb::CardNetwork::Girocard => N::Girocard,
+        pb::CardNetwork::Interac => N::Interac,
+        pb::CardNetwork::Star => N::Star,
+        pb::CardNetwork::Nyce => N::Nyce,
+        pb::CardNetwork::Pulse => N::Pulse,
+        pb::CardNetwork::Accel => N::Accel,
     })
 }
 
@@ -207,7 +267,7 @@ mod tests {
 
     #[test]
     fn every_network_and_failure_maps_to_proto_and_back() {
-        for network in card::CardNetwork::ALL {
+        for network in card::CardNetwork::every() {
             assert_eq!(
                 network_from_proto(network_value(Some(network))),
                 Some(network)
@@ -230,6 +290,10 @@ mod tests {
             );
         }
         assert_eq!(failure_from_proto(pb::ValidationFailure::Unspecified), None);
+        for regime in Regime::ALL {
+            assert_eq!(regime_from_proto(self::regime(regime).into()), Some(regime));
+        }
+        assert_eq!(regime_from_proto(0), None);
     }
 
     fn network_value(value: Option<card::CardNetwork>) -> i32 {

@@ -13,7 +13,9 @@ use super::rules::{
     bin_answer, fingerprint, masked, more_specific_match_possible, require_bin, test_card,
 };
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
-use crate::card::{CardNetwork, FingerprintKeys, MaskOptions, Pan, Providers, TestCards};
+use crate::card::{
+    CardNetwork, FingerprintKeys, MaskOptions, NetworkSet, Pan, Providers, TestCards,
+};
 use crate::proto::cardlookup::v1 as pb;
 
 /// The most items one Inspect request may carry.
@@ -187,10 +189,16 @@ enum BinAnswers {
 }
 
 /// What decides a BIN answer within one index snapshot: the matched prefix (and so the
-/// record), the IIN network (the answer's network where the record names none), whether
-/// more digits could match a more specific entry (which depends on how many were given), and
+/// record), the IIN network (the answer's network where the record names none), the co-badged
+/// networks (the domestic ranges may be longer than the matched prefix), whether more digits could match a more specific entry (which depends on how many were given), and
 /// the providers listing the number as a test card (none for nearly every number).
-type BinKey = (Option<Prefix>, Option<CardNetwork>, bool, Providers);
+type BinKey = (
+    Option<Prefix>,
+    Option<CardNetwork>,
+    NetworkSet,
+    bool,
+    Providers,
+);
 
 /// The distinct BIN answers of a batch, in the order of first use.
 #[derive(Default)]
@@ -235,9 +243,11 @@ impl BinAnswers {
                 require_bin(pan)?;
                 let more_specific = more_specific_match_possible(index, pan);
                 let test_card = test_card(test_cards, Some(pan));
+                let co_badged = facts.co_badged(pan);
                 let key = (
                     facts.hit.map(|hit| hit.prefix),
                     facts.detection.network,
+                    co_badged,
                     more_specific,
                     test_card.providers,
                 );
@@ -247,6 +257,7 @@ impl BinAnswers {
                     let bin = convert::bin_lookup(
                         facts.hit,
                         facts.detection.network,
+                        co_badged,
                         more_specific,
                         &test_card,
                         "",
@@ -277,6 +288,7 @@ mod tests {
         let bin = Prefix::parse("411111").unwrap();
         let record = BinRecord {
             network: None,
+            co_badged: crate::card::NetworkSet::empty(),
             brand: Arc::from("VISA"),
             card_type: None,
             prepaid: None,
@@ -287,6 +299,8 @@ mod tests {
             },
             country: None,
             rules: IssuerRules::default(),
+            regulated: None,
+            regulations: crate::bins::Regulations::default(),
         };
         builder.insert(bin, bin, record);
         builder.build("sha256:0123456789abcdef".into())

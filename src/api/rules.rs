@@ -29,6 +29,7 @@ pub(super) fn bin_answer(
     Ok(convert::bin_lookup(
         facts.hit,
         facts.detection.network,
+        facts.co_badged(pan),
         more_specific_match_possible(index, pan),
         &test_card(test_cards, Some(pan)),
         dataset_version,

@@ -10,7 +10,7 @@
 
 use super::index::{BinIndex, BinMatch};
 use crate::card::iin::{self, Detection};
-use crate::card::{self, Pan, PanError, Validation};
+use crate::card::{self, NetworkSet, Pan, PanError, Validation, domestic};
 
 /// A number as typed, examined once: Validate's answer for it and, when it is a number's
 /// digits, the digits with their facts (what LookupBin and MaskCard answer from).
@@ -71,6 +71,20 @@ impl<'a> CardFacts<'a> {
     pub fn validation(&self, pan: &Pan) -> Validation {
         let rules = self.hit.map(|hit| hit.record.rules).unwrap_or_default();
         card::validate_pan(pan, self.detection, rules)
+    }
+
+    /// The other networks `pan` belongs to: the BIN entry's co-badged networks and the domestic
+    /// schemes whose published ranges hold it, less the card's network.
+    #[must_use]
+    pub fn co_badged(&self, pan: &Pan) -> NetworkSet {
+        let from_entry = self
+            .hit
+            .map_or_else(NetworkSet::empty, |hit| hit.record.co_badged);
+        let mut co_badged = from_entry.union(domestic::schemes_of(pan.digits()));
+        if let Some(network) = self.detection.network {
+            co_badged.remove(network);
+        }
+        co_badged
     }
 
     /// The length of the BIN that matched; 0 when none did (it decides how much masking may

@@ -29,6 +29,7 @@ use dashmap::{DashMap, ReadOnlyView};
 use rustc_hash::FxBuildHasher;
 
 use super::record::BinRecord;
+use super::regulation::Regulations;
 
 /// The shortest and longest BIN prefixes the index holds.
 pub const MIN_PREFIX_DIGITS: usize = 4;
@@ -342,8 +343,12 @@ pub struct IndexBuilder {
 
 impl IndexBuilder {
     /// Adds the prefixes `first..=last` (of equal length; equal for a single prefix).
-    pub fn insert(&mut self, first: Prefix, last: Prefix, record: BinRecord) {
+    ///
+    /// The record's regulations are worked out here, once per entry rather than per lookup
+    /// ([`Regulations::of`]).
+    pub fn insert(&mut self, first: Prefix, last: Prefix, mut record: BinRecord) {
         debug_assert!(first.len == last.len && first.value <= last.value);
+        record.regulations = Regulations::of(&record);
         let record = if let Some(shared) = self.records.get(&record) {
             Arc::clone(shared)
         } else {
@@ -504,6 +509,7 @@ mod tests {
     fn record(brand: &str) -> BinRecord {
         BinRecord {
             network: None,
+            co_badged: crate::card::NetworkSet::empty(),
             brand: Arc::from(brand),
             card_type: None,
             prepaid: None,
@@ -511,6 +517,8 @@ mod tests {
             issuer: Issuer::default(),
             country: None,
             rules: IssuerRules::default(),
+            regulated: None,
+            regulations: Regulations::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod manifest;
 mod metrics;
 pub mod read;
 pub mod record;
+pub mod regulation;
 pub mod store;
 
 pub use self::metrics::{record_loaded, record_watching};
@@ -19,6 +20,7 @@ pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
 pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};
 pub use read::FileProblem;
 pub use record::{BinRecord, CardType, Country, Issuer};
+pub use regulation::{Regime, RegimeSet, Regulation, Regulations};
 pub use store::{BinStore, ReloadError, ReloadOutcome, ReloadTrigger};
 
 /// `value` in decimal, zero-padded on the left to `width` digits (BINs and country codes keep

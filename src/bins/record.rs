@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
-use crate::card::{CardNetwork, IssuerRules};
+use super::regulation::{RegimeSet, Regulations};
+use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 /// Debit, credit or charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,9 @@ impl Country {
 pub struct BinRecord {
     /// The network the data names, if its brand is one.
     pub network: Option<CardNetwork>,
+    /// The other networks the data says the card belongs to (a brand such as "VISA/DANKORT",
+    /// or the `co_badged` column); never `network`.
+    pub co_badged: NetworkSet,
     /// The brand as the data spells it.
     pub brand: Arc<str>,
     pub card_type: Option<CardType>,
@@ -89,6 +93,13 @@ pub struct BinRecord {
     pub country: Option<Country>,
     /// The issuer's own length and Luhn rules, where the data gives them.
     pub rules: IssuerRules,
+    /// The regimes the data's `regulated` column names (`Some` of the empty set for `none`);
+    /// `None` where it says nothing, and the regimes are derived.
+    pub regulated: Option<RegimeSet>,
+    /// The regimes that apply, with their reasons: worked out from the fields above by
+    /// [`Regulations::of`] when the record enters an index (`IndexBuilder::insert`), which
+    /// replaces whatever a reader put here.
+    pub regulations: Regulations,
 }
 
 /// The longest each text field of a record may be, in bytes of UTF-8, checked as a table
@@ -161,6 +172,7 @@ mod tests {
     fn text_longer_than_its_limit_is_named() {
         let record = |name: &str, phone: &str| BinRecord {
             network: None,
+            co_badged: NetworkSet::empty(),
             brand: "".into(),
             card_type: None,
             prepaid: None,
@@ -172,6 +184,8 @@ mod tests {
             },
             country: None,
             rules: IssuerRules::default(),
+            regulated: None,
+            regulations: Regulations::default(),
         };
         assert_eq!(record(&"B".repeat(200), "").overlong_text(), None);
         assert_eq!(

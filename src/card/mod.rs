@@ -5,6 +5,7 @@
 //! (it never panics) and never puts a card number into an error or a `Debug` string.
 
 pub mod check_digit;
+pub mod domestic;
 pub mod fingerprint;
 pub mod iin;
 pub mod luhn;

@@ -25,6 +25,20 @@ pub enum CardNetwork {
     Naranja,
     Uatp,
     DinaCard,
+    // The domestic schemes, known from BIN data and their published ranges
+    // (`card::domestic`), not from the IIN rules: after the others, so that the IIN rules'
+    // tables index by network below [`CardNetwork::ALL`]'s length.
+    Dankort,
+    CartesBancaires,
+    EftposAustralia,
+    Mada,
+    Bancontact,
+    Girocard,
+    Interac,
+    Star,
+    Nyce,
+    Pulse,
+    Accel,
 }
 
 /// What a network issues.
@@ -45,7 +59,7 @@ const GAPS_4_6_5: &[u8] = &[4, 10];
 const GAPS_4_5_6: &[u8] = &[4, 9];
 
 impl CardNetwork {
-    /// Every network, in declaration order.
+    /// The networks the IIN rules detect (`card::iin`), in declaration order.
     pub const ALL: [Self; 18] = [
         Self::Visa,
         Self::Mastercard,
@@ -66,6 +80,47 @@ impl CardNetwork {
         Self::Uatp,
         Self::DinaCard,
     ];
+
+    /// The domestic schemes that co-badge with the networks above, in declaration order.
+    pub const DOMESTIC: [Self; 11] = [
+        Self::Dankort,
+        Self::CartesBancaires,
+        Self::EftposAustralia,
+        Self::Mada,
+        Self::Bancontact,
+        Self::Girocard,
+        Self::Interac,
+        Self::Star,
+        Self::Nyce,
+        Self::Pulse,
+        Self::Accel,
+    ];
+
+    /// Every network: [`ALL`](Self::ALL), then [`DOMESTIC`](Self::DOMESTIC).
+    pub fn every() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().chain(Self::DOMESTIC)
+    }
+
+    /// Whether a card of this scheme carries an international network's number too (a
+    /// girocard is a Maestro or V PAY card, an eftpos card a Visa or Mastercard): a brand naming
+    /// the scheme alone then leaves the network to the IIN rules, and the scheme is co-badged.
+    /// Dankort is the exception: it has its own IIN range (5019) and issues cards alone.
+    #[must_use]
+    pub const fn rides_on_international(self) -> bool {
+        matches!(
+            self,
+            Self::CartesBancaires
+                | Self::EftposAustralia
+                | Self::Mada
+                | Self::Bancontact
+                | Self::Girocard
+                | Self::Interac
+                | Self::Star
+                | Self::Nyce
+                | Self::Pulse
+                | Self::Accel
+        )
+    }
 
     /// The network's lengths, check-digit rule and grouping.
     ///
@@ -90,6 +145,11 @@ impl CardNetwork {
         }
         const LUHN: CheckDigit = CheckDigit::Luhn;
         const NO_CHECK: CheckDigit = CheckDigit::None;
+        // The domestic schemes other than Dankort publish no lengths of their own: their cards
+        // are the international network's numbers, and these are the lengths ISO/IEC 7812
+        // allows debit numbers from 16 digits on (they apply only where an operator's data names
+        // such a scheme as the network).
+        const DEBIT: &[u8] = &[16, 17, 18, 19];
         match self {
             Self::Visa => spec("Visa", &[13, 16, 18, 19], LUHN, GAPS_4_4_4_4),
             Self::Mastercard => spec("Mastercard", &[16], LUHN, GAPS_4_4_4_4),
@@ -119,6 +179,17 @@ impl CardNetwork {
             Self::Naranja => spec("Naranja", &[16], CheckDigit::LuhnOrNaranja, GAPS_4_4_4_4),
             Self::Uatp => spec("UATP", &[15], LUHN, GAPS_4_5_6),
             Self::DinaCard => spec("DinaCard", &[16], LUHN, GAPS_4_4_4_4),
+            Self::Dankort => spec("Dankort", &[16], LUHN, GAPS_4_4_4_4),
+            Self::CartesBancaires => spec("Cartes Bancaires", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::EftposAustralia => spec("eftpos", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Mada => spec("mada", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Bancontact => spec("Bancontact", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Girocard => spec("girocard", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Interac => spec("Interac", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Star => spec("STAR", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Nyce => spec("NYCE", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Pulse => spec("PULSE", DEBIT, LUHN, GAPS_4_4_4_4),
+            Self::Accel => spec("Accel", DEBIT, LUHN, GAPS_4_4_4_4),
         }
     }
 
@@ -150,27 +221,66 @@ impl CardNetwork {
             Self::Naranja => "naranja",
             Self::Uatp => "uatp",
             Self::DinaCard => "dinacard",
+            Self::Dankort => "dankort",
+            Self::CartesBancaires => "cartes-bancaires",
+            Self::EftposAustralia => "eftpos-australia",
+            Self::Mada => "mada",
+            Self::Bancontact => "bancontact",
+            Self::Girocard => "girocard",
+            Self::Interac => "interac",
+            Self::Star => "star",
+            Self::Nyce => "nyce",
+            Self::Pulse => "pulse",
+            Self::Accel => "accel",
         }
     }
 
     /// The network named by its [`slug`](Self::slug), in any case.
     #[must_use]
     pub fn from_slug(slug: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|network| network.slug().eq_ignore_ascii_case(slug.trim()))
+        Self::every().find(|network| network.slug().eq_ignore_ascii_case(slug.trim()))
     }
 
-    /// The network a BIN table's brand or scheme names, if it names one.
+    /// The network a BIN table's brand or scheme names, if it names one ([`brand_networks`]'s
+    /// network).
     ///
-    /// BIN tables spell networks many ways ("CHINA UNION PAY", "NSPK MIR", "AMEX"); co-badged
-    /// brands ("VISA/DANKORT") map to their international network. Brands that are not networks
-    /// ("PRIVATE LABEL", "EBT") give `None`.
+    /// [`brand_networks`]: Self::brand_networks
     #[must_use]
     pub fn from_brand(brand: &str) -> Option<Self> {
-        let brand = brand.trim().to_ascii_uppercase();
-        let first = brand.split('/').next().unwrap_or_default().trim();
-        Some(match first {
+        Self::brand_networks(brand).0
+    }
+
+    /// The network a BIN table's brand names, and the other networks it names (co-badged).
+    ///
+    /// BIN tables spell networks many ways ("CHINA UNION PAY", "NSPK MIR", "AMEX") and name
+    /// co-badged cards with a `/` ("VISA/DANKORT", "MAESTRO/BANCONTACT", "JCB/RUPAY"). The
+    /// network is the first part that names one, unless it is a scheme whose cards ride on an
+    /// international network's number ([`rides_on_international`]): "GIROCARD" alone gives no
+    /// network (the IIN rules give Maestro or Visa) and girocard co-badged. Brands and parts
+    /// that are not networks ("PRIVATE LABEL", "EBT", "UZCARD") name none.
+    ///
+    /// [`rides_on_international`]: Self::rides_on_international
+    #[must_use]
+    pub fn brand_networks(brand: &str) -> (Option<Self>, NetworkSet) {
+        let mut network = None;
+        let mut co_badged = NetworkSet::empty();
+        for part in brand.split('/').filter_map(Self::from_brand_part) {
+            if network.is_none() && !part.rides_on_international() {
+                network = Some(part);
+            } else {
+                co_badged.insert(part);
+            }
+        }
+        if let Some(network) = network {
+            co_badged.remove(network);
+        }
+        (network, co_badged)
+    }
+
+    /// The network one part of a brand names ("VISA", "DANKORT").
+    fn from_brand_part(part: &str) -> Option<Self> {
+        let part = part.trim().to_ascii_uppercase();
+        Some(match part.as_str() {
             "VISA" | "VISA ELECTRON" | "ELECTRON" | "VPAY" | "V PAY" => Self::Visa,
             "MASTERCARD" | "MASTER CARD" | "MC" => Self::Mastercard,
             "AMERICAN EXPRESS" | "AMEX" | "AMERICAN-EXPRESS" => Self::AmericanExpress,
@@ -193,6 +303,17 @@ impl CardNetwork {
             "TARJETA NARANJA" | "NARANJA" => Self::Naranja,
             "UATP" => Self::Uatp,
             "DINACARD" | "DINA CARD" => Self::DinaCard,
+            "DANKORT" => Self::Dankort,
+            "CARTES BANCAIRES" | "CARTE BANCAIRE" | "CB" => Self::CartesBancaires,
+            "EFTPOS" | "EFTPOS AUSTRALIA" => Self::EftposAustralia,
+            "MADA" => Self::Mada,
+            "BANCONTACT" | "BCMC" => Self::Bancontact,
+            "GIROCARD" => Self::Girocard,
+            "INTERAC" => Self::Interac,
+            "STAR" => Self::Star,
+            "NYCE" => Self::Nyce,
+            "PULSE" => Self::Pulse,
+            "ACCEL" => Self::Accel,
             _ => return None,
         })
     }
@@ -273,7 +394,7 @@ impl fmt::Display for LengthSet {
 }
 
 /// A set of networks, without allocation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct NetworkSet(u32);
 
 impl NetworkSet {
@@ -284,6 +405,16 @@ impl NetworkSet {
 
     pub fn insert(&mut self, network: CardNetwork) {
         self.0 |= 1 << network as u32;
+    }
+
+    pub fn remove(&mut self, network: CardNetwork) {
+        self.0 &= !(1 << network as u32);
+    }
+
+    /// The networks in either set.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
     }
 
     #[must_use]
@@ -303,9 +434,7 @@ impl NetworkSet {
 
     /// The networks in the set, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = CardNetwork> {
-        CardNetwork::ALL
-            .into_iter()
-            .filter(move |&network| self.contains(network))
+        CardNetwork::every().filter(move |&network| self.contains(network))
     }
 }
 
@@ -325,7 +454,7 @@ mod tests {
 
     #[test]
     fn lengths_are_ascending_and_within_iso_bounds() {
-        for network in CardNetwork::ALL {
+        for network in CardNetwork::every() {
             let lengths = network.spec().lengths;
             assert!(lengths.windows(2).all(|w| w[0] < w[1]), "{network}");
             assert!(lengths.iter().all(|&l| (12..=19).contains(&l)), "{network}");
@@ -361,6 +490,31 @@ mod tests {
     }
 
     #[test]
+    fn co_badged_brands_name_the_international_network_and_the_others() {
+        use CardNetwork::{Bancontact, Dankort, Girocard, Jcb, Maestro, RuPay, UnionPay, Visa};
+        let networks = |brand: &str| {
+            let (network, co_badged) = CardNetwork::brand_networks(brand);
+            (network, co_badged.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(networks("VISA/DANKORT"), (Some(Visa), vec![Dankort]));
+        assert_eq!(
+            networks("MAESTRO/BANCONTACT"),
+            (Some(Maestro), vec![Bancontact])
+        );
+        assert_eq!(networks("JCB/RUPAY"), (Some(Jcb), vec![RuPay]));
+        assert_eq!(networks("JCB/CHINA UNION PAY"), (Some(Jcb), vec![UnionPay]));
+        // A part that names no network of ours is left out; the network is still named.
+        assert_eq!(networks("CHINA UNION PAY/UZCARD"), (Some(UnionPay), vec![]));
+        // girocard rides on a Maestro or V PAY number: the IIN rules name the network.
+        assert_eq!(networks("GIROCARD"), (None, vec![Girocard]));
+        // Dankort issues cards alone on its own range.
+        assert_eq!(networks("DANKORT"), (Some(Dankort), vec![]));
+        assert_eq!(networks("VISA"), (Some(Visa), vec![]));
+        assert_eq!(networks("VISA/VISA"), (Some(Visa), vec![]));
+        assert_eq!(networks("EBT"), (None, vec![]));
+    }
+
+    #[test]
     fn length_sets_parse_lists_and_ranges() {
         let set = LengthSet::parse("16;19").unwrap();
         assert!(set.contains(16) && set.contains(19) && !set.contains(17));
@@ -374,7 +528,7 @@ mod tests {
 
     #[test]
     fn slugs_round_trip() {
-        for network in CardNetwork::ALL {
+        for network in CardNetwork::every() {
             assert_eq!(CardNetwork::from_slug(network.slug()), Some(network));
         }
         assert_eq!(CardNetwork::from_slug("VISA"), Some(CardNetwork::Visa));

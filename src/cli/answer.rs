@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::api::convert::{failure_from_proto, network_from_proto};
+use crate::api::convert::{failure_from_proto, network_from_proto, regime_from_proto};
+use crate::bins::Regime;
 use crate::card::{CardNetwork, Failure};
 use crate::proto::cardlookup::v1 as pb;
 
@@ -218,20 +219,30 @@ pub(super) struct BinInfo {
     pub more_specific_match_possible: bool,
     /// The providers that publish the number as a test card; empty when it is not one.
     pub test_card_sources: Vec<String>,
+    /// The card's other networks (values this build does not know left out).
+    pub co_badged: Vec<CardNetwork>,
+    /// The regulations that apply: the regime (`None` for one this build does not know) and
+    /// the reason.
+    pub regulations: Vec<(Option<Regime>, String)>,
 }
 
 impl BinInfo {
     /// The lines `lookup BIN` prints.
     pub(super) fn human(&self) -> String {
         let mut out = String::new();
+        // Values line up after 10 columns; a longer label ("more digits") keeps
+        // one space before its value.
         let mut line = |label: &str, value: &str| {
-            let _ = writeln!(out, "{:<10}{value}", format!("{label}:"));
+            let _ = writeln!(out, "{:<10}{value}", format!("{label}: "));
         };
         line("found", yes_no(self.found));
         if self.found {
             line("bin", &self.bin);
         }
         line("network", self.network.map_or("unknown", |n| n.spec().name));
+        if !self.co_badged.is_empty() {
+            line("co-badge", &names(&self.co_badged));
+        }
         if self.found {
             line("brand", or_unknown(&self.brand));
             line("type", self.card_type.unwrap_or("unknown"));
@@ -254,6 +265,12 @@ impl BinInfo {
                 |c| format!("{} ({})", c.name, c.alpha2),
             );
             line("country", &country);
+            if self.regulations.is_empty() {
+                line("regime", "none known");
+            }
+            for (_, reason) in &self.regulations {
+                line("regime", reason);
+            }
         }
         if self.more_specific_match_possible {
             line(
@@ -293,6 +310,11 @@ impl BinInfo {
             "more_specific_match_possible": self.more_specific_match_possible,
             "test_card": !self.test_card_sources.is_empty(),
             "test_card_sources": self.test_card_sources,
+            "co_badged_networks": self.co_badged.iter().map(|n| n.slug()).collect::<Vec<_>>(),
+            "regulations": self.regulations.iter().map(|(regime, reason)| json!({
+                "regime": regime.map(Regime::slug),
+                "reason": reason,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -331,6 +353,16 @@ impl From<pb::LookupBinResponse> for BinInfo {
             dataset_version: r.dataset_version,
             more_specific_match_possible: r.more_specific_match_possible,
             test_card_sources: r.test_card_sources,
+            co_badged: r
+                .co_badged_networks
+                .into_iter()
+                .filter_map(network_from_proto)
+                .collect(),
+            regulations: r
+                .regulations
+                .into_iter()
+                .map(|r| (regime_from_proto(r.regime), r.reason))
+                .collect(),
         }
     }
 }
@@ -410,7 +442,7 @@ mod tests {
 
     #[test]
     fn every_proto_network_maps_back_to_its_domain_network() {
-        for network in CardNetwork::ALL {
+        for network in CardNetwork::every() {
             let response = pb::MaskCardResponse {
                 masked: String::new(),
                 network: proto_network(network),

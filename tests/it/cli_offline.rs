@@ -238,6 +238,38 @@ fn lookup_json_has_every_field() {
 }
 
 #[test]
+fn lookup_shows_co_badged_networks_and_regulations() {
+    // 457100: VISA/DANKORT, consumer debit, DK.
+    let human = run(&["lookup", "457100"]);
+    assert_eq!(human.code, Some(0), "{}{}", human.out, human.err);
+    for line in [
+        "network:  Visa",
+        "co-badge: Dankort",
+        "regime:   EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)",
+    ] {
+        assert!(human.out.contains(line), "{line:?} in\n{}", human.out);
+    }
+    let json = run(&["lookup", "--json", "457100"]).json();
+    assert_eq!(json["co_badged_networks"], serde_json::json!(["dankort"]));
+    assert_eq!(json["regulations"][0]["regime"], "eu-ifr");
+    assert_eq!(
+        json["regulations"][0]["reason"],
+        "EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)"
+    );
+    // 408253: a German business card: no regime, and no co-badge.
+    let business = run(&["lookup", "408253"]);
+    assert!(
+        business.out.contains("regime:   none known"),
+        "{}",
+        business.out
+    );
+    assert!(!business.out.contains("co-badge"), "{}", business.out);
+    let json = run(&["lookup", "--json", "408253"]).json();
+    assert_eq!(json["co_badged_networks"], serde_json::json!([]));
+    assert_eq!(json["regulations"], serde_json::json!([]));
+}
+
+#[test]
 fn lookup_of_an_unknown_bin_exits_1() {
     let human = run(&["lookup", "000000"]);
     assert_eq!(human.code, Some(1), "{}{}", human.out, human.err);

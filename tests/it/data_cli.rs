@@ -96,15 +96,60 @@ fn convert_writes_the_merged_table_in_the_projects_schema() {
     assert_eq!(
         lines,
         [
-            "prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country",
-            "622848,,,,unionpay,银联,credit,false,,NEW,,,",
-            "622849,,,,unionpay,银联,debit,false,,KEPT,,,",
+            "prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country,co_badged,regulated",
+            "622848,,,,unionpay,银联,credit,false,,NEW,,,,,",
+            "622849,,,,unionpay,银联,debit,false,,KEPT,,,,,",
         ]
     );
     // What convert writes, check reads back cleanly.
     let (code, out, _) = run(&["data", "check", output.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("cardlookup, 2 rows, 0 bad"), "{out}");
+}
+
+#[test]
+fn convert_writes_co_badged_brands_and_the_operators_columns() {
+    let dir = TempDir::new("convert-co-badged");
+    let brands = dir.write(
+        "brands.csv",
+        "BIN,Brand,Type,Category,Issuer,IssuerPhone,IssuerUrl,isoCode2,isoCode3,CountryName\n\
+         457100,VISA/DANKORT,DEBIT,CLASSIC,NORDEA,,,DK,DNK,DENMARK\n\
+         680001,GIROCARD,DEBIT,,,,,DE,DEU,GERMANY\n",
+    );
+    let own = dir.write(
+        "own.csv",
+        "prefix,network,co_badged,regulated\n41111111,visa,star;pulse,us-durbin\n",
+    );
+    let output = dir.0.join("out.csv");
+    let (code, _, err) = run(&[
+        "data",
+        "convert",
+        brands.to_str().unwrap(),
+        own.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let converted = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<_> = converted.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            "457100,,,,visa,VISA/DANKORT,debit,false,CLASSIC,NORDEA,,,DK,dankort,",
+            "680001,,,,,GIROCARD,debit,,,,,,DE,girocard,",
+            "41111111,,,,visa,,,,,,,,,star;pulse,us-durbin",
+        ]
+    );
+    let bad = dir.write(
+        "bad.csv",
+        "prefix,co_badged\n411111,dankort;carte-blanche\n",
+    );
+    let (code, out, _) = run(&["data", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("co_badged: `carte-blanche` is not one of"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -105,6 +105,32 @@ fn rpc_code(answer: &Answer, http_status: u16) -> i64 {
 }
 
 #[tokio::test]
+async fn the_json_api_gives_co_badged_networks_and_regulations() {
+    let server = TestServer::start().await;
+    for version in VERSIONS {
+        // 457100: VISA/DANKORT, consumer debit, DK.
+        let answer = get(&server, version, "/v1/bins/457100").await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let body = answer.json();
+        assert_eq!(body["network"], "CARD_NETWORK_VISA");
+        assert_eq!(body["coBadgedNetworks"], json!(["CARD_NETWORK_DANKORT"]));
+        assert_eq!(
+            body["regulations"],
+            json!([{
+                "regime": "REGULATION_REGIME_EU_IFR",
+                "reason": "EU IFR: consumer debit card issued in DK (interchange capped at 0.2%)"
+            }])
+        );
+        // binlist's document keeps binlist's fields only.
+        let binlist = get(&server, version, "/457100").await.json();
+        assert!(binlist.get("coBadgedNetworks").is_none(), "{binlist}");
+        assert!(binlist.get("co_badged_networks").is_none(), "{binlist}");
+        assert!(binlist.get("regulations").is_none(), "{binlist}");
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn binlist_lookup_answers_binlists_document() {
     let server = TestServer::start().await;
     for version in VERSIONS {

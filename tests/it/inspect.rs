@@ -234,6 +234,47 @@ async fn shared_bin_answers_are_the_per_result_answers_given_once() {
     }
 }
 
+/// Two numbers of one 6-digit entry (443428, Visa debit, AU) of which only one is in eftpos's
+/// published 8-digit 44342800: their answers differ by the co-badge, shared or not.
+#[tokio::test]
+async fn numbers_of_one_entry_with_different_co_badges_get_different_answers() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batch = |layout: pb::BinAnswerLayout| pb::InspectRequest {
+        items: vec![
+            item("eftpos", "4434280012345678"),
+            item("visa-only", "4434281112345678"),
+        ],
+        bin_answers: layout.into(),
+        ..Default::default()
+    };
+    let mut answers = client
+        .inspect(tokio_stream::iter(vec![
+            batch(pb::BinAnswerLayout::PerResult),
+            batch(pb::BinAnswerLayout::Shared),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let per_result = answers.message().await.unwrap().unwrap();
+    let shared = answers.message().await.unwrap().unwrap();
+    let co_badged = |bin: &pb::LookupBinResponse| bin.co_badged_networks().collect::<Vec<_>>();
+    let inline: Vec<_> = per_result
+        .results
+        .iter()
+        .map(|r| r.bin.as_deref().expect("a BIN answer"))
+        .collect();
+    assert_eq!(inline[0].bin, "443428");
+    assert_eq!(inline[1].bin, "443428");
+    assert_eq!(co_badged(inline[0]), [pb::CardNetwork::EftposAustralia]);
+    assert!(co_badged(inline[1]).is_empty(), "{:?}", inline[1]);
+    assert_eq!(shared.bins.len(), 2, "{:?}", shared.bins);
+    for (result, inline) in shared.results.iter().zip(inline) {
+        let index = result.bin_index.expect("an index") as usize;
+        assert_eq!(&shared.bins[index], inline, "{}", result.id);
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_bin_answer_layout_ends_the_stream() {
     let server = TestServer::start().await;

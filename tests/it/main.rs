@@ -17,6 +17,7 @@ mod cli_file;
 mod cli_help;
 mod cli_offline;
 mod cli_server;
+mod co_badging;
 mod conformance;
 mod connections;
 mod data_cli;

@@ -3,7 +3,7 @@
 use crate::common::{TestServer, pb};
 use pb::{CardNetwork as N, ValidationFailure as F};
 
-async fn validate(
+pub(crate) async fn validate(
     client: &mut pb::card_lookup_service_client::CardLookupServiceClient<tonic::transport::Channel>,
     number: &str,
 ) -> pb::ValidateResponse {

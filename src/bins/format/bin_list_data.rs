@@ -5,6 +5,7 @@
 //! `isoCode3` and `CountryName` are read from ISO 3166 by `isoCode2` instead.
 
 use crate::bins::record::{BinRecord, Issuer, Strings};
+use crate::bins::regulation::Regulations;
 use crate::card::CardNetwork;
 
 use super::fields::{self, ColumnMap};
@@ -60,8 +61,10 @@ impl super::Columns for Columns {
         let card_type = fields::card_type("Type", field(TYPE))?;
         let country = fields::country("isoCode2", field(COUNTRY))?;
         let (brand, category) = (field(BRAND), field(CATEGORY));
+        let (network, co_badged) = CardNetwork::brand_networks(brand);
         let record = BinRecord {
-            network: CardNetwork::from_brand(brand),
+            network,
+            co_badged,
             brand: strings.string(brand),
             card_type,
             prepaid: fields::prepaid_from_category(category),
@@ -73,6 +76,8 @@ impl super::Columns for Columns {
             },
             country,
             rules: crate::card::IssuerRules::default(),
+            regulated: None,
+            regulations: Regulations::default(),
         };
         Ok(BinRow {
             first,

@@ -8,7 +8,8 @@
 //! `number_luhn` column. `bank_logo` and `bank_city` are not served.
 
 use crate::bins::record::{BinRecord, Issuer, Strings};
-use crate::card::{CardNetwork, IssuerRules};
+use crate::bins::regulation::Regulations;
+use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 use super::fields::{self, ColumnMap};
 use super::{BinRow, RowError};
@@ -68,6 +69,7 @@ impl super::Columns for Columns {
         };
         let record = BinRecord {
             network,
+            co_badged: NetworkSet::empty(),
             brand: strings.string(scheme),
             card_type: fields::card_type("type", field(TYPE))?,
             prepaid: fields::yes_no("prepaid", field(PREPAID))?,
@@ -82,6 +84,8 @@ impl super::Columns for Columns {
                 lengths: fields::lengths("number_length", field(LENGTH))?,
                 luhn: fields::yes_no("number_luhn", field(LUHN))?,
             },
+            regulated: None,
+            regulations: Regulations::default(),
         };
         Ok(BinRow {
             first,

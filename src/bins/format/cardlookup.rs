@@ -2,21 +2,22 @@
 //! ranges, and the issuer's own length and Luhn rules. `data convert` writes it.
 //!
 //! ```text
-//! prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country
-//! 45710040,45710045,16,true,visa,VISA,debit,false,CLASSIC,EXAMPLE BANK,https://bank.example,+44 20 0000 0000,GB
+//! prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country,co_badged,regulated
+//! 45710040,45710045,16,true,visa,VISA/DANKORT,debit,false,CLASSIC,EXAMPLE BANK,https://bank.example,+45 00 00 00 00,DK,dankort,
 //! ```
 
 use std::io::Write;
 
 use crate::bins::index::Prefix;
 use crate::bins::record::{BinRecord, CardType, Issuer, Strings};
+use crate::bins::regulation::Regulations;
 use crate::card::{CardNetwork, IssuerRules};
 
 use super::fields::{self, ColumnMap};
 use super::{BinRow, RowError};
 
 /// The columns, in the order `data convert` writes them. Only `prefix` is required.
-pub const HEADER: [&str; 13] = [
+pub const HEADER: [&str; 15] = [
     "prefix",
     "prefix_end",
     "pan_lengths",
@@ -30,6 +31,8 @@ pub const HEADER: [&str; 13] = [
     "issuer_url",
     "issuer_phone",
     "country",
+    "co_badged",
+    "regulated",
 ];
 const PREFIX: usize = 0;
 const PREFIX_END: usize = 1;
@@ -44,6 +47,8 @@ const ISSUER_NAME: usize = 9;
 const ISSUER_URL: usize = 10;
 const ISSUER_PHONE: usize = 11;
 const COUNTRY: usize = 12;
+const CO_BADGED: usize = 13;
+const REGULATED: usize = 14;
 
 #[derive(Debug)]
 pub(super) struct Columns(ColumnMap);
@@ -64,8 +69,13 @@ impl super::Columns for Columns {
                 fields::value_error("network", slug, "a network name such as visa, mastercard, american-express, unionpay (docs/data-format.md)")
             })?),
         };
+        let mut co_badged = fields::networks("co_badged", field(CO_BADGED))?;
+        if let Some(network) = network {
+            co_badged.remove(network);
+        }
         let record = BinRecord {
             network,
+            co_badged,
             brand: strings.string(field(BRAND)),
             card_type: fields::card_type("card_type", field(CARD_TYPE))?,
             prepaid: fields::yes_no("prepaid", field(PREPAID))?,
@@ -80,6 +90,8 @@ impl super::Columns for Columns {
                 lengths: fields::lengths("pan_lengths", field(PAN_LENGTHS))?,
                 luhn: fields::yes_no("luhn", field(LUHN))?,
             },
+            regulated: fields::regimes("regulated", field(REGULATED))?,
+            regulations: Regulations::default(),
         };
         Ok(BinRow {
             first,
@@ -135,6 +147,16 @@ pub fn write<'a>(
                 .country
                 .map(|c| c.alpha2.to_owned())
                 .unwrap_or_default(),
+            record
+                .co_badged
+                .iter()
+                .map(CardNetwork::slug)
+                .collect::<Vec<_>>()
+                .join(";"),
+            record
+                .regulated
+                .map(|regimes| regimes.to_string())
+                .unwrap_or_default(),
         ])?;
     }
     writer.flush()?;
@@ -147,9 +169,10 @@ mod tests {
     use super::*;
 
     const TABLE: &str = "\
-prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country
-45710040,45710045,16;19,true,visa,VISA,debit,false,CLASSIC,EXAMPLE BANK,https://bank.example,+44 20 0000 0000,GB
-622848,,,false,unionpay,CHINA UNION PAY,credit,,,,,,CN
+prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issuer_name,issuer_url,issuer_phone,country,co_badged,regulated
+45710040,45710045,16;19,true,visa,VISA,debit,false,CLASSIC,EXAMPLE BANK,https://bank.example,+44 20 0000 0000,GB,dankort;visa,none
+622848,,,false,unionpay,CHINA UNION PAY,credit,,,,,,CN,,
+41111111,,,,visa,VISA,debit,,,,,,US,star;pulse,us-durbin;eu-ifr
 ";
 
     fn rows(table: &str) -> (super::super::TableReport, Vec<BinRow>) {
@@ -161,7 +184,7 @@ prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issu
         let (report, rows) = rows(TABLE);
         assert_eq!(
             (report.format, report.rows, report.bad_rows),
-            (Format::CardLookup, 2, 0)
+            (Format::CardLookup, 3, 0)
         );
         let range = &rows[0];
         assert_eq!(
@@ -174,6 +197,24 @@ prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issu
         assert_eq!(range.record.country.unwrap().alpha3, "GBR");
         assert_eq!(rows[1].first, rows[1].last);
         assert_eq!(rows[1].record.rules.luhn, Some(false));
+        // The network itself is never co-badged with itself.
+        assert_eq!(
+            range.record.co_badged.iter().collect::<Vec<_>>(),
+            [CardNetwork::Dankort]
+        );
+        assert_eq!(range.record.regulated.unwrap().to_string(), "none");
+        assert_eq!(
+            (rows[1].record.co_badged.len(), rows[1].record.regulated),
+            (0, None)
+        );
+        assert_eq!(
+            rows[2].record.co_badged.iter().collect::<Vec<_>>(),
+            [CardNetwork::Star, CardNetwork::Pulse]
+        );
+        assert_eq!(
+            rows[2].record.regulated.unwrap().to_string(),
+            "eu-ifr;us-durbin"
+        );
     }
 
     #[test]
@@ -221,6 +262,20 @@ prefix,prefix_end,pan_lengths,luhn,network,brand,card_type,prepaid,category,issu
         assert!(matches!(
             columns("prefix,country", "411111,ZZ"),
             RowError::Country { column: "country" }
+        ));
+        assert!(matches!(
+            columns("prefix,co_badged", "411111,dankort;carte-blanche"),
+            RowError::Value {
+                column: "co_badged",
+                ..
+            }
+        ));
+        assert!(matches!(
+            columns("prefix,regulated", "411111,durbin"),
+            RowError::Value {
+                column: "regulated",
+                ..
+            }
         ));
     }
 

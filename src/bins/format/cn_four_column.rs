@@ -7,7 +7,8 @@
 //! the country, so none is given.
 
 use crate::bins::record::{BinRecord, CardType, Issuer, Strings};
-use crate::card::{CardNetwork, IssuerRules};
+use crate::bins::regulation::Regulations;
+use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 use super::fields::{self, ColumnMap};
 use super::{BinRow, RowError};
@@ -63,6 +64,7 @@ impl super::Columns for Columns {
         };
         let record = BinRecord {
             network,
+            co_badged: NetworkSet::empty(),
             brand: strings.string(organisation),
             card_type,
             prepaid,
@@ -73,6 +75,8 @@ impl super::Columns for Columns {
             },
             country: None,
             rules: IssuerRules::default(),
+            regulated: None,
+            regulations: Regulations::default(),
         };
         Ok(BinRow {
             first,

@@ -2,7 +2,8 @@
 
 use crate::bins::index::Prefix;
 use crate::bins::record::{CardType, Country};
-use crate::card::LengthSet;
+use crate::bins::regulation::RegimeSet;
+use crate::card::{CardNetwork, LengthSet, NetworkSet};
 
 use super::RowError;
 
@@ -126,6 +127,39 @@ pub(super) fn lengths(column: &'static str, text: &str) -> Result<Option<LengthS
     LengthSet::parse(text)
         .map(Some)
         .map_err(|source| RowError::Lengths { column, source })
+}
+
+/// Networks by their slugs, separated by `;` (`dankort`, `girocard;maestro`); empty for none.
+pub(super) fn networks(column: &'static str, text: &str) -> Result<NetworkSet, RowError> {
+    let mut set = NetworkSet::empty();
+    if text.is_empty() {
+        return Ok(set);
+    }
+    for slug in text.split(';') {
+        let network = CardNetwork::from_slug(slug).ok_or_else(|| {
+            value_error(
+                column,
+                slug.trim(),
+                "network names such as dankort, girocard, eftpos-australia, separated by ; (docs/data-format.md)",
+            )
+        })?;
+        set.insert(network);
+    }
+    Ok(set)
+}
+
+/// Regimes by their slugs separated by `;`, or `none`; empty says nothing (`None`).
+pub(super) fn regimes(column: &'static str, text: &str) -> Result<Option<RegimeSet>, RowError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    RegimeSet::parse(text).map(Some).map_err(|_| {
+        value_error(
+            column,
+            text,
+            "none, or eu-ifr, uk-ifr, us-durbin separated by ;",
+        )
+    })
 }
 
 /// Tables without a prepaid column say PREPAID in the category; an empty category says
