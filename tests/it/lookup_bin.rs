@@ -1,6 +1,6 @@
 //! LookupBin over gRPC: longest-prefix answers from the BIN data, misses, and bad input.
 
-use crate::common::{EMBEDDED, TempDir, TestServer, pb, store_with_files};
+use crate::common::{EMBEDDED, TempDir, TestServer, inspect_once, pb, store_with_files};
 use card_lookup::bins::LoadOptions;
 use tonic::Code;
 
@@ -142,23 +142,8 @@ async fn more_specific_match_possible_when_longer_bins_lie_under_the_digits_give
         assert_eq!(answer.more_specific_match_possible, more, "{number}");
     }
     for layout in [pb::BinAnswerLayout::PerResult, pb::BinAnswerLayout::Shared] {
-        let request = pb::InspectRequest {
-            items: cases
-                .iter()
-                .map(|(number, _, _)| pb::InspectItem {
-                    id: (*number).to_owned(),
-                    number: (*number).to_owned(),
-                })
-                .collect(),
-            bin_answers: layout.into(),
-            ..Default::default()
-        };
-        let mut stream = client
-            .inspect(tokio_stream::iter([request]))
-            .await
-            .unwrap()
-            .into_inner();
-        let response = stream.message().await.unwrap().unwrap();
+        let numbers: Vec<&str> = cases.iter().map(|(number, _, _)| *number).collect();
+        let response = inspect_once(&mut client, &numbers, layout).await;
         for ((number, _, more), result) in cases.iter().zip(&response.results) {
             let bin = match result.bin_index {
                 Some(i) => &response.bins[i as usize],
