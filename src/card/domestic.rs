@@ -4,12 +4,14 @@
 //! card's co-badged networks.
 //!
 //! The table is `data/domestic-ranges.tsv` (its provenance and licences in `data/NOTICE`),
-//! embedded and read once. A lookup is one binary search per prefix length the table has (4, 6
-//! and 8 digits), over at most a few hundred ranges.
+//! embedded and read once. A lookup is one bit for most numbers (no range lies under their
+//! first four digits), else one binary search per prefix length the table has (4, 6 and 8
+//! digits), over at most a few hundred ranges.
 
 use std::sync::LazyLock;
 
 use super::network::{CardNetwork, NetworkSet};
+use super::prefixes::FourDigitPrefixes;
 
 /// The embedded table: `network first last source`, tab-separated, after `#` comment lines and
 /// the header.
@@ -30,6 +32,14 @@ pub struct DomesticRange {
     pub last: u32,
 }
 
+/// The table, read once: the 4-digit prefixes its ranges lie under (most numbers are under
+/// none, and are answered by one bit), then the ranges by length.
+#[derive(Debug, Default)]
+struct Table {
+    prefixes: FourDigitPrefixes,
+    by_length: Vec<SameLength>,
+}
+
 /// The ranges of one prefix length, sorted by `first`; ranges of one length never overlap
 /// (checked by the tests), so the one that may hold a prefix is the last starting at or below it.
 #[derive(Debug, Default)]
@@ -38,9 +48,11 @@ struct SameLength {
     ranges: Vec<DomesticRange>,
 }
 
-static RANGES: LazyLock<Vec<SameLength>> = LazyLock::new(|| {
+static RANGES: LazyLock<Table> = LazyLock::new(|| {
+    let mut prefixes = FourDigitPrefixes::default();
     let mut by_length: Vec<SameLength> = Vec::new();
     for range in ranges() {
+        prefixes.insert_range(range.digits, range.first, range.last);
         match by_length.iter_mut().find(|set| set.digits == range.digits) {
             Some(set) => set.ranges.push(range),
             None => by_length.push(SameLength {
@@ -52,7 +64,10 @@ static RANGES: LazyLock<Vec<SameLength>> = LazyLock::new(|| {
     for set in &mut by_length {
         set.ranges.sort_by_key(|range| range.first);
     }
-    by_length
+    Table {
+        prefixes,
+        by_length,
+    }
 });
 
 /// Every range of the embedded table, in the table's order.
@@ -98,7 +113,10 @@ fn parse_row(line: &str) -> Option<DomesticRange> {
 #[must_use]
 pub fn schemes_of(digits: &[u8]) -> NetworkSet {
     let mut schemes = NetworkSet::empty();
-    for set in RANGES.iter() {
+    if !RANGES.prefixes.may_hold(digits) {
+        return schemes;
+    }
+    for set in &RANGES.by_length {
         let Some(prefix) = digits.get(..set.digits) else {
             continue;
         };
@@ -136,7 +154,7 @@ mod tests {
 
     #[test]
     fn ranges_of_one_length_do_not_overlap() {
-        for set in RANGES.iter() {
+        for set in &RANGES.by_length {
             for pair in set.ranges.windows(2) {
                 assert!(pair[0].last < pair[1].first, "{pair:?}");
             }

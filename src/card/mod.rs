@@ -12,6 +12,7 @@ pub mod luhn;
 pub mod mask;
 pub mod network;
 pub mod pan;
+mod prefixes;
 pub mod test_cards;
 pub mod validate;
 

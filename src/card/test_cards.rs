@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 
 use super::Pan;
 use super::mask::MIN_PAN_DIGITS;
+use super::prefixes::FourDigitPrefixes;
 
 /// The first line of every test-card list.
 pub const HEADER: &str = "number\tprovider\tsource";
@@ -58,6 +59,8 @@ pub struct TestCards {
 struct Lists {
     /// By [`key`] of the number.
     numbers: FxHashMap<u128, Providers>,
+    /// The numbers' first four digits: most numbers are no test card, and one bit says so.
+    prefixes: FourDigitPrefixes,
     /// Provider names, bit `i` of [`Providers`] naming `providers[i]`.
     providers: Vec<Box<str>>,
 }
@@ -117,6 +120,9 @@ impl TestCards {
     /// The providers that list `pan` (none for a number no list has, partial numbers included).
     #[must_use]
     pub fn providers(&self, pan: &Pan) -> Providers {
+        if !self.inner.prefixes.may_hold(pan.digits()) {
+            return Providers::default();
+        }
         self.inner
             .numbers
             .get(&key(pan.digits()))
@@ -240,6 +246,7 @@ fn parse(text: &str, lists: &mut Lists) -> Result<usize, TestCardFileError> {
             None => return Err(TestCardFileError::TooManyProviders { line: line_no }),
         };
         lists.numbers.entry(key(pan.digits())).or_default().0 |= 1 << bit;
+        lists.prefixes.insert_number(pan.digits());
         rows += 1;
     }
     Ok(rows)
