@@ -29,7 +29,7 @@ use dashmap::{DashMap, ReadOnlyView};
 use rustc_hash::FxBuildHasher;
 
 use super::record::BinRecord;
-use super::regulation::Regulations;
+use super::regime::Regulations;
 
 /// The shortest and longest BIN prefixes the index holds.
 pub const MIN_PREFIX_DIGITS: usize = 4;

@@ -10,6 +10,7 @@ pub mod manifest;
 mod metrics;
 pub mod read;
 pub mod record;
+pub mod regime;
 pub mod regulation;
 pub mod store;
 
@@ -20,7 +21,7 @@ pub use index::{BinIndex, BinMatch, IndexBuilder, Prefix};
 pub use load::{DataSource, LoadError, LoadOptions, Loaded, SourceReport, fingerprint, load};
 pub use read::FileProblem;
 pub use record::{BinRecord, CardType, Country, Issuer};
-pub use regulation::{Regime, RegimeSet, Regulation, Regulations};
+pub use regime::{Regime, RegimeSet, Regulation, Regulations};
 pub use store::{BinStore, ReloadError, ReloadOutcome, ReloadTrigger};
 
 /// `value` in decimal, zero-padded on the left to `width` digits (BINs and country codes keep

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
-use super::regulation::{RegimeSet, Regulations};
+use super::regime::{RegimeSet, Regulations};
 use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 /// Debit, credit or charge.

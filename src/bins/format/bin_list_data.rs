@@ -5,7 +5,7 @@
 //! `isoCode3` and `CountryName` are read from ISO 3166 by `isoCode2` instead.
 
 use crate::bins::record::{BinRecord, Issuer, Strings};
-use crate::bins::regulation::Regulations;
+use crate::bins::regime::Regulations;
 use crate::card::CardNetwork;
 
 use super::fields::{self, ColumnMap};

@@ -8,7 +8,7 @@
 //! `number_luhn` column. `bank_logo` and `bank_city` are not served.
 
 use crate::bins::record::{BinRecord, Issuer, Strings};
-use crate::bins::regulation::Regulations;
+use crate::bins::regime::Regulations;
 use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 use super::fields::{self, ColumnMap};

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use crate::bins::index::Prefix;
 use crate::bins::record::{BinRecord, CardType, Issuer, Strings};
-use crate::bins::regulation::Regulations;
+use crate::bins::regime::Regulations;
 use crate::card::{CardNetwork, IssuerRules};
 
 use super::fields::{self, ColumnMap};

@@ -7,7 +7,7 @@
 //! the country, so none is given.
 
 use crate::bins::record::{BinRecord, CardType, Issuer, Strings};
-use crate::bins::regulation::Regulations;
+use crate::bins::regime::Regulations;
 use crate::card::{CardNetwork, IssuerRules, NetworkSet};
 
 use super::fields::{self, ColumnMap};

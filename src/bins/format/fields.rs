@@ -2,7 +2,7 @@
 
 use crate::bins::index::Prefix;
 use crate::bins::record::{CardType, Country};
-use crate::bins::regulation::RegimeSet;
+use crate::bins::regime::RegimeSet;
 use crate::card::{CardNetwork, LengthSet, NetworkSet};
 
 use super::RowError;
