@@ -190,8 +190,9 @@ enum BinAnswers {
 
 /// What decides a BIN answer within one index snapshot: the matched prefix (and so the
 /// record), the IIN network (the answer's network where the record names none), the co-badged
-/// networks (the domestic ranges may be longer than the matched prefix), whether more digits could match a more specific entry (which depends on how many were given), and
-/// the providers listing the number as a test card (none for nearly every number).
+/// networks (the domestic ranges may be longer than the matched prefix), whether more digits
+/// could match a more specific entry (which depends on how many were given), and the providers
+/// listing the number as a test card (none for nearly every number).
 type BinKey = (
     Option<Prefix>,
     Option<CardNetwork>,

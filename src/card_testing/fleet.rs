@@ -10,10 +10,10 @@
 //! (the window is six slots of wall-clock time, as each replica's own), then judges the client
 //! on the whole window of every replica: the distinct BINs and cards (HyperLogLog unions,
 //! within about 1% of the true counts) and the share of Luhn failures, against the same
-//! thresholds as the replica's own detection. A client over a threshold, or flagged by a replica on its own
-//! calls, gets a flag key that lives for one window; every replica the client calls while it
-//! lives learns of it in its next round and flags the client too, so it is refused everywhere
-//! within about a second.
+//! thresholds as the replica's own detection. A client over a threshold, or flagged by a
+//! replica on its own calls, gets a flag key that lives for one window; every replica the
+//! client calls while it lives learns of it in its next round and flags the client too, so it
+//! is refused everywhere within about a second.
 //!
 //! Calls never wait on Redis: they only add to what the next round reports. A round that Redis
 //! does not answer within [`POOL_BUDGET`] is dropped (and counted); each replica's own detection

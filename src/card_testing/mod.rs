@@ -4,8 +4,8 @@
 //! Per client (the identity the admission layer gives) the detector keeps a sliding window in
 //! six slots: the distinct BINs seen (each with the last slot it was seen in), with
 //! `--card-testing-max-cards` the distinct cards (whole numbers that pass the Luhn check, by a
-//! keyed 64-bit hash), and, of the numbers validated, how many failed
-//! the Luhn check. Crossing a threshold flags the client once a window: a warning log line, the counter
+//! keyed 64-bit hash), and, of the numbers validated, how many failed the Luhn check. Crossing
+//! a threshold flags the client once a window: a warning log line, the counter
 //! `cardlookup_card_testing_suspected_total{client_class,reason}`, and, with `--card-testing
 //! refuse`, PERMISSION_DENIED for its calls until the window has passed. Nothing of the numbers
 //! is kept but their BIN (first six digits), which PCI DSS allows to store, and the cards'
