@@ -233,7 +233,7 @@ impl CardApi {
             self.inspect_max_answer_bytes,
         );
         if let Some(auditor) = &self.auditor {
-            let version: Arc<str> = index.version().into();
+            let version = index.shared_version();
             for (position, card) in seen.into_iter().enumerate() {
                 let (code, valid) =
                     match &answer {
@@ -294,7 +294,7 @@ impl CardApi {
                 .as_ref()
                 .map_or_else(RequestError::code, |_| Code::Ok),
             valid: answer.as_ref().ok().and_then(valid),
-            dataset_version: self.store.current().version().into(),
+            dataset_version: self.store.current().shared_version(),
         };
         auditor
             .record(event)

@@ -43,15 +43,18 @@ impl Chain {
         hex(&digest)
     }
 
-    /// `body`, a JSON object whose last member is `prev`, sealed with its hash: the line as
-    /// written (without the newline), and the hash.
-    pub(crate) fn seal(&self, mut body: String) -> (String, String) {
-        let hash = self.hash(body.as_bytes());
-        body.pop();
-        body.push_str(HASH_MEMBER);
-        body.push_str(&hash);
-        body.push_str("\"}");
-        (body, hash)
+    /// Ends the line that `line[start..]` holds, a JSON object without its closing brace, with
+    /// `prev` (the hash of the line before it) and its own hash and a newline; gives the hash.
+    pub(crate) fn seal(&self, line: &mut Vec<u8>, start: usize, prev: &str) -> String {
+        line.extend_from_slice(b",\"prev\":\"");
+        line.extend_from_slice(prev.as_bytes());
+        line.extend_from_slice(b"\"}");
+        let hash = self.hash(&line[start..]);
+        line.pop();
+        line.extend_from_slice(HASH_MEMBER.as_bytes());
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        hash
     }
 
     /// Checks a line's own hash: its body and stated hash when they agree, else why not.
@@ -83,11 +86,13 @@ pub enum SealError {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -97,8 +102,11 @@ mod tests {
     #[test]
     fn a_sealed_line_opens_and_an_edited_one_does_not() {
         let chain = Chain::default();
-        let (line, hash) = chain.seal(format!("{{\"a\":1,\"prev\":\"{GENESIS}\"}}"));
-        let (body, stated) = chain.open(&line).unwrap();
+        let mut line = b"{\"a\":1".to_vec();
+        let hash = chain.seal(&mut line, 0, GENESIS);
+        let line = String::from_utf8(line).unwrap();
+        let line = line.strip_suffix('\n').unwrap();
+        let (body, stated) = chain.open(line).unwrap();
         assert_eq!(stated, hash);
         assert!(body.ends_with(&format!("\"prev\":\"{GENESIS}\"}}")));
         let edited = line.replacen("\"a\":1", "\"a\":2", 1);

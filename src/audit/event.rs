@@ -5,24 +5,26 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 
+use crate::card::pan::MAX_DIGITS;
 use crate::card::{FingerprintKeys, MaskOptions, MaskStyle, Pan, mask};
 use crate::identity::ClientIdentity;
 use crate::telemetry::{Method, code_name};
 
-/// The card as an event names it: never more than the masking rules show.
+/// The card as an event names it: never more than the masking rules show. Held inline: an
+/// event costs its call no allocation, which the writer thread, dropping the event, would
+/// otherwise free across threads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct CardSeen {
     /// The number masked to its BIN and last four digits, as far as the masking rules let
     /// (`card::mask`: nothing of a partial number, at least three digits hidden); empty when
     /// the number did not parse.
-    pub(crate) masked: String,
+    pub(crate) masked: InlineText<MAX_DIGITS>,
     /// The first six digits, when the masked form shows them or the number is no longer than
     /// a BIN (a LookupBin of a BIN alone); otherwise none.
-    pub(crate) bin: Option<String>,
+    pub(crate) bin: Option<InlineText<BIN_DIGITS>>,
     /// The fingerprint under the signing key, when fingerprints are configured.
     pub(crate) fingerprint: Option<String>,
 }
@@ -42,14 +44,63 @@ impl CardSeen {
             style: MaskStyle::BinAndLastFour,
             ..MaskOptions::default()
         };
-        let masked = mask(&pan, None, 0, &options);
-        let shows_bin = masked.as_bytes().first().is_some_and(u8::is_ascii_digit);
+        // Digits and `*` only (no grouping): never longer than the number.
+        let masked = InlineText::new(&mask(&pan, None, 0, &options)).unwrap_or_default();
+        let shows_bin = masked
+            .as_str()
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_digit);
         let is_bin = (BIN_DIGITS..=MAX_BIN_QUERY_DIGITS).contains(&pan.len());
         Self {
-            bin: (shows_bin || is_bin).then(|| pan.leading_digits(BIN_DIGITS)),
+            bin: (shows_bin || is_bin)
+                .then(|| InlineText::new(&pan.leading_digits(BIN_DIGITS)))
+                .flatten(),
             masked,
             fingerprint: keys.map(|keys| keys.signing().fingerprint(&pan)),
         }
+    }
+}
+
+/// ASCII text of at most `N` bytes, stored in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InlineText<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> InlineText<N> {
+    /// `text` held inline; none when it is longer than `N` bytes or not ASCII.
+    fn new(text: &str) -> Option<Self> {
+        let mut bytes = [0; N];
+        bytes
+            .get_mut(..text.len())
+            .filter(|_| text.is_ascii())?
+            .copy_from_slice(text.as_bytes());
+        Some(Self {
+            bytes,
+            len: u8::try_from(text.len()).ok()?,
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> Default for InlineText<N> {
+    fn default() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for InlineText<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -70,56 +121,67 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    /// The event as a JSON object of the trail's field names, in a stable order: `time`,
-    /// `replica`, `request_id`, `client`, `client_label`, `subject` (hashed), `method`,
-    /// `masked`, `bin`, `fingerprint`, `code`, `valid`, `dataset_version`. Members the call
-    /// did not have are left out.
-    pub(crate) fn to_json(&self, replica: &str) -> Map<String, Value> {
-        let mut json = Map::new();
-        json.insert(
-            "time".into(),
+    /// Appends the event to `out` as a JSON object of the trail's field names, in a stable
+    /// order, without its closing brace (the writer ends it with `prev`): `time`, `replica`,
+    /// `request_id`, `client`, `client_label`, `subject` (hashed), `method`, `masked`, `bin`,
+    /// `fingerprint`, `code`, `valid`, `dataset_version`. Members the call did not have are
+    /// left out. Written straight into the batch's buffer: the writer thread's cost a call.
+    pub(crate) fn write_json(&self, replica: &str, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "{{\"time\":\"{}\"",
             humantime::format_rfc3339_micros(self.time)
-                .to_string()
-                .into(),
         );
-        json.insert("replica".into(), replica.into());
+        member(out, "replica", replica);
         if let Some(id) = self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
-            json.insert("request_id".into(), id.into());
+            member(out, "request_id", id);
         }
         if let Some(client) = &self.client {
-            json.insert("client".into(), (*client.id).into());
+            member(out, "client", &client.id);
             if let Some(label) = &client.label {
-                json.insert("client_label".into(), (**label).into());
+                member(out, "client_label", label);
             }
         }
         if let Some(subject) = &self.subject {
-            json.insert(
-                "subject".into(),
-                crate::shared_store::hashed("subject", subject.as_bytes()).into(),
-            );
+            let hashed = crate::shared_store::hashed("subject", subject.as_bytes());
+            member(out, "subject", &hashed);
         }
-        json.insert("method".into(), self.method.name().into());
-        if !self.card.masked.is_empty() {
-            json.insert("masked".into(), self.card.masked.clone().into());
+        member(out, "method", self.method.name());
+        if !self.card.masked.as_str().is_empty() {
+            member(out, "masked", self.card.masked.as_str());
         }
         if let Some(bin) = &self.card.bin {
-            json.insert("bin".into(), bin.clone().into());
+            member(out, "bin", bin.as_str());
         }
         if let Some(fingerprint) = &self.card.fingerprint {
-            json.insert("fingerprint".into(), fingerprint.clone().into());
+            member(out, "fingerprint", fingerprint);
         }
-        json.insert("code".into(), code_name(self.code).into());
+        member(out, "code", code_name(self.code));
         if let Some(valid) = self.valid {
-            json.insert("valid".into(), valid.into());
+            out.extend_from_slice(if valid {
+                b",\"valid\":true"
+            } else {
+                b",\"valid\":false"
+            });
         }
-        json.insert("dataset_version".into(), (*self.dataset_version).into());
-        json
+        member(out, "dataset_version", &self.dataset_version);
     }
 
-    /// The UTC day of the event, `YYYY-MM-DD`: the file it goes into.
-    pub(crate) fn day(&self) -> String {
-        super::file::day_of(self.time)
+    /// The UTC day of the event, counted from 1970-01-01: which file it goes into.
+    pub(crate) fn day_number(&self) -> u64 {
+        super::file::day_number(self.time)
     }
+}
+
+/// Appends `,"name":value` with `value` as a JSON string.
+fn member(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
@@ -128,13 +190,19 @@ mod tests {
 
     #[test]
     fn a_card_is_seen_masked_with_its_bin_only() {
+        let bin = |seen: &CardSeen| seen.bin.map(|bin| bin.as_str().to_owned());
         let seen = CardSeen::of("4111 1111 1111 1111", None);
-        assert_eq!(seen.bin.as_deref(), Some("411111"));
-        assert_eq!(seen.masked, "411111******1111");
-        assert_eq!(CardSeen::of("411111", None).bin.as_deref(), Some("411111"));
+        assert_eq!(bin(&seen).as_deref(), Some("411111"));
+        assert_eq!(seen.masked.as_str(), "411111******1111");
+        assert_eq!(
+            bin(&CardSeen::of("411111", None)).as_deref(),
+            Some("411111")
+        );
         // Nine to eleven digits are a partial number: nothing of it shows.
         let partial = CardSeen::of("411111222", None);
         assert_eq!((partial.bin, partial.masked.as_str()), (None, "*********"));
+        let longest = CardSeen::of(&"4".repeat(MAX_DIGITS), None);
+        assert_eq!(longest.masked.as_str(), "444444*********4444");
         assert_eq!(CardSeen::of("41", None).bin, None);
         assert_eq!(CardSeen::of("not a number", None), CardSeen::default());
     }

@@ -2,7 +2,7 @@
 //! records besides events that the chain holds.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 const PREFIX: &str = "audit-";
 const SUFFIX: &str = ".jsonl";
@@ -24,6 +24,19 @@ pub(crate) fn day_of(time: SystemTime) -> String {
     day.truncate(DAY_LEN);
     day
 }
+
+/// The UTC day of `time` as a count of days since 1970-01-01: cheaper to compare than its name.
+pub(crate) fn day_number(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() / SECONDS_A_DAY)
+}
+
+/// The `YYYY-MM-DD` of a [`day_number`].
+pub(crate) fn day_name(number: u64) -> String {
+    day_of(SystemTime::UNIX_EPOCH + Duration::from_secs(number * SECONDS_A_DAY))
+}
+
+const SECONDS_A_DAY: u64 = 86_400;
 
 /// The file of `replica` for `day`.
 pub(crate) fn name(day: &str, replica: &str) -> String {
@@ -52,6 +65,11 @@ impl TrailFile {
             day: day.to_owned(),
             path,
         })
+    }
+
+    /// The file's day as a [`day_number`].
+    pub(crate) fn day_number(&self) -> u64 {
+        humantime::parse_rfc3339(&format!("{}T00:00:00Z", self.day)).map_or(0, day_number)
     }
 
     /// The file's name, for messages.
@@ -99,6 +117,13 @@ mod tests {
             None
         );
         assert_eq!(TrailFile::parse(PathBuf::from("notes.txt")), None);
+        assert_eq!(day_name(file.day_number()), "2026-01-31");
         assert_eq!(day_of(SystemTime::UNIX_EPOCH), "1970-01-01");
+        let leap_day = humantime::parse_rfc3339("2028-02-29T23:59:59.999Z").unwrap();
+        assert_eq!(day_name(day_number(leap_day)), "2028-02-29");
+        assert_eq!(
+            day_number(leap_day + Duration::from_millis(1)),
+            day_number(leap_day) + 1
+        );
     }
 }

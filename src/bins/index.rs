@@ -210,7 +210,7 @@ pub struct BinIndex {
     /// Indexed by a number of digits n from [`MIN_LOOKUP_DIGITS`]: the n-digit prefixes that
     /// begin a longer entry (empty below it).
     longer_under: [Spans; MAX_PREFIX_DIGITS],
-    version: String,
+    version: Arc<str>,
 }
 
 impl BinIndex {
@@ -317,6 +317,12 @@ impl BinIndex {
     pub fn version(&self) -> &str {
         &self.version
     }
+
+    /// [`Self::version`], shared: for what outlives the call that read it (an audit event).
+    #[must_use]
+    pub fn shared_version(&self) -> Arc<str> {
+        Arc::clone(&self.version)
+    }
 }
 
 /// A range as added, with the order it came in.
@@ -415,7 +421,7 @@ impl IndexBuilder {
             ranges,
             lengths,
             longer_under,
-            version,
+            version: version.into(),
         }
     }
 }
