@@ -1,15 +1,15 @@
 //! The BIN index: prefix to record, answered by longest match.
 //!
-//! Single prefixes live in a `DashMap` keyed by (length, value), so 8-digit BINs sit beside
+//! Single prefixes live in a hash map keyed by (length, value), so 8-digit BINs sit beside
 //! 6-digit ones. Ranges of prefixes (45710040-45710045) live in a sorted table per length and
 //! are found by binary search, so a range costs one entry however many prefixes it spans. A
 //! lookup tries the lengths present, longest first; at one length a single prefix and a range
 //! never both answer, because the builder resolves overlaps (the later source wins).
 //!
 //! A built index is never written again: new data builds a new index beside it, which is then
-//! swapped in whole, so lookups never wait for a writer. Building freezes the `DashMap` into
-//! its read-only view, whose reads take no shard lock and hand out plain references: a lookup
-//! then costs a hash probe, with no atomic operation on a lock or a reference count.
+//! swapped in whole, so lookups never wait for a writer: its maps are plain maps, read without
+//! locks (one thread builds them), and a lookup costs a hash probe, with no atomic operation on
+//! a lock or a reference count.
 //!
 //! For "send more digits", the build also records, for each number of digits a lookup may give
 //! (6 to 10), the prefixes of that many digits under which a longer entry lies
@@ -22,13 +22,13 @@
 //! million slots (8 MB) when the data has any: looking one up reads one slot, where a hash probe
 //! reads the table's control bytes and then the slot, two cache misses when the cards vary.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use dashmap::{DashMap, ReadOnlyView};
 use rustc_hash::FxBuildHasher;
 
-use super::record::BinRecord;
+use super::record::{BinRecord, RecordIdentity};
 use super::regime::Regulations;
 
 /// The shortest and longest BIN prefixes the index holds.
@@ -186,21 +186,18 @@ impl Spans {
 
 /// Single prefixes: key → (the order it was added in, record). The order resolves overlaps
 /// with ranges while building; it costs no lookup time.
-type Singles = DashMap<u64, (u32, Arc<BinRecord>), FxBuildHasher>;
-
-/// [`Singles`] once built: read without locks.
-type FrozenSingles = ReadOnlyView<u64, (u32, Arc<BinRecord>), FxBuildHasher>;
+type Singles = HashMap<u64, (u32, Arc<BinRecord>), FxBuildHasher>;
 
 /// The prefix length the direct table serves.
 const DIRECT_DIGITS: usize = 6;
 
-/// Six-digit single prefixes by value (10^6 slots), beside [`FrozenSingles`].
+/// Six-digit single prefixes by value (10^6 slots), beside [`Singles`].
 type DirectTable = Box<[Option<Arc<BinRecord>>]>;
 
 /// An immutable, shareable BIN index.
 #[derive(Debug)]
 pub struct BinIndex {
-    singles: FrozenSingles,
+    singles: Singles,
     /// The six-digit singles again, by value; `None` when the data has none.
     direct: Option<DirectTable>,
     /// Indexed by prefix length.
@@ -344,23 +341,22 @@ pub struct IndexBuilder {
     /// Bit `n` is set when a prefix of `n` digits was added.
     lengths: u16,
     /// Equal records are stored once: many prefixes share an issuer's record.
-    records: HashSet<Arc<BinRecord>, FxBuildHasher>,
+    records: HashMap<RecordIdentity, Arc<BinRecord>, FxBuildHasher>,
 }
 
 impl IndexBuilder {
     /// Adds the prefixes `first..=last` (of equal length; equal for a single prefix).
     ///
-    /// The record's regulations are worked out here, once per entry rather than per lookup
-    /// ([`Regulations::of`]).
+    /// The record's regulations are worked out here, once per distinct record rather than per
+    /// lookup ([`Regulations::of`]).
     pub fn insert(&mut self, first: Prefix, last: Prefix, mut record: BinRecord) {
         debug_assert!(first.len == last.len && first.value <= last.value);
-        record.regulations = Regulations::of(&record);
-        let record = if let Some(shared) = self.records.get(&record) {
-            Arc::clone(shared)
-        } else {
-            let shared = Arc::new(record);
-            self.records.insert(Arc::clone(&shared));
-            shared
+        let record = match self.records.entry(record.identity()) {
+            Entry::Occupied(shared) => Arc::clone(shared.get()),
+            Entry::Vacant(slot) => {
+                record.regulations = Regulations::of(&record);
+                Arc::clone(slot.insert(Arc::new(record)))
+            }
         };
         self.added += 1;
         self.lengths |= 1 << first.len;
@@ -385,7 +381,7 @@ impl IndexBuilder {
             paint(&mut painted[range.first.len()], range);
         }
 
-        let singles = self.singles;
+        let mut singles = self.singles;
         if painted.iter().any(|table| !table.is_empty()) {
             // A single prefix inside a range added after it gives way to the range.
             singles.retain(|&key, (order, _)| {
@@ -412,7 +408,6 @@ impl IndexBuilder {
             .rev()
             .filter(|&len| self.lengths & (1 << len) != 0)
             .collect();
-        let singles = singles.into_read_only();
         let direct = (self.lengths & (1 << DIRECT_DIGITS) != 0).then(|| direct_table(&singles));
         let longer_under = longer_under(&singles, &ranges);
         BinIndex {
@@ -432,7 +427,7 @@ impl IndexBuilder {
 /// digit longer, and the prefixes already found there), so no entry is handled more than once.
 /// Entries of [`MIN_LOOKUP_DIGITS`] or fewer lie under no lookup's digits and are skipped: the
 /// 327,012 six-digit BINs of the embedded table are neither collected nor sorted.
-fn longer_under(singles: &FrozenSingles, ranges: &[RangeTable]) -> [Spans; MAX_PREFIX_DIGITS] {
+fn longer_under(singles: &Singles, ranges: &[RangeTable]) -> [Spans; MAX_PREFIX_DIGITS] {
     let mut by_len: [Vec<(u64, u64)>; MAX_PREFIX_DIGITS + 1] = std::array::from_fn(|_| Vec::new());
     for &key in singles.keys() {
         let prefix = Prefix::from_key(key);
@@ -470,7 +465,7 @@ fn longer_under(singles: &FrozenSingles, ranges: &[RangeTable]) -> [Spans; MAX_P
 }
 
 /// The six-digit entries of `singles`, each in the slot of its value.
-fn direct_table(singles: &FrozenSingles) -> DirectTable {
+fn direct_table(singles: &Singles) -> DirectTable {
     let mut direct = vec![None; 10_usize.pow(DIRECT_DIGITS as u32)].into_boxed_slice();
     for (&key, (_, record)) in singles.iter() {
         let prefix = Prefix::from_key(key);
@@ -509,18 +504,23 @@ fn paint(table: &mut PaintedRanges, range: PendingRange) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bins::record::Issuer;
+    use crate::bins::record::{Issuer, Strings};
     use crate::card::IssuerRules;
 
-    fn record(brand: &str) -> BinRecord {
+    /// A record of `brand`, its texts interned in `strings` as a load's are.
+    fn record(brand: &str, strings: &mut Strings) -> BinRecord {
         BinRecord {
             network: None,
             co_badged: crate::card::NetworkSet::empty(),
-            brand: Arc::from(brand),
+            brand: strings.string(brand),
             card_type: None,
             prepaid: None,
-            category: Arc::from(""),
-            issuer: Issuer::default(),
+            category: strings.string(""),
+            issuer: Issuer {
+                name: strings.string(""),
+                url: strings.string(""),
+                phone: strings.string(""),
+            },
             country: None,
             rules: IssuerRules::default(),
             regulated: None,
@@ -537,10 +537,10 @@ mod tests {
     }
 
     fn index(entries: &[(&str, &str, &str)]) -> BinIndex {
-        let mut builder = IndexBuilder::default();
+        let (mut builder, mut strings) = (IndexBuilder::default(), Strings::default());
         for (first, last, brand) in entries {
             let last = if last.is_empty() { first } else { last };
-            builder.insert(p(first), p(last), record(brand));
+            builder.insert(p(first), p(last), record(brand, &mut strings));
         }
         builder.build("test".into())
     }

@@ -137,17 +137,91 @@ impl BinRecord {
 /// Shares equal strings between records while a table loads: a 3-million-row table names a
 /// few thousand issuers.
 #[derive(Debug, Default)]
-pub struct Strings(HashSet<Arc<str>, FxBuildHasher>);
+pub struct Strings {
+    shared: HashSet<Arc<str>, FxBuildHasher>,
+    /// The texts of the row before, in the order its reader asked for them: consecutive rows
+    /// of a table sorted by BIN mostly repeat them, and comparing a text with the one before
+    /// is cheaper than hashing it.
+    previous: Vec<Arc<str>>,
+    /// Which of the row's texts comes next.
+    field: usize,
+}
 
 impl Strings {
-    /// The shared copy of `text`.
+    /// The shared copy of `text`, the next text of the row.
     pub fn string(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(text) {
-            return Arc::clone(shared);
+        let field = self.field;
+        self.field += 1;
+        if let Some(previous) = self.previous.get(field)
+            && **previous == *text
+        {
+            return Arc::clone(previous);
         }
-        let shared: Arc<str> = Arc::from(text);
-        self.0.insert(Arc::clone(&shared));
+        let shared = match self.shared.get(text) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = Arc::from(text);
+                self.shared.insert(Arc::clone(&shared));
+                shared
+            }
+        };
+        match self.previous.get_mut(field) {
+            Some(previous) => previous.clone_from(&shared),
+            None => self.previous.push(Arc::clone(&shared)),
+        }
         shared
+    }
+
+    /// Starts the next row: its texts are compared with this row's.
+    pub fn next_row(&mut self) {
+        self.field = 0;
+    }
+}
+
+/// What makes two records of one load the same, cheaply: the identity of their texts rather
+/// than the texts. A load interns equal texts ([`Strings`]), so equal records name the same
+/// texts, and comparing addresses instead of bytes keeps sharing records cheap; records whose
+/// equal texts were not interned are merely not shared. `regulations` is left out: it is
+/// worked out from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RecordIdentity {
+    texts: [usize; 5],
+    network: Option<CardNetwork>,
+    co_badged: NetworkSet,
+    card_type: Option<CardType>,
+    prepaid: Option<bool>,
+    country: Option<&'static str>,
+    rules: IssuerRules,
+    regulated: Option<RegimeSet>,
+}
+
+impl BinRecord {
+    /// The record's [`RecordIdentity`]; valid while its texts are alive.
+    pub(crate) fn identity(&self) -> RecordIdentity {
+        // Every field named, so that a new one cannot be left out of the identity unseen.
+        let Self {
+            network,
+            co_badged,
+            brand,
+            card_type,
+            prepaid,
+            category,
+            issuer: Issuer { name, url, phone },
+            country,
+            rules,
+            regulated,
+            regulations: _,
+        } = self;
+        RecordIdentity {
+            texts: [brand, category, name, url, phone].map(|text| text.as_ptr().addr()),
+            network: *network,
+            co_badged: *co_badged,
+            card_type: *card_type,
+            prepaid: *prepaid,
+            country: country.map(|country| country.alpha2),
+            rules: *rules,
+            regulated: *regulated,
+        }
     }
 }
 
@@ -209,5 +283,13 @@ mod tests {
         let a = strings.string("BANK");
         let b = strings.string("BANK");
         assert!(Arc::ptr_eq(&a, &b));
+        strings.next_row();
+        let c = strings.string("BANK");
+        let d = strings.string("OTHER");
+        strings.next_row();
+        let e = strings.string("OTHER");
+        let f = strings.string("BANK");
+        assert!(Arc::ptr_eq(&a, &c) && Arc::ptr_eq(&c, &f) && Arc::ptr_eq(&d, &e));
+        assert_eq!((&*a, &*d), ("BANK", "OTHER"));
     }
 }

@@ -249,7 +249,10 @@ fn read_rows<R: Read>(
         let line = reader.position().line() + line_offset;
         let parsed = match reader.read_record(&mut row) {
             Ok(false) => break,
-            Ok(true) => columns.row(&row, strings).and_then(within_limits),
+            Ok(true) => {
+                strings.next_row();
+                columns.row(&row, strings).and_then(within_limits)
+            }
             Err(err) => match err.into_kind() {
                 csv::ErrorKind::Io(io) => return Err(ParseError::Read(io)),
                 _ => Err(RowError::Csv),
