@@ -467,7 +467,7 @@ fn longer_under(singles: &Singles, ranges: &[RangeTable]) -> [Spans; MAX_PREFIX_
 /// The six-digit entries of `singles`, each in the slot of its value.
 fn direct_table(singles: &Singles) -> DirectTable {
     let mut direct = vec![None; 10_usize.pow(DIRECT_DIGITS as u32)].into_boxed_slice();
-    for (&key, (_, record)) in singles.iter() {
+    for (&key, (_, record)) in singles {
         let prefix = Prefix::from_key(key);
         if prefix.len() == DIRECT_DIGITS {
             direct[prefix.value as usize] = Some(Arc::clone(record));

@@ -157,13 +157,12 @@ impl Strings {
         {
             return Arc::clone(previous);
         }
-        let shared = match self.shared.get(text) {
-            Some(shared) => Arc::clone(shared),
-            None => {
-                let shared: Arc<str> = Arc::from(text);
-                self.shared.insert(Arc::clone(&shared));
-                shared
-            }
+        let shared = if let Some(shared) = self.shared.get(text) {
+            Arc::clone(shared)
+        } else {
+            let shared: Arc<str> = Arc::from(text);
+            self.shared.insert(Arc::clone(&shared));
+            shared
         };
         match self.previous.get_mut(field) {
             Some(previous) => previous.clone_from(&shared),
@@ -280,16 +279,15 @@ mod tests {
     #[test]
     fn strings_are_shared() {
         let mut strings = Strings::default();
-        let a = strings.string("BANK");
-        let b = strings.string("BANK");
-        assert!(Arc::ptr_eq(&a, &b));
+        let bank = strings.string("BANK");
+        assert!(Arc::ptr_eq(&bank, &strings.string("BANK")));
+        // Across rows, whether a text sits where it sat in the row before or elsewhere.
         strings.next_row();
-        let c = strings.string("BANK");
-        let d = strings.string("OTHER");
+        assert!(Arc::ptr_eq(&bank, &strings.string("BANK")));
+        let other = strings.string("OTHER");
         strings.next_row();
-        let e = strings.string("OTHER");
-        let f = strings.string("BANK");
-        assert!(Arc::ptr_eq(&a, &c) && Arc::ptr_eq(&c, &f) && Arc::ptr_eq(&d, &e));
-        assert_eq!((&*a, &*d), ("BANK", "OTHER"));
+        assert!(Arc::ptr_eq(&other, &strings.string("OTHER")));
+        assert!(Arc::ptr_eq(&bank, &strings.string("BANK")));
+        assert_eq!((&*bank, &*other), ("BANK", "OTHER"));
     }
 }
