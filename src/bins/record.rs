@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use rustc_hash::FxBuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use super::regime::{RegimeSet, Regulations};
 use crate::card::{CardNetwork, IssuerRules, NetworkSet};
@@ -47,17 +47,36 @@ const KOSOVO: Country = Country {
 
 impl Country {
     /// The country with this two-letter code (either case), if ISO 3166-1 has one (or it is
-    /// XK, Kosovo).
+    /// XK, Kosovo). Read from a table of every pair of letters, made once: a table load asks
+    /// for a country on every row.
     #[must_use]
     pub fn from_alpha2(code: &str) -> Option<Self> {
-        if code.eq_ignore_ascii_case(KOSOVO.alpha2) {
+        static BY_CODE: LazyLock<Vec<Option<Country>>> = LazyLock::new(|| {
+            let letters = b'A'..=b'Z';
+            letters
+                .clone()
+                .flat_map(|first| letters.clone().map(move |second| [first, second]))
+                .map(|code| Country::look_up(std::str::from_utf8(&code).unwrap_or_default()))
+                .collect()
+        });
+        let &[first, second] = code.as_bytes() else {
+            return None;
+        };
+        let letter = |byte: u8| {
+            let upper = byte.to_ascii_uppercase();
+            upper
+                .is_ascii_uppercase()
+                .then(|| usize::from(upper - b'A'))
+        };
+        BY_CODE[letter(first)? * 26 + letter(second)?]
+    }
+
+    /// The country of an upper-case two-letter code, from ISO 3166-1 (or XK, Kosovo).
+    fn look_up(code: &str) -> Option<Self> {
+        if code == KOSOVO.alpha2 {
             return Some(KOSOVO);
         }
-        let country = if code.bytes().all(|b| b.is_ascii_uppercase()) {
-            rust_iso3166::from_alpha2(code)?
-        } else {
-            rust_iso3166::from_alpha2(&code.to_ascii_uppercase())?
-        };
+        let country = rust_iso3166::from_alpha2(code)?;
         Some(Self {
             alpha2: country.alpha2,
             alpha3: country.alpha3,
@@ -239,6 +258,10 @@ mod tests {
         let kosovo = Country::from_alpha2("XK").unwrap();
         assert_eq!((kosovo.alpha3, kosovo.numeric_text().as_str()), ("XKX", ""));
         assert_eq!(Country::from_alpha2(""), None);
+        assert_eq!(Country::from_alpha2("xk"), Some(kosovo));
+        for not_a_code in ["U", "USA", "U1", "ÜS", "\u{0}S"] {
+            assert_eq!(Country::from_alpha2(not_a_code), None, "{not_a_code}");
+        }
     }
 
     #[test]
