@@ -151,17 +151,11 @@ impl SharedStore {
 /// identity or a subject, so that none is stored in Redis and equal values of different kinds
 /// differ.
 pub(crate) fn hashed(kind: &str, value: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hash = Sha256::new();
     hash.update(kind.as_bytes());
     hash.update([0]);
     hash.update(value);
-    let mut hex = String::with_capacity(64);
-    for byte in hash.finalize() {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
+    crate::bins::load::hex(&hash.finalize())
 }
 
 /// Connects to Redis, with backoff up to [`MAX_RECONNECT_DELAY`] until it answers; from then on

@@ -11,6 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::bins::load::hex;
 use crate::card::FingerprintKey;
 
 /// The `prev` of a replica's very first line: no line came before it.
@@ -83,16 +84,6 @@ pub enum SealError {
     NoHash,
     #[error("the line's hash does not match its text (the line was changed)")]
     Mismatch,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(2 * bytes.len());
-    for byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
 }
 
 #[cfg(test)]
