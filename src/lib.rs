@@ -20,7 +20,8 @@
 //!   `grpc::observe`; errors become `google.rpc.Status` JSON in one place; [`openapi`], its
 //!   description generated from the proto) and [`cli`] (the
 //!   command line, offline through [`api`] or a client of a server, printing the same answers
-//!   either way).
+//!   either way). [`client`]: what a Rust client needs beyond the generated stub (sending
+//!   again a call its closing connection never sent), used by the CLI.
 //! - In front of the gRPC services and the HTTP face: `incoming` (connections, TLS handshakes,
 //!   peer identity, within the caps of [`connection_limits`]; `log_throttle` for the lines peers
 //!   can cause) and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
@@ -46,6 +47,7 @@ pub mod bins;
 pub mod card;
 pub mod card_testing;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connection_limits;
 pub(crate) mod eviction;

@@ -95,7 +95,7 @@ impl Country {
 }
 
 /// Everything LookupBin returns about a BIN.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinRecord {
     /// The network the data names, if its brand is one.
     pub network: Option<CardNetwork>,

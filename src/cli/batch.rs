@@ -21,6 +21,7 @@ use super::answer::{Checked, or_dash, yes_no};
 use super::engine::Engine;
 use super::remote::Remote;
 use crate::card::CardNetwork;
+use crate::client::resend_unsent;
 use crate::proto::cardlookup::v1 as pb;
 
 /// A line longer than this is read only this far (the rest is skipped): a card number with
@@ -112,13 +113,18 @@ async fn remote_run<W: Write>(
     });
     let mut answers = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx))
         .map(|line| {
-            let mut client = remote.client.clone();
+            let client = &remote.client;
             async move {
                 let line = line?;
                 let request = pb::ValidateRequest {
                     number: line.text.clone(),
                 };
-                let response = client.validate(request).await;
+                let response = resend_unsent(|| {
+                    let mut client = client.clone();
+                    let request = request.clone();
+                    async move { client.validate(request).await }
+                })
+                .await;
                 Ok::<_, io::Error>((line, response))
             }
         })

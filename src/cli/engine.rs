@@ -14,6 +14,7 @@ use super::remote::Remote;
 use super::target::Target;
 use crate::api::{Call, CardApi, RequestError};
 use crate::bins::{BinStore, DataSource, LoadOptions};
+use crate::client::resend_unsent;
 use crate::proto::cardlookup::v1 as pb;
 use crate::proto::cardlookup::v1::card_lookup_service_client::CardLookupServiceClient;
 
@@ -108,7 +109,7 @@ impl Engine {
         &mut self,
         mut request: Req,
         offline: impl AsyncFnOnce(&CardApi, &Req) -> Result<Res, RequestError>,
-        server: impl FnOnce(CardLookupServiceClient<Channel>, Req) -> Called,
+        server: impl Fn(CardLookupServiceClient<Channel>, Req) -> Called,
     ) -> Result<Res, CliError>
     where
         Req: NumberRequest,
@@ -119,7 +120,9 @@ impl Engine {
                 .block_on(offline(api, &request))
                 .map_err(CliError::from),
             Self::Remote { runtime, remote } => runtime
-                .block_on(server(remote.client.clone(), request.clone()))
+                .block_on(resend_unsent(|| {
+                    server(remote.client.clone(), request.clone())
+                }))
                 .map(tonic::Response::into_inner)
                 .map_err(|status| remote.failed(&status)),
         };

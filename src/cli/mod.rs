@@ -10,7 +10,8 @@
 //! - `engine`: what answers: the request layer offline, or a server; the same messages both
 //!   ways.
 //! - `answer`: what they print, from the answer messages.
-//! - `remote`: the gRPC client (`--server`, TLS and mutual TLS).
+//! - `remote`: the gRPC client (`--server`, TLS and mutual TLS); its calls are sent again when
+//!   their connection closed before sending them ([`crate::client`]).
 //! - `batch`: `validate --file`, streaming a file of numbers with a progress bar and summary.
 //!
 //! Exit codes of the card commands: 0 when the number is valid, the BIN found or the number
