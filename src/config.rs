@@ -266,10 +266,11 @@ pub struct Args {
     #[arg(long, env = "CARD_LOOKUP_DATA_RECHECK_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub data_recheck_interval: Duration,
     /// A quota shared by every replica, counted in Redis (--redis-url): NAME=RATE:KEY, RATE as
-    /// for --rate-limit (exact to the call across replicas), KEY `client` (the client identity
-    /// of --rate-limit) or `subject` (the end user the call is about, from the
-    /// x-cardlookup-subject metadata; calls without it are not counted, only tallied). Repeatable
-    /// (`;` between rules in the variable). Example: --quota per-shopper=20/h:subject
+    /// for --rate-limit (exact to the call across replicas under 2,000 calls a second: see
+    /// --quota-exact), KEY `client` (the client identity of --rate-limit) or `subject` (the end
+    /// user the call is about, from the x-cardlookup-subject metadata; calls without it are not
+    /// counted, only tallied). Repeatable (`;` between rules in the variable). Example:
+    /// --quota per-shopper=20/h:subject
     #[arg(long, env = "CARD_LOOKUP_QUOTA", value_delimiter = ';')]
     pub quota: Vec<QuotaRule>,
 
@@ -293,6 +294,14 @@ pub struct Args {
     /// proceeds; --rate-limit still applies) or `closed` (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CARD_LOOKUP_QUOTA_FAILURE_MODE", value_enum, default_value_t = FailureMode::Open)]
     pub quota_failure_mode: FailureMode,
+
+    /// Check every call in Redis, fast quotas too. By default a quota of at least 2,000 calls
+    /// a second leases a thousandth of a second's calls at a time to each replica (at most
+    /// 1,000), spent there for up to 1s: the replicas never admit more than Redis granted, but
+    /// a window may see up to one lease a replica beyond the limit. Slower quotas are always
+    /// exact to the call.
+    #[arg(long, env = "CARD_LOOKUP_QUOTA_EXACT")]
+    pub quota_exact: bool,
 
     /// Address of the HTTP/JSON port: binlist.net's lookup (GET /{bin}) and the gRPC API as
     /// JSON (/v1/...), HTTP/1.1 and HTTP/2, with the gRPC port's TLS, admission and logs. Off
@@ -699,6 +708,7 @@ fn quota_settings(args: &Args, redis: bool) -> Result<Option<QuotaSettings>, Con
         rules: args.quota.clone(),
         budget: args.quota_budget,
         failure_mode: args.quota_failure_mode,
+        exact: args.quota_exact,
     }))
 }
 

@@ -32,6 +32,7 @@ fn config(redis: &RedisServer, quotas: &[&str], budget: Duration, mode: FailureM
             rules: quotas.iter().map(|q| q.parse().unwrap()).collect(),
             budget,
             failure_mode: mode,
+            exact: false,
         }),
         ..Config::default()
     }
@@ -190,6 +191,106 @@ async fn concurrent_calls_batched_together_are_counted_exactly() {
         assert!(
             status.message().starts_with("quota `burst-client` (45/h)"),
             "{status:?}"
+        );
+    }
+}
+
+/// A quota of 100,000 calls a second leases 100 calls at a time to each replica: 1,000 calls
+/// from two replicas cost Redis about 10 checks. With `--quota-exact` every call is a check.
+#[tokio::test]
+async fn a_fast_quota_is_leased_to_each_replica_and_an_exact_one_is_not() {
+    let Some(redis) = RedisServer::start("leases") else {
+        return;
+    };
+    let quota = "fast-shopper=100000/s:subject";
+    let replicas = [
+        TestServer::start_configured(
+            config(&redis, &[quota], BUDGET, FailureMode::Closed),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+        TestServer::start_configured(
+            config(&redis, &[quota], BUDGET, FailureMode::Closed),
+            Arc::clone(&EMBEDDED),
+        )
+        .await,
+    ];
+    let mut clients = [replicas[0].client().await, replicas[1].client().await];
+    let before = redis.scripts_run();
+    for call in 0..1_000 {
+        let answer = clients[call % 2]
+            .validate(validate_for(Some("busy-shopper")))
+            .await;
+        assert!(answer.is_ok(), "call {call}: {answer:?}");
+    }
+    let checks = redis.scripts_run() - before;
+    // 500 calls a replica, 100 a lease: 5 leases each, and a few more where a lease ran out
+    // of its second on a slow machine.
+    assert!(
+        (10..=40).contains(&checks),
+        "{checks} checks for 1,000 calls"
+    );
+
+    let mut exact = config(&redis, &[quota], BUDGET, FailureMode::Closed);
+    exact.quotas.as_mut().unwrap().exact = true;
+    let exact = TestServer::start_configured(exact, Arc::clone(&EMBEDDED)).await;
+    let mut client = exact.client().await;
+    let before = redis.scripts_run();
+    for _ in 0..100 {
+        let answer = client.validate(validate_for(Some("busy-shopper"))).await;
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    // Card-testing detection runs a script of its own once a second a client.
+    let checks = redis.scripts_run() - before;
+    assert!(
+        (100..=104).contains(&checks),
+        "{checks} checks for 100 calls"
+    );
+}
+
+/// A refused key is refused by the replica until its reset without asking Redis again.
+#[tokio::test]
+async fn a_refusal_is_remembered_until_its_reset() {
+    let Some(redis) = RedisServer::start("refusals remembered") else {
+        return;
+    };
+    let server = TestServer::start_configured(
+        config(
+            &redis,
+            &["remembered-shopper=2/h:subject"],
+            BUDGET,
+            FailureMode::Closed,
+        ),
+        Arc::clone(&EMBEDDED),
+    )
+    .await;
+    let mut client = server.client().await;
+    let before = redis.scripts_run();
+    let mut refusals = Vec::new();
+    for _ in 0..10 {
+        if let Err(status) = client.validate(validate_for(Some("eager-shopper"))).await {
+            refusals.push(status);
+        }
+    }
+    assert_eq!(refusals.len(), 8);
+    // Two calls and the first refusal; card-testing detection runs a script of its own once
+    // a second a client.
+    let checks = redis.scripts_run() - before;
+    assert!((3..=5).contains(&checks), "{checks} checks for 10 calls");
+    for refused in &refusals {
+        assert!(
+            refused
+                .message()
+                .starts_with("quota `remembered-shopper` (2/h) exceeded; resets in "),
+            "{refused:?}"
+        );
+        let retry = refused
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay)
+            .expect("RetryInfo in the status details");
+        assert!(
+            retry > Duration::from_secs(1790) && retry <= Duration::from_secs(1800),
+            "{retry:?}"
         );
     }
 }

@@ -25,29 +25,31 @@ const BATCHES_IN_FLIGHT: usize = 4;
 /// Calls waiting for a batch; a call that finds the queue full is not checked.
 const QUEUE: usize = 8192;
 
-/// GCRA over every key of a batch, in order. KEYS[i]: a key; ARGV[2i-1]: microseconds between
-/// calls at its quota's rate; ARGV[2i]: the calls a unit (the burst). Answers, for key i,
-/// `1, 0` when the call is allowed (and counted), else `0, microseconds until one is`. A key
-/// that comes back in the batch (a busy client's, a busy shopper's) is read once and written
-/// once: Redis's own commands are most of a check's cost.
+/// GCRA over every key of a batch, in order. KEYS[i]: a key; ARGV[3i-2]: microseconds between
+/// calls at its quota's rate; ARGV[3i-1]: the calls a unit (the burst); ARGV[3i]: the calls
+/// asked for (1, or a lease: `lease`). Answers, for key i, the calls granted (at most those
+/// asked for, as many as the rate allows now) and 0, or `0, microseconds until one is`. The
+/// k-th call is allowed while the key's arrival time plus k - 1 intervals is within the burst
+/// of now. A key that comes back in the batch (a busy client's, a busy shopper's) is read once
+/// and written once: Redis's own commands are most of a check's cost.
 const GCRA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local tats, changed, answers = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = interval * (tonumber(ARGV[2 * i]) - 1)
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = interval * (tonumber(ARGV[3 * i - 1]) - 1)
   local tat = tats[key]
   if tat == nil then tat = tonumber(redis.call('GET', key)) or now end
   if tat < now then tat = now end
-  local allowed_at = tat - tolerance
-  if now < allowed_at then
+  local granted = math.min(tonumber(ARGV[3 * i]), math.floor((now + tolerance - tat) / interval) + 1)
+  if granted < 1 then
     answers[2 * i - 1] = 0
-    answers[2 * i] = math.ceil(allowed_at - now)
+    answers[2 * i] = math.ceil(tat - tolerance - now)
   else
-    tat = tat + interval
+    tat = tat + granted * interval
     changed[key] = true
-    answers[2 * i - 1] = 1
+    answers[2 * i - 1] = granted
     answers[2 * i] = 0
   end
   tats[key] = tat
@@ -67,7 +69,12 @@ pub(super) struct Check {
     pub(super) interval_micros: f64,
     /// The calls a unit of the rate.
     pub(super) burst: u32,
+    /// The calls asked for: the call's own, or a lease.
+    pub(super) want: u32,
 }
+
+/// Per check: the calls granted, and when none the microseconds until one is.
+pub(super) type Answer = (u32, u64);
 
 /// Why checks got no answer (the call then gets `--quota-failure-mode`).
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +90,7 @@ pub(super) enum BatchError {
 /// A call's checks, waiting for their batch.
 struct Waiting {
     checks: Vec<Check>,
-    /// Per check: allowed, and else the microseconds until a call is.
-    answer: oneshot::Sender<Result<Vec<(bool, u64)>, BatchError>>,
+    answer: oneshot::Sender<Result<Vec<Answer>, BatchError>>,
 }
 
 /// The calls' side of the batching task.
@@ -101,9 +107,8 @@ impl Batcher {
         Self { queue }
     }
 
-    /// Checks and counts `checks` in the next batch; per check, allowed, and else the
-    /// microseconds until a call is. Unbounded in time: the caller bounds it.
-    pub(super) async fn check(&self, checks: Vec<Check>) -> Result<Vec<(bool, u64)>, BatchError> {
+    /// Checks and counts `checks` in the next batch. Unbounded in time: the caller bounds it.
+    pub(super) async fn check(&self, checks: Vec<Check>) -> Result<Vec<Answer>, BatchError> {
         let (answer, answered) = oneshot::channel();
         self.queue
             .try_send(Waiting { checks, answer })
@@ -156,12 +161,15 @@ async fn send(calls: Vec<Waiting>, store: &SharedStore, script: &Script) {
         invocation
             .key(&check.key)
             .arg(check.interval_micros)
-            .arg(check.burst);
+            .arg(check.burst)
+            .arg(check.want);
     }
     match invocation.invoke_async::<Vec<u64>>(&mut connection).await {
         Ok(answers) => {
             store.answered();
-            let mut answers = answers.chunks_exact(2).map(|pair| (pair[0] == 1, pair[1]));
+            let mut answers = answers
+                .chunks_exact(2)
+                .map(|pair| (u32::try_from(pair[0]).unwrap_or(0), pair[1]));
             for call in calls {
                 let call_answers: Vec<_> = answers.by_ref().take(call.checks.len()).collect();
                 let answer = if call_answers.len() == call.checks.len() {

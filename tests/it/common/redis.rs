@@ -110,6 +110,23 @@ impl RedisServer {
             .unwrap();
         redis::cmd("KEYS").arg("*").query(&mut connection).unwrap()
     }
+
+    /// How many scripts the server has run by their digest (`EVALSHA`: the quota checks).
+    pub fn scripts_run(&self) -> u64 {
+        let mut connection = redis::Client::open(self.admin_url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut connection)
+            .unwrap();
+        // cmdstat_evalsha:calls=12,usec=...
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    }
 }
 
 impl Drop for RedisServer {
