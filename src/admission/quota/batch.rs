@@ -4,13 +4,16 @@
 //! Calls hand their checks to a task over a bounded queue. The task takes every check waiting
 //! (up to [`MAX_BATCH`] calls) into one `EVALSHA`, with up to [`BATCHES_IN_FLIGHT`] batches on
 //! the multiplexed connection at once: an idle service sends each call alone, a busy one as
-//! many calls a round trip as arrive during one. Redis runs a script atomically and in order,
-//! so the GCRA stays exact to the call: a key checked twice in one batch is checked twice, in
-//! turn. Most of a check's cost, in Redis and in the client, is a command's, not a key's.
+//! many calls a round trip as arrive during one. A key that comes back in a batch (a busy
+//! client's, a busy shopper's) is sent once, asking for the calls of all its checks together;
+//! the calls granted are handed out in the order the checks arrived, as Redis would have
+//! granted them one by one, so the GCRA stays exact to the call. Most of a check's cost, in
+//! Redis and in the client, is a command's and a key's, not a call's.
 //!
 //! A call never waits on the task longer than its budget (the caller's timeout); a call that
 //! gave up before its batch left is not sent, so it is not counted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use redis::Script;
@@ -20,43 +23,40 @@ use crate::shared_store::SharedStore;
 
 /// The most calls in one script run.
 const MAX_BATCH: usize = 256;
-/// Batches on their way to Redis at once.
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches on their way to Redis at once. Two rather than more: at saturation on loopback,
+/// the same throughput with larger batches (less of Redis's CPU a call); against a distant
+/// Redis, a call waits at most about half a round trip for a batch to leave.
+const BATCHES_IN_FLIGHT: usize = 2;
 /// Calls waiting for a batch; a call that finds the queue full is not checked.
 const QUEUE: usize = 8192;
 
-/// GCRA over every key of a batch, in order. KEYS[i]: a key; ARGV[3i-2]: microseconds between
-/// calls at its quota's rate; ARGV[3i-1]: the calls a unit (the burst); ARGV[3i]: the calls
-/// asked for (1, or a lease: `lease`). Answers, for key i, the calls granted (at most those
-/// asked for, as many as the rate allows now) and 0, or `0, microseconds until one is`. The
-/// k-th call is allowed while the key's arrival time plus k - 1 intervals is within the burst
-/// of now. A key that comes back in the batch (a busy client's, a busy shopper's) is read once
-/// and written once: Redis's own commands are most of a check's cost.
+/// GCRA over every key of a batch (each key once). KEYS[i]: a key; ARGV[3i-2]: microseconds
+/// between calls at its quota's rate; ARGV[3i-1]: the calls a unit (the burst); ARGV[3i]: the
+/// calls asked for. The k-th call is allowed while the key's arrival time plus k - 1 intervals
+/// is within the burst of now. Answers, for key i, the calls granted (as many of those asked
+/// for as the rate allows now), then, when fewer than asked, the microseconds until the next
+/// is allowed (else 0).
 const GCRA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tats, changed, answers = {}, {}, {}
+local answers = {}
 for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[3 * i - 2])
   local tolerance = interval * (tonumber(ARGV[3 * i - 1]) - 1)
-  local tat = tats[key]
-  if tat == nil then tat = tonumber(redis.call('GET', key)) or now end
+  local want = tonumber(ARGV[3 * i])
+  local tat = tonumber(redis.call('GET', key)) or now
   if tat < now then tat = now end
-  local granted = math.min(tonumber(ARGV[3 * i]), math.floor((now + tolerance - tat) / interval) + 1)
-  if granted < 1 then
-    answers[2 * i - 1] = 0
-    answers[2 * i] = math.ceil(tat - tolerance - now)
-  else
+  local granted = math.max(0, math.min(want, math.floor((now + tolerance - tat) / interval) + 1))
+  if granted > 0 then
     tat = tat + granted * interval
-    changed[key] = true
-    answers[2 * i - 1] = granted
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+  answers[2 * i - 1] = granted
+  if granted < want then
+    answers[2 * i] = math.max(1, math.ceil(tat - tolerance - now))
+  else
     answers[2 * i] = 0
   end
-  tats[key] = tat
-end
-for key in pairs(changed) do
-  local tat = tats[key]
-  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
 return answers
 ";
@@ -156,28 +156,57 @@ async fn send(calls: Vec<Waiting>, store: &SharedStore, script: &Script) {
         }
         return;
     };
-    let mut invocation = script.prepare_invoke();
+    // Each key once, asking for the calls of all its checks.
+    let mut keys: HashMap<&str, usize> = HashMap::new();
+    let mut asked: Vec<(&Check, u32)> = Vec::new();
     for check in calls.iter().flat_map(|call| &call.checks) {
+        let index = *keys.entry(&check.key).or_insert_with(|| {
+            asked.push((check, 0));
+            asked.len() - 1
+        });
+        asked[index].1 += check.want;
+    }
+    let mut invocation = script.prepare_invoke();
+    for (check, want) in &asked {
         invocation
             .key(&check.key)
             .arg(check.interval_micros)
             .arg(check.burst)
-            .arg(check.want);
+            .arg(*want);
     }
     match invocation.invoke_async::<Vec<u64>>(&mut connection).await {
-        Ok(answers) => {
+        Ok(answers) if answers.len() == 2 * asked.len() => {
             store.answered();
-            let mut answers = answers
+            // Per key: the calls granted and not yet handed out, and the wait past them.
+            let mut granted: Vec<(u64, u64)> = answers
                 .chunks_exact(2)
-                .map(|pair| (u32::try_from(pair[0]).unwrap_or(0), pair[1]));
+                .map(|pair| (pair[0], pair[1]))
+                .collect();
+            let answers: Vec<Vec<Answer>> = calls
+                .iter()
+                .map(|call| {
+                    call.checks
+                        .iter()
+                        .map(|check| {
+                            let (left, wait) = &mut granted[keys[check.key.as_str()]];
+                            let given = u64::from(check.want).min(*left);
+                            *left -= given;
+                            // At most `check.want`, a u32.
+                            let given = u32::try_from(given).unwrap_or(0);
+                            (given, if given == 0 { *wait } else { 0 })
+                        })
+                        .collect()
+                })
+                .collect();
+            for (call, answer) in calls.into_iter().zip(answers) {
+                let _ = call.answer.send(Ok(answer));
+            }
+        }
+        Ok(_) => {
+            let reason = "the quota script answered another number of keys";
+            store.failed(reason);
             for call in calls {
-                let call_answers: Vec<_> = answers.by_ref().take(call.checks.len()).collect();
-                let answer = if call_answers.len() == call.checks.len() {
-                    Ok(call_answers)
-                } else {
-                    Err(BatchError::Redis("the script answered too few keys".into()))
-                };
-                let _ = call.answer.send(answer);
+                let _ = call.answer.send(Err(BatchError::Redis(reason.into())));
             }
         }
         Err(error) => {
