@@ -243,7 +243,7 @@ async fn a_fast_quota_is_leased_to_each_replica_and_an_exact_one_is_not() {
     // Card-testing detection runs a script of its own once a second a client.
     let checks = redis.scripts_run() - before;
     assert!(
-        (100..=104).contains(&checks),
+        (100..=110).contains(&checks),
         "{checks} checks for 100 calls"
     );
 }
