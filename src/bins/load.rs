@@ -1,6 +1,5 @@
 //! Loading BIN tables (the embedded default, files) into an index, all or nothing.
 
-use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
@@ -209,12 +208,7 @@ fn end_source(hasher: &mut Sha256) {
 }
 
 fn finish(hasher: Sha256) -> String {
-    let digest = hasher.finalize();
-    let mut version = String::from("sha256:");
-    for byte in &digest[..8] {
-        let _ = write!(version, "{byte:02x}");
-    }
-    version
+    format!("sha256:{}", hex(&hasher.finalize()[..8]))
 }
 
 /// The source's bytes, gunzipped when they start like gzip (to at most
