@@ -38,6 +38,19 @@ fn config(redis: &RedisServer, quotas: &[&str], budget: Duration, mode: FailureM
     }
 }
 
+/// A replica counting `quotas` in `redis`, with the test budget.
+async fn replica(redis: &RedisServer, quotas: &[&str], mode: FailureMode) -> TestServer {
+    TestServer::start_configured(config(redis, quotas, BUDGET, mode), Arc::clone(&EMBEDDED)).await
+}
+
+/// Two replicas sharing `redis`.
+async fn two_replicas(redis: &RedisServer, quotas: &[&str], mode: FailureMode) -> [TestServer; 2] {
+    [
+        replica(redis, quotas, mode).await,
+        replica(redis, quotas, mode).await,
+    ]
+}
+
 fn validate_for(subject: Option<&str>) -> Request<pb::ValidateRequest> {
     let mut request = Request::new(pb::ValidateRequest {
         number: "4111111111111111".into(),
@@ -66,18 +79,7 @@ async fn a_subject_quota_is_exact_across_two_replicas_and_hashes_the_subject() {
         return;
     };
     let quota = "shared-shopper=20/h:subject";
-    let replicas = [
-        TestServer::start_configured(
-            config(&redis, &[quota], BUDGET, FailureMode::Open),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-        TestServer::start_configured(
-            config(&redis, &[quota], BUDGET, FailureMode::Open),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-    ];
+    let replicas = two_replicas(&redis, &[quota], FailureMode::Open).await;
     let mut clients = [replicas[0].client().await, replicas[1].client().await];
     let subject = "shopper-7781@example.com";
     let mut passed = 0;
@@ -146,18 +148,7 @@ async fn concurrent_calls_batched_together_are_counted_exactly() {
     };
     // Two quotas a call, so that each batch holds several keys a call, and one key many times.
     let quotas = ["burst-shopper=20/h:subject", "burst-client=45/h:client"];
-    let replicas = [
-        TestServer::start_configured(
-            config(&redis, &quotas, BUDGET, FailureMode::Closed),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-        TestServer::start_configured(
-            config(&redis, &quotas, BUDGET, FailureMode::Closed),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-    ];
+    let replicas = two_replicas(&redis, &quotas, FailureMode::Closed).await;
     let clients = [replicas[0].client().await, replicas[1].client().await];
     // 30 calls a replica for one shopper, all at once: 20 pass.
     let calls = (0..60).map(|call| {
@@ -203,18 +194,7 @@ async fn a_fast_quota_is_leased_to_each_replica_and_an_exact_one_is_not() {
         return;
     };
     let quota = "fast-shopper=100000/s:subject";
-    let replicas = [
-        TestServer::start_configured(
-            config(&redis, &[quota], BUDGET, FailureMode::Closed),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-        TestServer::start_configured(
-            config(&redis, &[quota], BUDGET, FailureMode::Closed),
-            Arc::clone(&EMBEDDED),
-        )
-        .await,
-    ];
+    let replicas = two_replicas(&redis, &[quota], FailureMode::Closed).await;
     let mut clients = [replicas[0].client().await, replicas[1].client().await];
     let before = redis.scripts_run();
     for call in 0..1_000 {
@@ -254,14 +234,10 @@ async fn a_refusal_is_remembered_until_its_reset() {
     let Some(redis) = RedisServer::start("refusals remembered") else {
         return;
     };
-    let server = TestServer::start_configured(
-        config(
-            &redis,
-            &["remembered-shopper=2/h:subject"],
-            BUDGET,
-            FailureMode::Closed,
-        ),
-        Arc::clone(&EMBEDDED),
+    let server = replica(
+        &redis,
+        &["remembered-shopper=2/h:subject"],
+        FailureMode::Closed,
     )
     .await;
     let mut client = server.client().await;
@@ -300,14 +276,10 @@ async fn calls_without_a_subject_are_not_counted_but_tallied() {
     let Some(redis) = RedisServer::start("calls without a subject") else {
         return;
     };
-    let server = TestServer::start_configured(
-        config(
-            &redis,
-            &["unkeyed-shopper=2/h:subject"],
-            BUDGET,
-            FailureMode::Closed,
-        ),
-        Arc::clone(&EMBEDDED),
+    let server = replica(
+        &redis,
+        &["unkeyed-shopper=2/h:subject"],
+        FailureMode::Closed,
     )
     .await;
     let mut client = server.client().await;
@@ -333,16 +305,7 @@ async fn calls_without_a_subject_are_not_counted_but_tallied() {
         "{scraped}"
     );
     // A client quota counts the same calls by the client's identity.
-    let server = TestServer::start_configured(
-        config(
-            &redis,
-            &["per-client=3/h:client"],
-            BUDGET,
-            FailureMode::Closed,
-        ),
-        Arc::clone(&EMBEDDED),
-    )
-    .await;
+    let server = replica(&redis, &["per-client=3/h:client"], FailureMode::Closed).await;
     let mut client = server.client().await;
     for _ in 0..3 {
         assert!(client.validate(validate_for(None)).await.is_ok());
