@@ -8,9 +8,10 @@
 //! calls go to Redis together, one script run a batch (`batch`). A call refused by one quota
 //! still counts against the others.
 //!
-//! Each replica also keeps, a key, what Redis last told it (`lease`): refusals until their
-//! reset (exact), and for quotas of at least 2,000 calls a second (unless `--quota-exact`)
-//! tokens taken ahead of its calls. Slower quotas are exact to the call across replicas.
+//! Each replica also keeps, for each key, what Redis last told it (`lease`): refusals until
+//! their reset (exact), and for quotas of at least 2,000 calls a second (unless
+//! `--quota-exact`) tokens taken ahead of its calls. Slower quotas are exact to the call across
+//! replicas.
 //!
 //! Keys are `cardlookup:quota:<name>:<hex SHA-256 of the key kind and value>`: no subject or
 //! client identity is stored in Redis, only these hashes and the arrival times.
@@ -224,7 +225,7 @@ impl Quotas {
     }
 
     /// Checks and counts a call from `client` about `subject` against every quota: from what
-    /// the replica holds ([`lease`]) where it can, else in Redis within the budget.
+    /// the replica holds (`lease`) where it can, else in Redis within the budget.
     pub(super) async fn check(&self, client: &str, subject: Option<&[u8]>) -> Result<(), Refusal> {
         let now = Instant::now();
         // Per check sent: its quota, the key's value and the calls asked for.
