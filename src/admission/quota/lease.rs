@@ -94,15 +94,17 @@ impl Leases {
     pub(super) fn take(&self, value: &[u8], now: Instant) -> Local {
         if let Some(mut held) = self.held.get_mut(value) {
             held.last_seen = self.millis(now);
+            // Tokens held were granted, so spending them is right even past a refusal: one call
+            // checked alone while the lease was on its way may be refused after Redis granted it.
+            if held.tokens > 0 && now < held.expires {
+                held.tokens -= 1;
+                return Local::Allowed;
+            }
             if let Some(until) = held.refused_until {
                 if now < until {
                     return Local::Refused(until - now);
                 }
                 held.refused_until = None;
-            }
-            if held.tokens > 0 && now < held.expires {
-                held.tokens -= 1;
-                return Local::Allowed;
             }
             if held.asking || self.lease == 1 {
                 return Local::Ask(1);
@@ -243,6 +245,22 @@ mod tests {
                 "{quota}: Redis is asked again at the reset"
             );
         }
+    }
+
+    #[test]
+    fn leased_tokens_are_spent_before_a_refusal_that_came_after_them() {
+        let leases = Leases::new(rate("100000/s"), false);
+        let now = Instant::now();
+        assert_eq!(leases.take(b"k", now), Local::Ask(100));
+        assert_eq!(leases.take(b"k", now), Local::Ask(1));
+        // Redis granted the lease its last 2 calls, then refused the call checked alone.
+        leases.answered(b"k", 100, 2, Duration::ZERO, now);
+        leases.answered(b"k", 1, 0, Duration::from_secs(3), now);
+        assert_eq!(leases.take(b"k", now), Local::Allowed);
+        assert_eq!(
+            leases.take(b"k", now),
+            Local::Refused(Duration::from_secs(3))
+        );
     }
 
     #[test]

@@ -102,26 +102,29 @@ impl RedisServer {
         }
     }
 
-    /// Every key the server holds.
-    pub fn keys(&self) -> Vec<String> {
-        let mut connection = redis::Client::open(self.admin_url())
+    /// A connection of the test's own, as the server's administrator.
+    fn admin(&self) -> redis::Connection {
+        redis::Client::open(self.admin_url())
             .unwrap()
             .get_connection()
-            .unwrap();
-        redis::cmd("KEYS").arg("*").query(&mut connection).unwrap()
+            .unwrap()
+    }
+
+    /// Every key the server holds.
+    pub fn keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut self.admin())
+            .unwrap()
     }
 
     /// How many scripts the server has run by their digest (`EVALSHA`: the quota checks),
     /// leaving out the runs that failed (the first of each script: Redis does not know it
     /// yet, and the client loads it and runs it again).
     pub fn scripts_run(&self) -> u64 {
-        let mut connection = redis::Client::open(self.admin_url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
         let stats: String = redis::cmd("INFO")
             .arg("commandstats")
-            .query(&mut connection)
+            .query(&mut self.admin())
             .unwrap();
         // cmdstat_evalsha:calls=12,usec=...,failed_calls=1
         let Some(evalsha) = stats
