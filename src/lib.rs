@@ -58,6 +58,7 @@ pub mod identity;
 pub(crate) mod incoming;
 pub(crate) mod log_throttle;
 pub mod proto;
+pub mod request_id;
 pub mod server;
 pub mod shared_store;
 pub mod sync;

@@ -37,25 +37,38 @@ impl Chain {
     /// The hash of a line's body (the line without its `hash` member), in hex.
     #[must_use]
     pub fn hash(&self, body: &[u8]) -> String {
-        let digest: [u8; 32] = match &self.key {
+        hex(&self.digest(body))
+    }
+
+    fn digest(&self, body: &[u8]) -> [u8; 32] {
+        match &self.key {
             Some(key) => key.mac(body),
             None => Sha256::digest(body).into(),
-        };
-        hex(&digest)
+        }
     }
 
     /// Ends the line that `line[start..]` holds, a JSON object without its closing brace, with
-    /// `prev` (the hash of the line before it) and its own hash and a newline; gives the hash.
-    pub(crate) fn seal(&self, line: &mut Vec<u8>, start: usize, prev: &str) -> String {
+    /// `prev` (the hash of the line before it) and its own hash and a newline; `prev` becomes
+    /// the line's hash. The writer seals every event: the hex is written in place, without an
+    /// allocation.
+    pub(crate) fn seal(&self, line: &mut Vec<u8>, start: usize, prev: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         line.extend_from_slice(b",\"prev\":\"");
         line.extend_from_slice(prev.as_bytes());
         line.extend_from_slice(b"\"}");
-        let hash = self.hash(&line[start..]);
+        let digest = self.digest(&line[start..]);
         line.pop();
         line.extend_from_slice(HASH_MEMBER.as_bytes());
-        line.extend_from_slice(hash.as_bytes());
+        let at = line.len();
+        line.extend(digest.iter().flat_map(|byte| {
+            [
+                DIGITS[usize::from(byte >> 4)],
+                DIGITS[usize::from(byte & 0xf)],
+            ]
+        }));
+        prev.clear();
+        prev.extend(line[at..].iter().map(|&digit| char::from(digit)));
         line.extend_from_slice(b"\"}\n");
-        hash
     }
 
     /// Checks a line's own hash: its body and stated hash when they agree, else why not.
@@ -94,11 +107,13 @@ mod tests {
     fn a_sealed_line_opens_and_an_edited_one_does_not() {
         let chain = Chain::default();
         let mut line = b"{\"a\":1".to_vec();
-        let hash = chain.seal(&mut line, 0, GENESIS);
+        let mut hash = GENESIS.to_owned();
+        chain.seal(&mut line, 0, &mut hash);
         let line = String::from_utf8(line).unwrap();
         let line = line.strip_suffix('\n').unwrap();
         let (body, stated) = chain.open(line).unwrap();
         assert_eq!(stated, hash);
+        assert_eq!(hash, chain.hash(body.as_bytes()));
         assert!(body.ends_with(&format!("\"prev\":\"{GENESIS}\"}}")));
         let edited = line.replacen("\"a\":1", "\"a\":2", 1);
         assert_eq!(chain.open(&edited), Err(SealError::Mismatch));

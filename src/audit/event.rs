@@ -3,7 +3,7 @@
 //! which also hashes the quota subject, so that the call pays for neither.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -11,6 +11,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use crate::card::pan::MAX_DIGITS;
 use crate::card::{FingerprintKeys, MaskOptions, MaskStyle, Pan, mask};
 use crate::identity::ClientIdentity;
+use crate::request_id::RequestId;
 use crate::telemetry::{Method, code_name};
 
 /// The card as an event names it: never more than the masking rules show. Held inline: an
@@ -108,7 +109,7 @@ impl<const N: usize> std::fmt::Debug for InlineText<N> {
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub(crate) time: SystemTime,
-    pub(crate) request_id: Option<MetadataValue<Ascii>>,
+    pub(crate) request_id: Option<RequestId>,
     pub(crate) client: Option<ClientIdentity>,
     /// The `x-cardlookup-subject` metadata as sent; only its hash is written.
     pub(crate) subject: Option<MetadataValue<Ascii>>,
@@ -126,17 +127,16 @@ impl Event {
     /// `request_id`, `client`, `client_label`, `subject` (hashed), `method`, `masked`, `bin`,
     /// `fingerprint`, `code`, `valid`, `dataset_version`. Members the call did not have are
     /// left out. Written straight into the batch's buffer: the writer thread's cost a call.
-    pub(crate) fn write_json(&self, replica: &str, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            "{{\"time\":\"{}\"",
-            humantime::format_rfc3339_micros(self.time)
-        );
+    pub(crate) fn write_json(&self, replica: &str, times: &mut TimeText, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        times.write(self.time, out);
+        out.push(b'"');
         member(out, "replica", replica);
-        if let Some(id) = self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
-            member(out, "request_id", id);
+        if let Some(id) = &self.request_id {
+            // Letters, digits, `.`, `_`, `-`: nothing to escape.
+            out.extend_from_slice(b",\"request_id\":\"");
+            id.write_to(out);
+            out.push(b'"');
         }
         if let Some(client) = &self.client {
             member(out, "client", &client.id);
@@ -180,13 +180,80 @@ fn member(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
+    // Nearly every value (digits, names, hex) needs no escape: copied as it is.
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+}
+
+/// Events' times in RFC 3339 (`2026-12-05T16:40:02.123456Z`), UTC. The date and time of day
+/// are formatted once a second and kept: the events of a batch mostly share their second.
+#[derive(Debug, Default)]
+pub(crate) struct TimeText {
+    /// The second `text` shows, since the Unix epoch.
+    second: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    text: [u8; SECOND_LEN],
+}
+
+/// The length of `YYYY-MM-DDTHH:MM:SS`.
+const SECOND_LEN: usize = 19;
+
+impl TimeText {
+    /// Appends `time` to `out`, to the microsecond.
+    pub(crate) fn write(&mut self, time: SystemTime, out: &mut Vec<u8>) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let second = since.as_secs();
+        if self.second != Some(second) {
+            let text = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second))
+                .to_string();
+            self.text.copy_from_slice(&text.as_bytes()[..SECOND_LEN]);
+            self.second = Some(second);
+        }
+        out.extend_from_slice(&self.text);
+        let micros = since.subsec_micros();
+        out.push(b'.');
+        out.extend(
+            (0..6)
+                .rev()
+                .map(|place| b'0' + (micros / 10u32.pow(place) % 10) as u8),
+        );
+        out.push(b'Z');
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339_to_the_microsecond_as_humantime_writes_them() {
+        let mut times = TimeText::default();
+        let start = UNIX_EPOCH + Duration::from_micros(1_796_000_000_123_456);
+        for step in [0, 1, 999_999, 1_000_000, 86_400_000_000, 7] {
+            let time = start + Duration::from_micros(step);
+            let mut written = Vec::new();
+            times.write(time, &mut written);
+            let expected = humantime::format_rfc3339_micros(time).to_string();
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn members_are_json_strings_escaped_only_where_needed() {
+        let mut out = Vec::new();
+        member(&mut out, "a", "411111******1111");
+        member(&mut out, "b", "say \"hi\"\\\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#","a":"411111******1111","b":"say \"hi\"\\\n""#
+        );
+    }
 
     #[test]
     fn a_card_is_seen_masked_with_its_bin_only() {

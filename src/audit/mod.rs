@@ -86,9 +86,38 @@ pub struct Auditor {
     queue: mpsc::Sender<Message>,
     overflow: Overflow,
     /// Whether the writer's writes succeed; with `block`, calls are refused at once while
-    /// they fail.
-    healthy: watch::Receiver<bool>,
+    /// they fail. An atomic, read with a plain load: every call reads it.
+    healthy: Arc<AtomicBool>,
     metrics: AuditMetrics,
+}
+
+/// The writer's health, kept by the writer: an atomic for the request path and a watch for
+/// the health service.
+#[derive(Debug)]
+pub(super) struct WriterHealth {
+    writes_succeed: Arc<AtomicBool>,
+    watch: watch::Sender<bool>,
+}
+
+impl WriterHealth {
+    fn new() -> (Self, Arc<AtomicBool>, watch::Receiver<bool>) {
+        let writes_succeed = Arc::new(AtomicBool::new(true));
+        let (watch, receiver) = watch::channel(true);
+        let health = Self {
+            writes_succeed: Arc::clone(&writes_succeed),
+            watch,
+        };
+        (health, writes_succeed, receiver)
+    }
+
+    pub(super) fn get(&self) -> bool {
+        self.writes_succeed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set(&self, writes_succeed: bool) {
+        self.writes_succeed.store(writes_succeed, Ordering::Relaxed);
+        self.watch.send_replace(writes_succeed);
+    }
 }
 
 /// The writer's side: its health, and closing it at shutdown.
@@ -109,14 +138,9 @@ impl Auditor {
     /// newest file ends.
     pub fn start(settings: &AuditSettings) -> Result<(Self, AuditWriter), AuditError> {
         let metrics = AuditMetrics::new();
-        let (healthy_sender, healthy) = watch::channel(true);
+        let (health, writes_succeed, healthy) = WriterHealth::new();
         let closing = Arc::new(AtomicBool::new(false));
-        let writer = Writer::resume(
-            settings,
-            metrics.clone(),
-            healthy_sender,
-            Arc::clone(&closing),
-        )?;
+        let writer = Writer::resume(settings, metrics.clone(), health, Arc::clone(&closing))?;
         let (queue, receiver) = mpsc::channel(QUEUE_EVENTS);
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -125,7 +149,7 @@ impl Auditor {
         let auditor = Self {
             queue: queue.clone(),
             overflow: settings.overflow,
-            healthy: healthy.clone(),
+            healthy: writes_succeed,
             metrics,
         };
         Ok((
@@ -145,7 +169,7 @@ impl Auditor {
     /// that does not fit is dropped and counted.
     pub(crate) async fn record(&self, event: Event) -> Result<(), Unrecorded> {
         let block = self.overflow == Overflow::Block;
-        if block && !*self.healthy.borrow() {
+        if block && !self.healthy.load(Ordering::Relaxed) {
             self.metrics.dropped_call_refused.increment(1);
             return Err(Unrecorded);
         }
@@ -203,11 +227,10 @@ mod tests {
     /// An auditor over a queue of `room` events that nothing drains, and the queue's far end.
     fn auditor(room: usize, overflow: Overflow) -> (Auditor, mpsc::Receiver<Message>) {
         let (queue, receiver) = mpsc::channel(room);
-        let (_, healthy) = watch::channel(true);
         let auditor = Auditor {
             queue,
             overflow,
-            healthy,
+            healthy: Arc::new(AtomicBool::new(true)),
             metrics: AuditMetrics::new(),
         };
         (auditor, receiver)
@@ -261,11 +284,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_failing_writer_refuses_calls_at_once_when_blocking() {
-        let (mut auditor, _receiver) = auditor(8, Overflow::Block);
-        let (healthy, receiver) = watch::channel(false);
-        auditor.healthy = receiver;
+        let (auditor, _receiver) = auditor(8, Overflow::Block);
+        auditor.healthy.store(false, Ordering::Relaxed);
         assert_eq!(auditor.record(event()).await, Err(Unrecorded));
-        healthy.send_replace(true);
+        auditor.healthy.store(true, Ordering::Relaxed);
         assert_eq!(auditor.record(event()).await, Ok(()));
     }
 }

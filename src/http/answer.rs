@@ -9,7 +9,7 @@ use tonic::codegen::http::{self, HeaderName, HeaderValue, StatusCode, header};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc::observe::REQUEST_ID;
+use crate::request_id::REQUEST_ID;
 
 /// An answer of the HTTP face.
 pub(super) type Answer = http::Response<tonic::body::Body>;

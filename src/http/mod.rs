@@ -343,7 +343,7 @@ fn tonic_request<M>(parts: http::request::Parts, message: M) -> tonic::Request<M
 }
 
 fn copy_request_id(metadata: &MetadataMap, answer: &mut Answer) {
-    if let Some(id) = metadata.get(crate::grpc::observe::REQUEST_ID) {
+    if let Some(id) = metadata.get(crate::request_id::REQUEST_ID) {
         answer::request_id(answer, id.as_encoded_bytes());
     }
 }

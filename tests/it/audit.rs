@@ -116,8 +116,10 @@ async fn http_post(addr: std::net::SocketAddr, path: &str, body: &str) -> String
 }
 
 /// Calls every RPC over gRPC, good and bad, and Validate and binlist's lookup over HTTP: nine
-/// calls carrying card data (the Inspect request has two items).
-async fn call_every_rpc(server: &TestServer) {
+/// calls carrying card data (the Inspect request has two items). Gives the request ids the
+/// second Validate (a success the caller sent no id with) and the refused LookupBin came back
+/// with.
+async fn call_every_rpc(server: &TestServer) -> (Option<String>, String) {
     let mut client = server.client().await;
 
     let mut validate = tonic::Request::new(pb::ValidateRequest {
@@ -136,6 +138,10 @@ async fn call_every_rpc(server: &TestServer) {
         })
         .await
         .unwrap();
+    let success_id = invalid
+        .metadata()
+        .get("x-request-id")
+        .map(|id| id.to_str().unwrap().to_owned());
     assert!(!invalid.into_inner().valid);
     client
         .lookup_bin(pb::LookupBinRequest {
@@ -148,6 +154,8 @@ async fn call_every_rpc(server: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
+    let error_id = refused.metadata().get("x-request-id").unwrap();
+    let error_id = error_id.to_str().unwrap().to_owned();
     client
         .mask_card(pb::MaskCardRequest {
             number: PANS[3].into(),
@@ -189,13 +197,14 @@ async fn call_every_rpc(server: &TestServer) {
             .0
             .contains("200")
     );
+    (success_id, error_id)
 }
 
 #[tokio::test]
 async fn every_call_carrying_card_data_is_recorded_masked_and_the_trail_verifies() {
     let dir = TempDir::new("audit-calls");
     let server = audited_server(settings(&dir.0, "it-a", Overflow::Block)).await;
-    call_every_rpc(&server).await;
+    let (success_id, error_id) = call_every_rpc(&server).await;
     server.stop().await.unwrap();
 
     let lines = lines(&dir.0);
@@ -223,12 +232,20 @@ async fn every_call_carrying_card_data_is_recorded_masked_and_the_trail_verifies
             .is_some_and(|id| !id.is_empty()),
         "every audited call gets a request id"
     );
+    assert_eq!(
+        success_id, None,
+        "a success the caller sent no id with, not logged, carries none back"
+    );
     let lookups = events(&lines, "LookupBin");
     let codes: Vec<_> = lookups
         .iter()
         .map(|e| e["code"].as_str().unwrap())
         .collect();
     assert_eq!(codes, ["OK", "InvalidArgument", "OK"], "{lookups:#?}");
+    assert_eq!(
+        lookups[1]["request_id"], error_id,
+        "an error carries back the id its event names"
+    );
     assert_eq!(lookups[2]["bin"], "411111", "binlist's lookup over HTTP");
     assert_eq!(events(&lines, "MaskCard")[0]["masked"], "378282*****0005");
     let inspected = events(&lines, "Inspect");
