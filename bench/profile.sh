@@ -11,6 +11,8 @@
 #                                         # answering the service's messages that the latest
 #                                         # bench/load.sh run saved (else empty messages)
 #   bash bench/profile.sh --bare --answers DIR  # ... the answers saved in DIR
+#   bash bench/profile.sh --audit         # the service with --audit-dir (the writer thread's
+#                                         # instructions count with the calls')
 #   bash bench/profile.sh --no-build ...  # profile the binaries already built, as they are
 #
 # Instruction counts, not time: they leave out cache misses and waiting, and count the same on
@@ -24,10 +26,12 @@ cd "$(dirname "$0")/.."
 build=1
 server=service
 answers=""
+audit=0
 while [[ "${1:-}" == --* ]]; do
   case "$1" in
     --no-build) build=0 ;;
     --bare) server=bare ;;
+    --audit) audit=1 ;;
     --answers)
       answers="${2:?--answers needs a directory}"
       shift
@@ -75,6 +79,10 @@ if ((build)); then
 fi
 work="target/bench-profile/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$work"
+if ((audit)); then
+  [[ $server == service ]] || { echo "profile.sh: --audit is the service's" >&2; exit 2; }
+  command+=(--audit-dir "$work/audit" --replica-name bench)
+fi
 python3 bench/load_helper.py bodies "$work"
 
 RUST_LOG=info valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \

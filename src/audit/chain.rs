@@ -59,16 +59,15 @@ impl Chain {
         let digest = self.digest(&line[start..]);
         line.pop();
         line.extend_from_slice(HASH_MEMBER.as_bytes());
-        let at = line.len();
-        line.extend(digest.iter().flat_map(|byte| {
-            [
-                DIGITS[usize::from(byte >> 4)],
-                DIGITS[usize::from(byte & 0xf)],
-            ]
-        }));
-        prev.clear();
-        prev.extend(line[at..].iter().map(|&digit| char::from(digit)));
+        let mut hex = [0; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        line.extend_from_slice(&hex);
         line.extend_from_slice(b"\"}\n");
+        prev.clear();
+        prev.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     }
 
     /// Checks a line's own hash: its body and stated hash when they agree, else why not.

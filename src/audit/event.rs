@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 
+use crate::card::mask::shown_digits;
 use crate::card::pan::MAX_DIGITS;
-use crate::card::{FingerprintKeys, MaskOptions, MaskStyle, Pan, mask};
+use crate::card::{FingerprintKeys, MaskStyle, Pan};
 use crate::identity::ClientIdentity;
 use crate::request_id::RequestId;
 use crate::telemetry::{Method, code_name};
@@ -41,23 +42,26 @@ impl CardSeen {
         let Ok(pan) = Pan::parse(number) else {
             return Self::default();
         };
-        let options = MaskOptions {
-            style: MaskStyle::BinAndLastFour,
-            ..MaskOptions::default()
-        };
-        // Digits and `*` only (no grouping): never longer than the number.
-        let masked = InlineText::new(&mask(&pan, None, 0, &options)).unwrap_or_default();
-        let shows_bin = masked
-            .as_str()
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_digit);
-        let is_bin = (BIN_DIGITS..=MAX_BIN_QUERY_DIGITS).contains(&pan.len());
+        let digits = pan.digits();
+        let len = digits.len();
+        // `card::mask`'s rule for a BIN and last four, written in place: digits and `*`.
+        let (leading, trailing) = shown_digits(len, MaskStyle::BinAndLastFour, 0);
+        let mut text = [b'*'; MAX_DIGITS];
+        for (position, (&digit, shown)) in digits.iter().zip(&mut text).enumerate() {
+            if position < leading || position >= len - trailing {
+                *shown = b'0' + digit;
+            }
+        }
+        let is_bin = (BIN_DIGITS..=MAX_BIN_QUERY_DIGITS).contains(&len);
+        let mut bin = [0; BIN_DIGITS];
+        bin.iter_mut()
+            .zip(digits)
+            .for_each(|(shown, &digit)| *shown = b'0' + digit);
         Self {
-            bin: (shows_bin || is_bin)
-                .then(|| InlineText::new(&pan.leading_digits(BIN_DIGITS)))
+            bin: (leading > 0 || is_bin)
+                .then(|| InlineText::new(&bin))
                 .flatten(),
-            masked,
+            masked: InlineText::new(&text[..len]).unwrap_or_default(),
             fingerprint: keys.map(|keys| keys.signing().fingerprint(&pan)),
         }
     }
@@ -72,12 +76,12 @@ pub(crate) struct InlineText<const N: usize> {
 
 impl<const N: usize> InlineText<N> {
     /// `text` held inline; none when it is longer than `N` bytes or not ASCII.
-    fn new(text: &str) -> Option<Self> {
+    fn new(text: &[u8]) -> Option<Self> {
         let mut bytes = [0; N];
         bytes
             .get_mut(..text.len())
             .filter(|_| text.is_ascii())?
-            .copy_from_slice(text.as_bytes());
+            .copy_from_slice(text);
         Some(Self {
             bytes,
             len: u8::try_from(text.len()).ok()?,
@@ -131,10 +135,10 @@ impl Event {
         out.extend_from_slice(b"{\"time\":\"");
         times.write(self.time, out);
         out.push(b'"');
-        member(out, "replica", replica);
+        plain_member(out, "replica", replica);
         if let Some(id) = &self.request_id {
             // Letters, digits, `.`, `_`, `-`: nothing to escape.
-            out.extend_from_slice(b",\"request_id\":\"");
+            start_member(out, "request_id");
             id.write_to(out);
             out.push(b'"');
         }
@@ -146,19 +150,19 @@ impl Event {
         }
         if let Some(subject) = &self.subject {
             let hashed = crate::shared_store::hashed("subject", subject.as_bytes());
-            member(out, "subject", &hashed);
+            plain_member(out, "subject", &hashed);
         }
-        member(out, "method", self.method.name());
+        plain_member(out, "method", self.method.name());
         if !self.card.masked.as_str().is_empty() {
-            member(out, "masked", self.card.masked.as_str());
+            plain_member(out, "masked", self.card.masked.as_str());
         }
         if let Some(bin) = &self.card.bin {
-            member(out, "bin", bin.as_str());
+            plain_member(out, "bin", bin.as_str());
         }
         if let Some(fingerprint) = &self.card.fingerprint {
-            member(out, "fingerprint", fingerprint);
+            plain_member(out, "fingerprint", fingerprint);
         }
-        member(out, "code", code_name(self.code));
+        plain_member(out, "code", code_name(self.code));
         if let Some(valid) = self.valid {
             out.extend_from_slice(if valid {
                 b",\"valid\":true"
@@ -166,7 +170,8 @@ impl Event {
                 b",\"valid\":false"
             });
         }
-        member(out, "dataset_version", &self.dataset_version);
+        // `sha256:` and hex digits (`bins::load`).
+        plain_member(out, "dataset_version", &self.dataset_version);
     }
 
     /// The UTC day of the event, counted from 1970-01-01: which file it goes into.
@@ -175,20 +180,29 @@ impl Event {
     }
 }
 
-/// Appends `,"name":value` with `value` as a JSON string.
+/// Appends `,"name":value` with `value` as a JSON string, escaped where it needs it.
 fn member(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
-    // Nearly every value (digits, names, hex) needs no escape: copied as it is.
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
-    }
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// Appends `,"name":"value"` for a value this code made (digits, `*`, names, hex, a checked
+/// replica name), which JSON needs no escape for: copied as it is.
+fn plain_member(out: &mut Vec<u8>, name: &str, value: &str) {
+    debug_assert!(!value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    start_member(out, name);
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends `,"name":"`.
+fn start_member(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":\"");
 }
 
 /// Events' times in RFC 3339 (`2026-12-05T16:40:02.123456Z`), UTC. The date and time of day
@@ -245,14 +259,29 @@ mod tests {
     }
 
     #[test]
-    fn members_are_json_strings_escaped_only_where_needed() {
+    fn members_are_json_strings() {
         let mut out = Vec::new();
-        member(&mut out, "a", "411111******1111");
+        plain_member(&mut out, "a", "411111******1111");
         member(&mut out, "b", "say \"hi\"\\\n");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#","a":"411111******1111","b":"say \"hi\"\\\n""#
         );
+    }
+
+    #[test]
+    fn the_masked_form_is_what_card_mask_shows_of_a_bin_and_last_four() {
+        use crate::card::{MaskOptions, mask};
+        let options = MaskOptions {
+            style: MaskStyle::BinAndLastFour,
+            ..MaskOptions::default()
+        };
+        for len in 6..=MAX_DIGITS {
+            let number: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            let pan = Pan::parse(&number).unwrap();
+            let seen = CardSeen::of(&number, None);
+            assert_eq!(seen.masked.as_str(), mask(&pan, None, 0, &options), "{len}");
+        }
     }
 
     #[test]

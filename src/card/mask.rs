@@ -61,6 +61,25 @@ impl MaskOptions {
     }
 }
 
+/// How many leading and trailing digits of a number of `len` digits a mask of `style` shows:
+/// none of a partial number, at least [`MIN_HIDDEN_DIGITS`] hidden, 8 leading digits only when
+/// the BIN that matched (`bin_len`) is that long.
+#[must_use]
+pub fn shown_digits(len: usize, style: MaskStyle, bin_len: usize) -> (usize, usize) {
+    let (leading, trailing) = match style {
+        _ if len < MIN_PAN_DIGITS => (0, 0),
+        MaskStyle::All => (0, 0),
+        MaskStyle::LastFour => (0, LAST_FOUR),
+        MaskStyle::BinAndLastFour if bin_len >= 8 && len >= 16 => (8, LAST_FOUR),
+        MaskStyle::BinAndLastFour => (6, LAST_FOUR),
+    };
+    if len < leading + trailing + MIN_HIDDEN_DIGITS {
+        (0, trailing)
+    } else {
+        (leading, trailing)
+    }
+}
+
 /// Masks a number.
 ///
 /// `network` chooses the grouping; `bin_len` is the length of the BIN that matched in the BIN
@@ -74,16 +93,7 @@ pub fn mask(
 ) -> String {
     let digits = pan.digits();
     let len = digits.len();
-    let (mut leading, trailing) = match options.style {
-        _ if len < MIN_PAN_DIGITS => (0, 0),
-        MaskStyle::All => (0, 0),
-        MaskStyle::LastFour => (0, LAST_FOUR),
-        MaskStyle::BinAndLastFour if bin_len >= 8 && len >= 16 => (8, LAST_FOUR),
-        MaskStyle::BinAndLastFour => (6, LAST_FOUR),
-    };
-    if len < leading + trailing + MIN_HIDDEN_DIGITS {
-        leading = 0;
-    }
+    let (leading, trailing) = shown_digits(len, options.style, bin_len);
     let gaps: &[u8] = match (options.keep_grouping, network) {
         (false, _) => &[],
         (true, Some(network)) => network.spec().gaps,

@@ -2,9 +2,10 @@
 //! call in the metrics, whatever answers it.)
 
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Instant;
 
-use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
 use crate::admission::quota::{SUBJECT_HEADER, checked_subject};
@@ -129,8 +130,11 @@ pub(crate) fn stream_call<Req>(audited: bool, request: &mut Request<Req>) -> Cal
 /// (admission refuses those when quotas count subjects; without quotas it is left out of the
 /// trail, whose hash of it could be reversed).
 fn subject(metadata: &MetadataMap) -> Option<MetadataValue<Ascii>> {
+    // Made once: a `&str` key is parsed again on every use.
+    static SUBJECT_KEY: LazyLock<MetadataKey<Ascii>> =
+        LazyLock::new(|| MetadataKey::from_static(SUBJECT_HEADER.as_str()));
     metadata
-        .get(SUBJECT_HEADER.as_str())
+        .get(&*SUBJECT_KEY)
         .filter(|subject| !subject.is_empty())
         .filter(|subject| checked_subject(subject.as_encoded_bytes()).is_ok())
         .cloned()
