@@ -26,7 +26,8 @@
 //!   peer identity, within the caps of [`connection_limits`]; `log_throttle` for the lines peers
 //!   can cause) and [`admission`] (identity, rate limits, quotas shared through Redis, load shedding,
 //!   timeouts, and the one place calls are counted).
-//! - Leaves that any layer may use: [`identity`] (who a call comes from), [`shared_store`]
+//! - Leaves that any layer may use: [`identity`] (who a call comes from), [`request_id`] (a
+//!   call's request id, the caller's or one made), [`shared_store`]
 //!   (the Redis every replica shares: its connection, whether it answers), `token` (the rule
 //!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
