@@ -94,7 +94,7 @@ pub struct Auditor {
 /// The writer's health, kept by the writer: an atomic for the request path and a watch for
 /// the health service.
 #[derive(Debug)]
-pub(super) struct WriterHealth {
+struct WriterHealth {
     writes_succeed: Arc<AtomicBool>,
     watch: watch::Sender<bool>,
 }
@@ -110,11 +110,11 @@ impl WriterHealth {
         (health, writes_succeed, receiver)
     }
 
-    pub(super) fn get(&self) -> bool {
+    fn get(&self) -> bool {
         self.writes_succeed.load(Ordering::Relaxed)
     }
 
-    pub(super) fn set(&self, writes_succeed: bool) {
+    fn set(&self, writes_succeed: bool) {
         self.writes_succeed.store(writes_succeed, Ordering::Relaxed);
         self.watch.send_replace(writes_succeed);
     }
