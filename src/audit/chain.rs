@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bins::load::hex;
 use crate::card::FingerprintKey;
+use crate::card::fingerprint::hex_digest;
 
 /// The `prev` of a replica's very first line: no line came before it.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -52,18 +53,13 @@ impl Chain {
     /// the line's hash. The writer seals every event: the hex is written in place, without an
     /// allocation.
     pub(crate) fn seal(&self, line: &mut Vec<u8>, start: usize, prev: &mut String) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         line.extend_from_slice(b",\"prev\":\"");
         line.extend_from_slice(prev.as_bytes());
         line.extend_from_slice(b"\"}");
         let digest = self.digest(&line[start..]);
         line.pop();
         line.extend_from_slice(HASH_MEMBER.as_bytes());
-        let mut hex = [0; 64];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0xf)];
-        }
+        let hex = hex_digest(&digest);
         line.extend_from_slice(&hex);
         line.extend_from_slice(b"\"}\n");
         prev.clear();

@@ -82,11 +82,7 @@ impl FingerprintKey {
         }
         let tag = self.mac(&text[..pan.len()]);
         // Hex into an array first, pushed at once: pushing 64 chars one by one cost more.
-        let mut hex = [0u8; 64];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(tag) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
+        let hex = hex_digest(&tag);
         let mut out = String::with_capacity(self.id.len() + 1 + hex.len());
         out.push_str(&self.id);
         out.push(':');
@@ -95,7 +91,17 @@ impl FingerprintKey {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// A SHA-256 digest or HMAC tag in lower-case hex, in an array: no allocation (fingerprints and
+/// the audit chain make one a call).
+pub(crate) fn hex_digest(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 64];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    hex
+}
 
 impl PartialEq for FingerprintKey {
     fn eq(&self, other: &Self) -> bool {
