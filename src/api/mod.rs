@@ -118,20 +118,22 @@ impl CardApi {
     pub async fn validate(
         &self,
         request: &pb::ValidateRequest,
-        call: &Call,
+        call: Call,
     ) -> Result<pb::ValidateResponse, RequestError> {
-        let answer = self.validate_number(request, call.client.as_ref());
-        self.audit(call, Method::Validate, &request.number, answer, |answer| {
+        let (answer, pan) = self.validate_number(request, call.client.as_ref());
+        self.audit(call, Method::Validate, pan.as_ref(), answer, |answer| {
             Some(answer.valid)
         })
         .await
     }
 
+    /// Validate's answer, and the number parsed (none when it does not parse), which the
+    /// audit event shows masked.
     fn validate_number(
         &self,
         request: &pb::ValidateRequest,
         caller: Option<&ClientIdentity>,
-    ) -> Result<pb::ValidateResponse, RequestError> {
+    ) -> (Result<pb::ValidateResponse, RequestError>, Option<Pan>) {
         let index = self.store.current();
         let Examined { validation, parsed } = bins::examine(&index, &request.number);
         let pan = parsed.ok().map(|(pan, _)| pan);
@@ -140,40 +142,46 @@ impl CardApi {
         let luhn = validation.length_valid.then_some(validation.luhn_valid);
         // A card counts as one when it could be charged: a whole number that passes Luhn.
         let whole = || validation.length_valid && validation.luhn_valid;
-        self.screen(caller, pan.as_ref(), whole, luhn)?;
+        if let Err(refused) = self.screen(caller, pan.as_ref(), whole, luhn) {
+            return (Err(refused), pan);
+        }
         let fingerprint = pan.as_ref().map_or_else(String::new, |pan| {
             rules::fingerprint(self.fingerprint_keys.as_ref(), pan)
         });
-        Ok(convert::validation(
+        let answer = convert::validation(
             validation,
             fingerprint,
             &rules::test_card(&self.test_cards, pan.as_ref()),
-        ))
+        );
+        (Ok(answer), pan)
     }
 
     /// LookupBin: the issuer and card facts of the number's BIN.
     pub async fn lookup_bin(
         &self,
         request: &pb::LookupBinRequest,
-        call: &Call,
+        call: Call,
     ) -> Result<pb::LookupBinResponse, RequestError> {
-        let answer = self.look_up_bin(request, call.client.as_ref());
-        self.audit(call, Method::LookupBin, &request.number, answer, |_| None)
+        let pan = Pan::parse(&request.number);
+        let answer = match &pan {
+            Ok(pan) => self.look_up_bin(pan, call.client.as_ref()),
+            Err(error) => Err(error.clone().into()),
+        };
+        self.audit(call, Method::LookupBin, pan.as_ref().ok(), answer, |_| None)
             .await
     }
 
     fn look_up_bin(
         &self,
-        request: &pb::LookupBinRequest,
+        pan: &Pan,
         caller: Option<&ClientIdentity>,
     ) -> Result<pb::LookupBinResponse, RequestError> {
-        let pan = Pan::parse(&request.number)?;
         let whole = || pan.len() >= MIN_PAN_DIGITS && luhn::is_valid(pan.digits());
-        self.screen(caller, Some(&pan), whole, None)?;
+        self.screen(caller, Some(pan), whole, None)?;
         // One snapshot for the whole answer: a reload in between cannot mix two tables.
         let index = self.store.current();
-        let facts = CardFacts::of(&index, &pan);
-        let answer = rules::bin_answer(&index, &facts, &pan, &self.test_cards, index.version())?;
+        let facts = CardFacts::of(&index, pan);
+        let answer = rules::bin_answer(&index, &facts, pan, &self.test_cards, index.version())?;
         self.metrics.bin_lookup(facts.hit.is_some());
         Ok(answer)
     }
@@ -182,25 +190,29 @@ impl CardApi {
     pub async fn mask_card(
         &self,
         request: &pb::MaskCardRequest,
-        call: &Call,
+        call: Call,
     ) -> Result<pb::MaskCardResponse, RequestError> {
-        let answer = self.mask_number(request);
-        self.audit(call, Method::MaskCard, &request.number, answer, |_| None)
+        let pan = Pan::parse(&request.number);
+        let answer = match &pan {
+            Ok(pan) => self.mask_number(pan, request),
+            Err(error) => Err(error.clone().into()),
+        };
+        self.audit(call, Method::MaskCard, pan.as_ref().ok(), answer, |_| None)
             .await
     }
 
     fn mask_number(
         &self,
+        pan: &Pan,
         request: &pb::MaskCardRequest,
     ) -> Result<pb::MaskCardResponse, RequestError> {
-        let pan = Pan::parse(&request.number)?;
         let options = rules::mask_options(request)?;
         let index = self.store.current();
-        let facts = CardFacts::of(&index, &pan);
+        let facts = CardFacts::of(&index, pan);
         Ok(pb::MaskCardResponse {
-            masked: rules::masked(&facts, &pan, options)?,
+            masked: rules::masked(&facts, pan, options)?,
             network: convert::network(facts.detection.network).into(),
-            fingerprint: rules::fingerprint(self.fingerprint_keys.as_ref(), &pan),
+            fingerprint: rules::fingerprint(self.fingerprint_keys.as_ref(), pan),
         })
     }
 
@@ -219,7 +231,10 @@ impl CardApi {
             Some(_) => request
                 .items
                 .iter()
-                .map(|item| CardSeen::of(&item.number, self.fingerprint_keys.as_ref()))
+                .map(|item| {
+                    let pan = Pan::parse(&item.number).ok();
+                    CardSeen::of(pan.as_ref(), self.fingerprint_keys.as_ref())
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -271,12 +286,15 @@ impl CardApi {
     }
 
     /// Records a call in the audit trail, when there is one, and gives its answer; an answer
-    /// the trail cannot record is not given (the call is refused instead).
+    /// the trail cannot record is not given (the call is refused instead). `pan` is the
+    /// number as the handler parsed it (none when it did not parse). The call's parts move
+    /// into the event: cloning the caller's identity would cost every call reference-count
+    /// updates that all calls of a client share.
     async fn audit<T>(
         &self,
-        call: &Call,
+        call: Call,
         method: Method,
-        number: &str,
+        pan: Option<&Pan>,
         answer: Result<T, RequestError>,
         valid: impl FnOnce(&T) -> Option<bool>,
     ) -> Result<T, RequestError> {
@@ -285,11 +303,11 @@ impl CardApi {
         };
         let event = Event {
             time: SystemTime::now(),
-            request_id: call.request_id.clone(),
-            client: call.client.clone(),
-            subject: call.subject.clone(),
+            request_id: call.request_id,
+            client: call.client,
+            subject: call.subject,
             method,
-            card: CardSeen::of(number, self.fingerprint_keys.as_ref()),
+            card: CardSeen::of(pan, self.fingerprint_keys.as_ref()),
             code: answer
                 .as_ref()
                 .map_or_else(RequestError::code, |_| Code::Ok),

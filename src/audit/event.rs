@@ -37,9 +37,10 @@ const BIN_DIGITS: usize = 6;
 const MAX_BIN_QUERY_DIGITS: usize = 8;
 
 impl CardSeen {
-    /// What the trail may say of `number`: masked, its BIN, its fingerprint under `keys`.
-    pub(crate) fn of(number: &str, keys: Option<&FingerprintKeys>) -> Self {
-        let Ok(pan) = Pan::parse(number) else {
+    /// What the trail may say of the number `pan` (none when the call's number did not
+    /// parse): masked, its BIN, its fingerprint under `keys`.
+    pub(crate) fn of(pan: Option<&Pan>, keys: Option<&FingerprintKeys>) -> Self {
+        let Some(pan) = pan else {
             return Self::default();
         };
         let digits = pan.digits();
@@ -62,7 +63,7 @@ impl CardSeen {
                 .then(|| InlineText::new(&bin))
                 .flatten(),
             masked: InlineText::new(&text[..len]).unwrap_or_default(),
-            fingerprint: keys.map(|keys| keys.signing().fingerprint(&pan)),
+            fingerprint: keys.map(|keys| keys.signing().fingerprint(pan)),
         }
     }
 }
@@ -269,6 +270,11 @@ mod tests {
         );
     }
 
+    /// What the trail says of `number`, parsed as the handlers parse it.
+    fn seen(number: &str) -> CardSeen {
+        CardSeen::of(Pan::parse(number).ok().as_ref(), None)
+    }
+
     #[test]
     fn the_masked_form_is_what_card_mask_shows_of_a_bin_and_last_four() {
         use crate::card::{MaskOptions, mask};
@@ -279,27 +285,28 @@ mod tests {
         for len in 6..=MAX_DIGITS {
             let number: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
             let pan = Pan::parse(&number).unwrap();
-            let seen = CardSeen::of(&number, None);
-            assert_eq!(seen.masked.as_str(), mask(&pan, None, 0, &options), "{len}");
+            let shown = seen(&number);
+            assert_eq!(
+                shown.masked.as_str(),
+                mask(&pan, None, 0, &options),
+                "{len}"
+            );
         }
     }
 
     #[test]
     fn a_card_is_seen_masked_with_its_bin_only() {
         let bin = |seen: &CardSeen| seen.bin.map(|bin| bin.as_str().to_owned());
-        let seen = CardSeen::of("4111 1111 1111 1111", None);
-        assert_eq!(bin(&seen).as_deref(), Some("411111"));
-        assert_eq!(seen.masked.as_str(), "411111******1111");
-        assert_eq!(
-            bin(&CardSeen::of("411111", None)).as_deref(),
-            Some("411111")
-        );
+        let card = seen("4111 1111 1111 1111");
+        assert_eq!(bin(&card).as_deref(), Some("411111"));
+        assert_eq!(card.masked.as_str(), "411111******1111");
+        assert_eq!(bin(&seen("411111")).as_deref(), Some("411111"));
         // Nine to eleven digits are a partial number: nothing of it shows.
-        let partial = CardSeen::of("411111222", None);
+        let partial = seen("411111222");
         assert_eq!((partial.bin, partial.masked.as_str()), (None, "*********"));
-        let longest = CardSeen::of(&"4".repeat(MAX_DIGITS), None);
+        let longest = seen(&"4".repeat(MAX_DIGITS));
         assert_eq!(longest.masked.as_str(), "444444*********4444");
-        assert_eq!(CardSeen::of("41", None).bin, None);
-        assert_eq!(CardSeen::of("not a number", None), CardSeen::default());
+        assert_eq!(seen("41").bin, None);
+        assert_eq!(seen("not a number"), CardSeen::default());
     }
 }

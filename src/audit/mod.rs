@@ -222,6 +222,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+    use crate::card::Pan;
     use crate::telemetry::Method;
 
     /// An auditor over a queue of `room` events that nothing drains, and the queue's far end.
@@ -243,7 +244,7 @@ mod tests {
             client: None,
             subject: None,
             method: Method::Validate,
-            card: CardSeen::of("4111111111111111", None),
+            card: CardSeen::of(Pan::parse("4111111111111111").ok().as_ref(), None),
             code: Code::Ok,
             valid: Some(true),
             dataset_version: "sha256:0".into(),

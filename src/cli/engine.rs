@@ -74,7 +74,7 @@ impl Engine {
     pub(super) fn validate(&mut self, request: pb::ValidateRequest) -> Result<Checked, CliError> {
         self.answer(
             request,
-            async |api, request| api.validate(request, &Call::default()).await,
+            async |api, request| api.validate(request, Call::default()).await,
             |mut client, request| async move { client.validate(request).await },
         )
         .map(Checked::from)
@@ -87,7 +87,7 @@ impl Engine {
     ) -> Result<BinInfo, CliError> {
         self.answer(
             request,
-            async |api, request| api.lookup_bin(request, &Call::default()).await,
+            async |api, request| api.lookup_bin(request, Call::default()).await,
             |mut client, request| async move { client.lookup_bin(request).await },
         )
         .map(BinInfo::from)
@@ -97,7 +97,7 @@ impl Engine {
     pub(super) fn mask_card(&mut self, request: pb::MaskCardRequest) -> Result<Masked, CliError> {
         self.answer(
             request,
-            async |api, request| api.mask_card(request, &Call::default()).await,
+            async |api, request| api.mask_card(request, Call::default()).await,
             |mut client, request| async move { client.mask_card(request).await },
         )
         .map(Masked::from)

@@ -59,7 +59,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::Validate,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.validate(&request, &call).await },
+            |request, call| async move { self.api.validate(&request, call).await },
         )
         .await
     }
@@ -72,7 +72,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::LookupBin,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.lookup_bin(&request, &call).await },
+            |request, call| async move { self.api.lookup_bin(&request, call).await },
         )
         .await
     }
@@ -110,7 +110,7 @@ impl pb::card_lookup_service_server::CardLookupService for CardLookup {
             Method::MaskCard,
             self.api.audited(),
             request,
-            |request, call| async move { self.api.mask_card(&request, &call).await },
+            |request, call| async move { self.api.mask_card(&request, call).await },
         )
         .await
     }

@@ -157,28 +157,28 @@ where
                 Method::LookupBin,
                 parts,
                 Ok(message),
-                async |m, call| api.lookup_bin(&m, &call).await,
+                async |m, call| api.lookup_bin(&m, call).await,
             )
             .await
         }
         Route::LookupBinBody => {
             let (request, message) = read_message(request, max_body).await;
             rpc(api, Method::LookupBin, request, message, async |m, call| {
-                api.lookup_bin(&m, &call).await
+                api.lookup_bin(&m, call).await
             })
             .await
         }
         Route::Validate => {
             let (request, message) = read_message(request, max_body).await;
             rpc(api, Method::Validate, request, message, async |m, call| {
-                api.validate(&m, &call).await
+                api.validate(&m, call).await
             })
             .await
         }
         Route::MaskCard => {
             let (request, message) = read_message(request, max_body).await;
             rpc(api, Method::MaskCard, request, message, async |m, call| {
-                api.mask_card(&m, &call).await
+                api.mask_card(&m, call).await
             })
             .await
         }
@@ -233,7 +233,7 @@ async fn binlist_lookup<B>(api: &CardApi, request: http::Request<B>, bin: &str) 
         Method::LookupBin,
         api.audited(),
         tonic_request(parts, message),
-        |m, call| async move { api.lookup_bin(&m, &call).await },
+        |m, call| async move { api.lookup_bin(&m, call).await },
     )
     .await;
     match answer {
