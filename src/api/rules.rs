@@ -52,10 +52,7 @@ pub(super) fn more_specific_match_possible(index: &BinIndex, pan: &Pan) -> bool 
 /// The fingerprint of a whole card number (12 to 19 digits, valid or not) under the signing
 /// key; empty without keys and for a partial number, whose fingerprint would identify nothing.
 pub(super) fn fingerprint(keys: Option<&FingerprintKeys>, pan: &Pan) -> String {
-    match keys {
-        Some(keys) if pan.len() >= MIN_PAN_DIGITS => keys.signing().fingerprint(pan),
-        _ => String::new(),
-    }
+    keys.and_then(|keys| keys.of_card(pan)).unwrap_or_default()
 }
 
 /// MaskCard's masked number.

@@ -27,7 +27,8 @@ pub(crate) struct CardSeen {
     /// The first six digits, when the masked form shows them or the number is no longer than
     /// a BIN (a LookupBin of a BIN alone); otherwise none.
     pub(crate) bin: Option<InlineText<BIN_DIGITS>>,
-    /// The fingerprint under the signing key, when fingerprints are configured.
+    /// The fingerprint under the signing key, when fingerprints are configured and the number
+    /// is whole (as answers give them: `FingerprintKeys::of_card`).
     pub(crate) fingerprint: Option<String>,
 }
 
@@ -53,17 +54,20 @@ impl CardSeen {
                 *shown = b'0' + digit;
             }
         }
-        let is_bin = (BIN_DIGITS..=MAX_BIN_QUERY_DIGITS).contains(&len);
-        let mut bin = [0; BIN_DIGITS];
-        bin.iter_mut()
-            .zip(digits)
-            .for_each(|(shown, &digit)| *shown = b'0' + digit);
+        // The BIN shows where the masked form shows it, or when the number is a BIN alone.
+        let shows_bin = leading > 0 || (BIN_DIGITS..=MAX_BIN_QUERY_DIGITS).contains(&len);
         Self {
-            bin: (leading > 0 || is_bin)
-                .then(|| InlineText::new(&bin))
+            bin: shows_bin
+                .then(|| {
+                    let mut bin = [0; BIN_DIGITS];
+                    for (shown, &digit) in bin.iter_mut().zip(digits) {
+                        *shown = b'0' + digit;
+                    }
+                    InlineText::new(&bin)
+                })
                 .flatten(),
             masked: InlineText::new(&text[..len]).unwrap_or_default(),
-            fingerprint: keys.map(|keys| keys.signing().fingerprint(pan)),
+            fingerprint: keys.and_then(|keys| keys.of_card(pan)),
         }
     }
 }
@@ -308,5 +312,21 @@ mod tests {
         assert_eq!(longest.masked.as_str(), "444444*********4444");
         assert_eq!(seen("41").bin, None);
         assert_eq!(seen("not a number"), CardSeen::default());
+    }
+
+    #[test]
+    fn only_a_whole_number_has_a_fingerprint_as_in_answers() {
+        let keys = FingerprintKeys::parse(&format!("k1 {}", "ab".repeat(32))).unwrap();
+        let of = |number: &str| {
+            let pan = Pan::parse(number).unwrap();
+            CardSeen::of(Some(&pan), Some(&keys)).fingerprint
+        };
+        let whole = Pan::parse("4111111111111111").unwrap();
+        assert_eq!(
+            of("4111111111111111"),
+            Some(keys.signing().fingerprint(&whole))
+        );
+        assert_eq!(of("411111"), None);
+        assert_eq!(of("41111122222"), None);
     }
 }

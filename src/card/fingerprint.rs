@@ -21,6 +21,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::Pan;
+use super::mask::MIN_PAN_DIGITS;
 
 /// The fewest bytes a secret in the key file may have: a key as long as the hash (RFC 2104,
 /// section 3).
@@ -195,6 +196,14 @@ impl FingerprintKeys {
     #[must_use]
     pub fn all(&self) -> &[FingerprintKey] {
         &self.keys
+    }
+
+    /// The card's fingerprint under the signing key: for a whole number only (at least
+    /// [`MIN_PAN_DIGITS`]); a partial number, a BIN, gets none. Answers and the audit trail
+    /// both follow this rule.
+    #[must_use]
+    pub fn of_card(&self, pan: &Pan) -> Option<String> {
+        (pan.len() >= MIN_PAN_DIGITS).then(|| self.signing().fingerprint(pan))
     }
 }
 
