@@ -122,7 +122,7 @@ impl CardApi {
     ) -> Result<pb::ValidateResponse, RequestError> {
         let (answer, pan) = self.validate_number(request, call.client.as_ref());
         self.audit(call, Method::Validate, pan.as_ref(), answer, |answer| {
-            Some(answer.valid)
+            (Some(answer.valid), Some(&answer.fingerprint))
         })
         .await
     }
@@ -167,8 +167,10 @@ impl CardApi {
             Ok(pan) => self.look_up_bin(pan, call.client.as_ref()),
             Err(error) => Err(error.clone().into()),
         };
-        self.audit(call, Method::LookupBin, pan.as_ref().ok(), answer, |_| None)
-            .await
+        self.audit(call, Method::LookupBin, pan.as_ref().ok(), answer, |_| {
+            (None, None)
+        })
+        .await
     }
 
     fn look_up_bin(
@@ -197,8 +199,14 @@ impl CardApi {
             Ok(pan) => self.mask_number(pan, request),
             Err(error) => Err(error.clone().into()),
         };
-        self.audit(call, Method::MaskCard, pan.as_ref().ok(), answer, |_| None)
-            .await
+        self.audit(
+            call,
+            Method::MaskCard,
+            pan.as_ref().ok(),
+            answer,
+            |answer| (None, Some(&answer.fingerprint)),
+        )
+        .await
     }
 
     fn mask_number(
@@ -233,7 +241,7 @@ impl CardApi {
                 .iter()
                 .map(|item| {
                     let pan = Pan::parse(&item.number).ok();
-                    CardSeen::of(pan.as_ref(), self.fingerprint_keys.as_ref())
+                    CardSeen::of(pan.as_ref(), self.fingerprint_keys.as_ref(), None)
                 })
                 .collect(),
             None => Vec::new(),
@@ -287,31 +295,33 @@ impl CardApi {
 
     /// Records a call in the audit trail, when there is one, and gives its answer; an answer
     /// the trail cannot record is not given (the call is refused instead). `pan` is the
-    /// number as the handler parsed it (none when it did not parse). The call's parts move
-    /// into the event: cloning the caller's identity would cost every call reference-count
-    /// updates that all calls of a client share.
+    /// number as the handler parsed it (none when it did not parse); `told` is what an answer
+    /// tells the event: Validate's result, and the fingerprint the answer carries. The call's
+    /// parts move into the event: cloning the caller's identity would cost every call
+    /// reference-count updates that all calls of a client share.
     async fn audit<T>(
         &self,
         call: Call,
         method: Method,
         pan: Option<&Pan>,
         answer: Result<T, RequestError>,
-        valid: impl FnOnce(&T) -> Option<bool>,
+        told: fn(&T) -> (Option<bool>, Option<&str>),
     ) -> Result<T, RequestError> {
         let Some(auditor) = &self.auditor else {
             return answer;
         };
+        let (valid, fingerprint) = answer.as_ref().map_or((None, None), told);
         let event = Event {
             time: SystemTime::now(),
             request_id: call.request_id,
             client: call.client,
             subject: call.subject,
             method,
-            card: CardSeen::of(pan, self.fingerprint_keys.as_ref()),
+            card: CardSeen::of(pan, self.fingerprint_keys.as_ref(), fingerprint),
             code: answer
                 .as_ref()
                 .map_or_else(RequestError::code, |_| Code::Ok),
-            valid: answer.as_ref().ok().and_then(valid),
+            valid,
             dataset_version: self.store.current().shared_version(),
         };
         auditor

@@ -39,8 +39,14 @@ const MAX_BIN_QUERY_DIGITS: usize = 8;
 
 impl CardSeen {
     /// What the trail may say of the number `pan` (none when the call's number did not
-    /// parse): masked, its BIN, its fingerprint under `keys`.
-    pub(crate) fn of(pan: Option<&Pan>, keys: Option<&FingerprintKeys>) -> Self {
+    /// parse): masked, its BIN, its fingerprint under `keys`. `answered` is the fingerprint
+    /// the call's answer carries, by the same rule: taken as it is rather than computed again
+    /// (an HMAC a call); a refused call has none, and its number's is computed.
+    pub(crate) fn of(
+        pan: Option<&Pan>,
+        keys: Option<&FingerprintKeys>,
+        answered: Option<&str>,
+    ) -> Self {
         let Some(pan) = pan else {
             return Self::default();
         };
@@ -67,7 +73,10 @@ impl CardSeen {
                 })
                 .flatten(),
             masked: InlineText::new(&text[..len]).unwrap_or_default(),
-            fingerprint: keys.and_then(|keys| keys.of_card(pan)),
+            fingerprint: answered
+                .filter(|fingerprint| !fingerprint.is_empty())
+                .map(str::to_owned)
+                .or_else(|| keys.and_then(|keys| keys.of_card(pan))),
         }
     }
 }
@@ -276,7 +285,7 @@ mod tests {
 
     /// What the trail says of `number`, parsed as the handlers parse it.
     fn seen(number: &str) -> CardSeen {
-        CardSeen::of(Pan::parse(number).ok().as_ref(), None)
+        CardSeen::of(Pan::parse(number).ok().as_ref(), None, None)
     }
 
     #[test]
@@ -319,7 +328,7 @@ mod tests {
         let keys = FingerprintKeys::parse(&format!("k1 {}", "ab".repeat(32))).unwrap();
         let of = |number: &str| {
             let pan = Pan::parse(number).unwrap();
-            CardSeen::of(Some(&pan), Some(&keys)).fingerprint
+            CardSeen::of(Some(&pan), Some(&keys), None).fingerprint
         };
         let whole = Pan::parse("4111111111111111").unwrap();
         assert_eq!(
@@ -328,5 +337,17 @@ mod tests {
         );
         assert_eq!(of("411111"), None);
         assert_eq!(of("41111122222"), None);
+    }
+
+    #[test]
+    fn the_answers_fingerprint_is_taken_rather_than_computed_again() {
+        let keys = FingerprintKeys::parse(&format!("k1 {}", "ab".repeat(32))).unwrap();
+        let pan = Pan::parse("4111111111111111").unwrap();
+        let seen = |answered| CardSeen::of(Some(&pan), Some(&keys), answered).fingerprint;
+        assert_eq!(seen(Some("k1:given")).as_deref(), Some("k1:given"));
+        // An empty one, as answers without a fingerprint carry, leaves it to the rule.
+        let computed = Some(keys.signing().fingerprint(&pan));
+        assert_eq!(seen(Some("")), computed);
+        assert_eq!(seen(None), computed);
     }
 }

@@ -244,7 +244,7 @@ mod tests {
             client: None,
             subject: None,
             method: Method::Validate,
-            card: CardSeen::of(Pan::parse("4111111111111111").ok().as_ref(), None),
+            card: CardSeen::of(Pan::parse("4111111111111111").ok().as_ref(), None, None),
             code: Code::Ok,
             valid: Some(true),
             dataset_version: "sha256:0".into(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use card_lookup::audit::chain::{Chain, GENESIS};
 use card_lookup::audit::{AuditSettings, Overflow};
-use card_lookup::card::FingerprintKeys;
+use card_lookup::card::{FingerprintKeys, Pan};
 use card_lookup::config::Config;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,11 +41,20 @@ fn settings(dir: &Path, replica: &str, overflow: Overflow) -> AuditSettings {
     }
 }
 
+/// The fingerprint keys the audited servers answer with.
+fn keys() -> FingerprintKeys {
+    FingerprintKeys::parse(&format!("k1 {}\n", "ab".repeat(32))).unwrap()
+}
+
+/// The fingerprint answers give `number` under [`keys`].
+fn fingerprint_of(number: &str) -> String {
+    keys().signing().fingerprint(&Pan::parse(number).unwrap())
+}
+
 async fn audited_server(settings: AuditSettings) -> TestServer {
-    let keys = FingerprintKeys::parse(&format!("k1 {}\n", "ab".repeat(32))).unwrap();
     let config = Config {
         audit: Some(settings),
-        fingerprint_keys: Some(keys),
+        fingerprint_keys: Some(keys()),
         ..Config::default()
     };
     TestServer::start_configured(config, std::sync::Arc::clone(&EMBEDDED)).await
@@ -217,7 +226,9 @@ async fn every_call_carrying_card_data_is_recorded_masked_and_the_trail_verifies
     assert_eq!(first["masked"], "411111******1111");
     assert_eq!(first["bin"], "411111");
     assert_eq!(first["replica"], "it-a");
-    assert!(first["fingerprint"].as_str().unwrap().starts_with("k1:"));
+    // The fingerprint answers give (Validate's taken from its answer, LookupBin's computed):
+    // an auditor can find a card's calls by it.
+    assert_eq!(first["fingerprint"], fingerprint_of(PANS[0]));
     assert_eq!(first["client"], "127.0.0.1");
     assert_eq!(first["subject"].as_str().unwrap().len(), 64);
     assert!(
@@ -247,7 +258,15 @@ async fn every_call_carrying_card_data_is_recorded_masked_and_the_trail_verifies
         "an error carries back the id its event names"
     );
     assert_eq!(lookups[2]["bin"], "411111", "binlist's lookup over HTTP");
-    assert_eq!(events(&lines, "MaskCard")[0]["masked"], "378282*****0005");
+    assert_eq!(lookups[0]["fingerprint"], fingerprint_of(PANS[1]));
+    assert_eq!(
+        lookups[1].get("fingerprint"),
+        None,
+        "a partial number has none"
+    );
+    let mask = events(&lines, "MaskCard")[0];
+    assert_eq!(mask["masked"], "378282*****0005");
+    assert_eq!(mask["fingerprint"], fingerprint_of(PANS[3]));
     let inspected = events(&lines, "Inspect");
     assert_eq!(inspected.len(), 2);
     assert_eq!(inspected[0]["valid"], true);
