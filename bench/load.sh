@@ -9,6 +9,9 @@
 #   bash bench/load.sh --quick    # about half a minute, for CI smoke use (rough figures)
 #   bash bench/load.sh --rounds 5 --duration 5 --rpcs "Validate LookupBin"
 #   bash bench/load.sh --no-build       # measure the binaries already in target/release
+#   bash bench/load.sh --saturation-only  # only the saturation mode (about a third of the time):
+#                                       # for many runs of one throughput target, read together
+#                                       # with `python3 bench/load_helper.py pool RUN_DIR...`
 #   bash bench/load.sh --max-others 5   # repeat a round (up to 10 times, 10 s apart) while
 #                                       # other processes use more than 5% of the cores
 #   bash bench/load.sh --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
@@ -84,6 +87,7 @@ quota=0
 quota_exact=0
 audit=0
 http=0
+modes=(saturation "5000 req/s" "50000 req/s")
 while (($#)); do
   case "$1" in
     --quick) duration=1 warm_up_ms=300 rounds=1 ;;
@@ -91,6 +95,7 @@ while (($#)); do
     --rounds) rounds="${2:?--rounds needs a number}"; shift ;;
     --rpcs) rpcs="${2:?--rpcs needs a list such as \"Validate LookupBin\"}"; shift ;;
     --no-build) build=0 ;;
+    --saturation-only) modes=(saturation) ;;
     --max-others) max_others="${2:?--max-others needs a percentage}"; shift ;;
     --preload) preload="${2:?--preload needs a shared library}"; shift ;;
     --quota) quota=1 ;;
@@ -147,6 +152,18 @@ done
 
 work="target/bench-load/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$work"
+# What the rounds measure, for `load_helper.py pool`: it reads runs together only when these
+# lines are the same (the same binaries, run with the same options).
+measured_options=()
+((audit)) && measured_options+=(--audit)
+((quota)) && measured_options+=("$( ((quota_exact)) && echo --quota-exact || echo --quota)")
+((http)) && measured_options+=(--http)
+[[ -n "$preload" ]] && measured_options+=(--preload "$preload")
+{
+  echo "service binary $(sha256sum target/release/card-lookup | cut -c 1-12)"
+  echo "bare binary $(sha256sum target/release/examples/bare_server | cut -c 1-12)"
+  echo "options: ${measured_options[*]:-none}; rounds of $duration s after $warm_up_ms ms of warm-up"
+} >"$work/measured"
 python3 bench/load_helper.py bodies "$work"
 
 pids=()
@@ -403,7 +420,7 @@ step "measuring: $rounds rounds of $duration s a server and mode, after ${warm_u
 load_at_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
 : >"$work/rounds.tsv"
 for rpc in $rpcs; do
-  for mode in saturation "5000 req/s" "50000 req/s"; do
+  for mode in "${modes[@]}"; do
     for round in $(seq "$rounds"); do
       # Alternate which server goes first, so that a slow spell hits both alike.
       order=(service bare)
