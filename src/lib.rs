@@ -29,7 +29,8 @@
 //! - Leaves that any layer may use: [`identity`] (who a call comes from), [`request_id`] (a
 //!   call's request id, the caller's or one made), [`shared_store`]
 //!   (the Redis every replica shares: its connection, whether it answers), `token` (the rule
-//!   for caller text that is logged), `eviction` (keeping per-client tables bounded),
+//!   for caller text that is logged), `eviction` (keeping per-client tables bounded), [`hex`]
+//!   (how hashes and keys are written),
 //!   [`telemetry`] (logging set-up, the metrics recorder, method names), [`proto`] (the
 //!   generated types).
 //! - [`audit`]: the audit trail (`--audit-dir`): every call carrying card data recorded by the
@@ -53,6 +54,7 @@ pub mod config;
 pub mod connection_limits;
 pub(crate) mod eviction;
 pub(crate) mod grpc;
+pub mod hex;
 pub(crate) mod http;
 pub use http::openapi;
 pub mod identity;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 
+use crate::hex::DIGITS;
 use crate::token::is_safe_token;
 
 /// The metadata key that carries the request id, both ways.
@@ -116,13 +117,12 @@ const MADE_MAX_LEN: usize = 17 + 16;
 
 /// Writes the made id of `sequence` into `id`; gives its length.
 fn write_made(sequence: u64, id: &mut [u8; MADE_MAX_LEN]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let prefix = PREFIX.as_bytes();
     let digits = (u64::BITS - sequence.leading_zeros()).div_ceil(4).max(1) as usize;
     id[..prefix.len()].copy_from_slice(prefix);
     let id = &mut id[..prefix.len() + digits];
     for (shift, byte) in id[prefix.len()..].iter_mut().rev().enumerate() {
-        *byte = HEX[((sequence >> (shift * 4)) & 0xf) as usize];
+        *byte = DIGITS[((sequence >> (shift * 4)) & 0xf) as usize];
     }
     id.len()
 }

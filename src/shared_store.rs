@@ -155,7 +155,7 @@ pub(crate) fn hashed(kind: &str, value: &[u8]) -> String {
     hash.update(kind.as_bytes());
     hash.update([0]);
     hash.update(value);
-    crate::bins::load::hex(&hash.finalize())
+    crate::hex::hex(&hash.finalize())
 }
 
 /// Connects to Redis, with backoff up to [`MAX_RECONNECT_DELAY`] until it answers; from then on

@@ -11,9 +11,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::bins::load::hex;
 use crate::card::FingerprintKey;
-use crate::card::fingerprint::hex_digest;
+use crate::hex::{digest_hex, hex};
 
 /// The `prev` of a replica's very first line: no line came before it.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -59,7 +58,7 @@ impl Chain {
         let digest = self.digest(&line[start..]);
         line.pop();
         line.extend_from_slice(HASH_MEMBER.as_bytes());
-        let hex = hex_digest(&digest);
+        let hex = digest_hex(&digest);
         line.extend_from_slice(&hex);
         line.extend_from_slice(b"\"}\n");
         prev.clear();

@@ -10,6 +10,7 @@ use super::format::{self, Format, ParseError, Problem};
 use super::index::{BinIndex, IndexBuilder};
 use super::read::{self, Capped};
 use super::record::Strings;
+use crate::hex::hex;
 
 /// The default BIN table, compressed: bin-list-data by Venelin Kochev, CC BY 4.0 (data/NOTICE).
 const EMBEDDED: &[u8] = include_bytes!("../../data/bin-list-data.csv.gz");
@@ -237,18 +238,6 @@ impl<R: Read> Read for HashingReader<'_, R> {
         self.own.update(&buf[..n]);
         Ok(n)
     }
-}
-
-/// Lower-case hex digits.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(2 * bytes.len());
-    for byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    hex
 }
 
 struct HashWriter<'h>(&'h mut Sha256);

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use super::Pan;
 use super::mask::MIN_PAN_DIGITS;
+use crate::hex::digest_hex;
 
 /// The fewest bytes a secret in the key file may have: a key as long as the hash (RFC 2104,
 /// section 3).
@@ -83,25 +84,13 @@ impl FingerprintKey {
         }
         let tag = self.mac(&text[..pan.len()]);
         // Hex into an array first, pushed at once: pushing 64 chars one by one cost more.
-        let hex = hex_digest(&tag);
+        let hex = digest_hex(&tag);
         let mut out = String::with_capacity(self.id.len() + 1 + hex.len());
         out.push_str(&self.id);
         out.push(':');
         out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
         out
     }
-}
-
-/// A SHA-256 digest or HMAC tag in lower-case hex, in an array: no allocation (fingerprints and
-/// the audit chain make one a call).
-pub(crate) fn hex_digest(digest: &[u8; 32]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 64];
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
-    hex
 }
 
 impl PartialEq for FingerprintKey {
@@ -225,16 +214,8 @@ fn decode_hex(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use std::fmt::Write as _;
-
     use super::*;
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().fold(String::new(), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-    }
+    use crate::hex::hex;
 
     /// RFC 4231, section 4: the HMAC-SHA-256 test cases (case 5's output truncated to 128 bits
     /// as the RFC gives it).

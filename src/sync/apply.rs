@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::fetch::{Client, FetchError, Fetched, Location};
-use crate::bins::load::hex;
 use crate::bins::manifest::{FileEntry, Manifest};
 use crate::bins::{DataSource, LoadError, LoadOptions};
+use crate::hex::hex;
 
 pub use crate::bins::manifest::FILE_NAME as MANIFEST_FILE;
 /// The link switched to a new set.

@@ -280,5 +280,5 @@ impl Updater {
 
 /// The SHA-256 of a manifest's bytes, in hex.
 fn digest(raw: &[u8]) -> String {
-    crate::bins::load::hex(&Sha256::digest(raw))
+    crate::hex::hex(&Sha256::digest(raw))
 }

@@ -24,7 +24,7 @@ def test_a_circle_is_found_when_there_is_one():
     assert import_graph.circles(graph) == [[("a",), ("b",), ("c",)]]
 
 
-LEAVES = [("identity",), ("token",), ("proto",), ("telemetry",), ("request_id",)]
+LEAVES = [("identity",), ("token",), ("proto",), ("telemetry",), ("request_id",), ("hex",)]
 
 
 def test_leaf_modules_import_nothing_above_the_domain():

@@ -180,7 +180,7 @@ fn answer(
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> String {
-    card_lookup::bins::load::hex(&Sha256::digest(bytes))
+    card_lookup::hex::hex(&Sha256::digest(bytes))
 }
 
 /// An origin that answers every request with headers promising `promised` bytes, sends
