@@ -26,6 +26,7 @@ mod rules;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures_util::future::BoxFuture;
 use tonic::Code;
 
 pub use call::Call;
@@ -121,9 +122,17 @@ impl CardApi {
         call: Call,
     ) -> Result<pb::ValidateResponse, RequestError> {
         let (answer, pan) = self.validate_number(request, call.client.as_ref());
-        self.audit(call, Method::Validate, pan.as_ref(), answer, |answer| {
-            (Some(answer.valid), Some(&answer.fingerprint))
-        })
+        let Some(auditor) = &self.auditor else {
+            return answer;
+        };
+        self.audit(
+            auditor,
+            call,
+            Method::Validate,
+            pan.as_ref(),
+            answer,
+            |answer| (Some(answer.valid), Some(&answer.fingerprint)),
+        )
         .await
     }
 
@@ -167,9 +176,17 @@ impl CardApi {
             Ok(pan) => self.look_up_bin(pan, call.client.as_ref()),
             Err(error) => Err(error.clone().into()),
         };
-        self.audit(call, Method::LookupBin, pan.as_ref().ok(), answer, |_| {
-            (None, None)
-        })
+        let Some(auditor) = &self.auditor else {
+            return answer;
+        };
+        self.audit(
+            auditor,
+            call,
+            Method::LookupBin,
+            pan.as_ref().ok(),
+            answer,
+            |_| (None, None),
+        )
         .await
     }
 
@@ -199,7 +216,11 @@ impl CardApi {
             Ok(pan) => self.mask_number(pan, request),
             Err(error) => Err(error.clone().into()),
         };
+        let Some(auditor) = &self.auditor else {
+            return answer;
+        };
         self.audit(
+            auditor,
             call,
             Method::MaskCard,
             pan.as_ref().ok(),
@@ -293,23 +314,25 @@ impl CardApi {
         Ok(response)
     }
 
-    /// Records a call in the audit trail, when there is one, and gives its answer; an answer
-    /// the trail cannot record is not given (the call is refused instead). `pan` is the
-    /// number as the handler parsed it (none when it did not parse); `told` is what an answer
-    /// tells the event: Validate's result, and the fingerprint the answer carries. The call's
-    /// parts move into the event: cloning the caller's identity would cost every call
-    /// reference-count updates that all calls of a client share.
-    async fn audit<T>(
+    /// Records a call in `auditor`'s trail and gives its answer; an answer the trail cannot
+    /// record is not given (the call is refused instead). `pan` is the number as the handler
+    /// parsed it (none when it did not parse); `told` is what an answer tells the event:
+    /// Validate's result, and the fingerprint the answer carries. The call's parts move into
+    /// the event: cloning the caller's identity would cost every call reference-count updates
+    /// that all calls of a client share.
+    ///
+    /// Boxed, and called only when there is a trail: waiting for a place in the trail's queue
+    /// holds the event and the answer, and a handler's future that held them inline would be
+    /// larger, and so costlier to move, on every call, with the trail off too.
+    fn audit<'a, T: Send + 'a>(
         &self,
+        auditor: &'a Auditor,
         call: Call,
         method: Method,
         pan: Option<&Pan>,
         answer: Result<T, RequestError>,
         told: fn(&T) -> (Option<bool>, Option<&str>),
-    ) -> Result<T, RequestError> {
-        let Some(auditor) = &self.auditor else {
-            return answer;
-        };
+    ) -> BoxFuture<'a, Result<T, RequestError>> {
         let (valid, fingerprint) = answer.as_ref().map_or((None, None), told);
         let event = Event {
             time: SystemTime::now(),
@@ -324,11 +347,13 @@ impl CardApi {
             valid,
             dataset_version: self.store.current().shared_version(),
         };
-        auditor
-            .record(event)
-            .await
-            .map_err(|_| RequestError::AuditUnavailable)?;
-        answer
+        Box::pin(async move {
+            auditor
+                .record(event)
+                .await
+                .map_err(|_| RequestError::AuditUnavailable)?;
+            answer
+        })
     }
 
     /// Feeds card-testing detection: the number's BIN, the card when cards are counted and the
