@@ -7,11 +7,9 @@ pub(crate) const DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// `bytes` in lower-case hex.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .flat_map(|&byte| pair(byte))
-        .map(char::from)
-        .collect()
+    let mut text = String::with_capacity(2 * bytes.len());
+    text.extend(bytes.iter().flat_map(|&byte| pair(byte)).map(char::from));
+    text
 }
 
 /// A SHA-256 digest or HMAC tag in hex, in an array: no allocation (fingerprints and the audit
