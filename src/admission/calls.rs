@@ -110,6 +110,11 @@ impl Drop for CallRecord {
     }
 }
 
+/// The headers of a gRPC answer's code and message: names made once, where a `&str` would be
+/// parsed on every look-up, twice a call.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
 /// Whether an answer is tonic's to a unary request that ended before its message came. hyper
 /// hands the service a request its caller reset (RST_STREAM, CANCEL) as one that ended there,
 /// and tonic answers it INTERNAL; but the caller gave up, and nobody gets that answer, so the
@@ -117,14 +122,14 @@ impl Drop for CallRecord {
 /// request without a message is counted so too.) tests/counted_calls.rs pins tonic's message.
 fn is_reset_request(headers: &http::HeaderMap) -> bool {
     headers
-        .get("grpc-message")
+        .get(&GRPC_MESSAGE)
         .is_some_and(|message| message.as_bytes() == b"Missing%20request%20message.")
 }
 
 /// The `grpc-status` of a header map, if it has one.
 fn status_of(headers: &http::HeaderMap) -> Option<Code> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .map(|value| Code::from_bytes(value.as_bytes()))
 }
 
