@@ -12,6 +12,7 @@ use super::metrics::BinLookups;
 use super::rules::{
     bin_answer, fingerprint, masked, more_specific_match_possible, require_bin, test_card,
 };
+use crate::audit::CardSeen;
 use crate::bins::{BinIndex, CardFacts, Examined, Prefix, examine};
 use crate::card::{
     CardNetwork, FingerprintKeys, MaskOptions, NetworkSet, Pan, Providers, TestCards,
@@ -35,6 +36,10 @@ pub const MIN_INSPECT_ANSWER_BYTES: usize = 1024;
 /// answered with its validation only. The error is for a request that cannot be answered at
 /// all (too many items, a mask style or layout this server does not know, answers that
 /// together would not fit): it ends the stream.
+///
+/// With `seen`, what the audit trail may say of each item's card goes there, one for every
+/// item in order, answered or not: taken from the number as the item's answer parsed it and
+/// the fingerprint the answer carries, so that no number is parsed or fingerprinted twice.
 pub(super) fn answer_batch(
     index: &BinIndex,
     request: pb::InspectRequest,
@@ -42,28 +47,48 @@ pub(super) fn answer_batch(
     test_cards: &TestCards,
     lookups: &mut BinLookups,
     max_bytes: usize,
+    mut seen: Option<&mut Vec<CardSeen>>,
 ) -> Result<pb::InspectResponse, RequestError> {
-    if request.items.len() > MAX_INSPECT_ITEMS {
-        return Err(RequestError::InspectItems {
-            items: request.items.len(),
+    let mut items = request.items.into_iter();
+    let refused = |error: RequestError, unanswered: std::vec::IntoIter<pb::InspectItem>, seen| {
+        see_unanswered(unanswered, fingerprint_keys, seen);
+        Err(error)
+    };
+    if items.len() > MAX_INSPECT_ITEMS {
+        let error = RequestError::InspectItems {
+            items: items.len(),
             max: MAX_INSPECT_ITEMS,
-        });
+        };
+        return refused(error, items, seen);
     }
-    let style = convert::mask_style(request.mask_style)
-        .ok_or(RequestError::UnknownMaskStyle(request.mask_style))?;
-    let options = MaskOptions {
-        style,
-        ..MaskOptions::default()
+    let Some(style) = convert::mask_style(request.mask_style) else {
+        return refused(
+            RequestError::UnknownMaskStyle(request.mask_style),
+            items,
+            seen,
+        );
     };
     let mut bin_answers = match pb::BinAnswerLayout::try_from(request.bin_answers) {
         Ok(pb::BinAnswerLayout::Unspecified | pb::BinAnswerLayout::PerResult) => {
             BinAnswers::PerResult
         }
         Ok(pb::BinAnswerLayout::Shared) => BinAnswers::Shared(SharedBinAnswers::default()),
-        Err(_) => return Err(RequestError::UnknownBinAnswerLayout(request.bin_answers)),
+        Err(_) => {
+            let error = RequestError::UnknownBinAnswerLayout(request.bin_answers);
+            return refused(error, items, seen);
+        }
+    };
+    let rules = ItemRules {
+        index,
+        options: MaskOptions {
+            style,
+            ..MaskOptions::default()
+        },
+        fingerprint_keys,
+        test_cards,
     };
     let mut response = pb::InspectResponse {
-        results: Vec::with_capacity(request.items.len()),
+        results: Vec::with_capacity(items.len()),
         dataset_version: index.version().to_owned(),
         bins: Vec::new(),
     };
@@ -71,16 +96,8 @@ pub(super) fn answer_batch(
     // without building the rest.
     let mut size = response.encoded_len();
     let item_max = max_bytes.saturating_sub(size);
-    for item in request.items {
-        let mut answer = answer_item(
-            index,
-            item,
-            options,
-            fingerprint_keys,
-            test_cards,
-            &bin_answers,
-            lookups,
-        );
+    while let Some(item) = items.next() {
+        let mut answer = answer_item(&rules, item, &bin_answers, lookups, seen.as_deref_mut());
         let mut bytes = answer.encoded_len();
         if bytes > item_max {
             answer.give_validation_only(&RequestError::InspectItemTooLarge { max: max_bytes });
@@ -88,10 +105,11 @@ pub(super) fn answer_batch(
         }
         size += bytes;
         if size > max_bytes {
-            return Err(RequestError::InspectAnswerTooLarge {
+            let error = RequestError::InspectAnswerTooLarge {
                 max: max_bytes,
                 fitting: response.results.len(),
-            });
+            };
+            return refused(error, items, seen);
         }
         if let (BinAnswers::Shared(shared), Some((key, bin))) = (&mut bin_answers, answer.new_bin) {
             shared.add(key, bin);
@@ -102,6 +120,20 @@ pub(super) fn answer_batch(
         response.bins = shared.answers;
     }
     Ok(response)
+}
+
+/// What the trail may say of the cards of items a refused request did not answer.
+fn see_unanswered(
+    items: impl Iterator<Item = pb::InspectItem>,
+    fingerprint_keys: Option<&FingerprintKeys>,
+    seen: Option<&mut Vec<CardSeen>>,
+) {
+    if let Some(seen) = seen {
+        seen.extend(items.map(|item| {
+            let pan = Pan::parse(&item.number).ok();
+            CardSeen::of(pan.as_ref(), fingerprint_keys, None)
+        }));
+    }
 }
 
 /// One item's answers, as they would go into the response: its result and, with shared BIN
@@ -135,31 +167,45 @@ impl ItemAnswer {
 const RESULTS_TAG: u32 = 1;
 const BINS_TAG: u32 = 3;
 
-/// One item: the three answers, and the first reason one of them could not be given. Its BIN
-/// answer leaves `dataset_version` empty: the response names it once for every item.
-fn answer_item(
-    index: &BinIndex,
-    item: pb::InspectItem,
+/// What every item of a batch is answered by.
+struct ItemRules<'a> {
+    index: &'a BinIndex,
     options: MaskOptions,
-    fingerprint_keys: Option<&FingerprintKeys>,
-    test_cards: &TestCards,
+    fingerprint_keys: Option<&'a FingerprintKeys>,
+    test_cards: &'a TestCards,
+}
+
+/// One item: the three answers, and the first reason one of them could not be given; with
+/// `seen`, what the trail may say of its card goes there. Its BIN answer leaves
+/// `dataset_version` empty: the response names it once for every item.
+fn answer_item(
+    rules: &ItemRules<'_>,
+    item: pb::InspectItem,
     bin_answers: &BinAnswers,
     lookups: &mut BinLookups,
+    seen: Option<&mut Vec<CardSeen>>,
 ) -> ItemAnswer {
     let mut answer = ItemAnswer {
         result: pb::InspectResult::default(),
         new_bin: None,
     };
-    let Examined { validation, parsed } = examine(index, &item.number);
+    let Examined { validation, parsed } = examine(rules.index, &item.number);
     let fingerprint = parsed.as_ref().map_or_else(
         |_| String::new(),
-        |(pan, _)| fingerprint(fingerprint_keys, pan),
+        |(pan, _)| fingerprint(rules.fingerprint_keys, pan),
     );
     let pan = parsed.as_ref().ok().map(|(pan, _)| pan);
+    if let Some(seen) = seen {
+        seen.push(CardSeen::of(
+            pan,
+            rules.fingerprint_keys,
+            Some(&fingerprint),
+        ));
+    }
     answer.result.validation = Some(convert::validation(
         validation,
         fingerprint,
-        &test_card(test_cards, pan),
+        &test_card(rules.test_cards, pan),
     ));
     // An id too long to echo makes the item an error: its other answers are not built.
     let answers = if item.id.len() > MAX_INSPECT_ID_BYTES {
@@ -169,9 +215,9 @@ fn answer_item(
     } else {
         answer.result.id = item.id;
         parsed.map_err(RequestError::from).and_then(|(pan, facts)| {
-            bin_answers.give(&mut answer, index, test_cards, &facts, &pan)?;
+            bin_answers.give(&mut answer, rules, &facts, &pan)?;
             lookups.count(facts.hit.is_some());
-            answer.result.masked = masked(&facts, &pan, options)?;
+            answer.result.masked = masked(&facts, &pan, rules.options)?;
             Ok(())
         })
     };
@@ -231,11 +277,13 @@ impl BinAnswers {
     fn give(
         &self,
         answer: &mut ItemAnswer,
-        index: &BinIndex,
-        test_cards: &TestCards,
+        rules: &ItemRules<'_>,
         facts: &CardFacts,
         pan: &Pan,
     ) -> Result<(), RequestError> {
+        let ItemRules {
+            index, test_cards, ..
+        } = *rules;
         match self {
             Self::PerResult => {
                 answer.result.bin = Some(Box::new(bin_answer(index, facts, pan, test_cards, "")?));
@@ -338,6 +386,7 @@ mod tests {
                 &TestCards::embedded(),
                 &mut BinLookups::default(),
                 MAX_INSPECT_ANSWER_BYTES,
+                None,
             )
             .unwrap();
             assert!(response.encoded_len() <= MAX_INSPECT_ANSWER_BYTES);
@@ -375,6 +424,7 @@ mod tests {
             &TestCards::embedded(),
             &mut BinLookups::default(),
             max,
+            None,
         );
         let Err(RequestError::InspectAnswerTooLarge {
             max: 16384,
@@ -392,6 +442,7 @@ mod tests {
             &TestCards::embedded(),
             &mut BinLookups::default(),
             max,
+            None,
         )
         .unwrap();
         assert_eq!(response.results.len(), fitting);
@@ -440,6 +491,7 @@ mod tests {
                 &test_cards,
                 &mut BinLookups::default(),
                 MIN_INSPECT_ANSWER_BYTES,
+                None,
             )
             .unwrap_or_else(|error| panic!("{}: {error}", number.len()));
             assert!(response.encoded_len() <= MIN_INSPECT_ANSWER_BYTES);
@@ -448,5 +500,74 @@ mod tests {
                 assert_eq!(sources.test_card_sources.len(), MAX_PROVIDERS);
             }
         }
+    }
+
+    /// What the trail is told of a batch: one card for every item, in order, as its own
+    /// parse would give it, with the fingerprint its answer carries; a request refused as a
+    /// whole, or part way through, tells of every item too.
+    #[test]
+    fn the_trail_is_told_of_every_item_answered_or_refused() {
+        let index = index_with_issuer_name(10);
+        let keys = FingerprintKeys::parse(&format!("k1 {}", "ab".repeat(32))).unwrap();
+        let numbers = [
+            "4111111111111111",
+            "not a number",
+            "5555 5555 5555 4444",
+            "4",
+        ];
+        let expected: Vec<CardSeen> = numbers
+            .iter()
+            .map(|number| CardSeen::of(Pan::parse(number).ok().as_ref(), Some(&keys), None))
+            .collect();
+        let answer = |request, max| {
+            let mut seen = Vec::new();
+            let answer = answer_batch(
+                &index,
+                request,
+                Some(&keys),
+                &TestCards::embedded(),
+                &mut BinLookups::default(),
+                max,
+                Some(&mut seen),
+            );
+            (answer, seen)
+        };
+
+        let (response, seen) = answer(
+            request(&numbers, pb::BinAnswerLayout::Shared),
+            MAX_INSPECT_ANSWER_BYTES,
+        );
+        assert_eq!(seen, expected);
+        let response = response.unwrap();
+        let fingerprint = &response.results[0].validation.as_ref().unwrap().fingerprint;
+        assert_eq!(seen[0].fingerprint.as_ref(), Some(fingerprint));
+        assert_eq!(seen[0].masked.as_str(), "411111******1111");
+        assert_eq!(seen[1], CardSeen::default());
+
+        let mut unknown_style = request(&numbers, pb::BinAnswerLayout::PerResult);
+        unknown_style.mask_style = 99;
+        let (response, seen) = answer(unknown_style, MAX_INSPECT_ANSWER_BYTES);
+        assert!(matches!(response, Err(RequestError::UnknownMaskStyle(99))));
+        assert_eq!(seen, expected);
+
+        // The first item's answer (its 128-byte id, validation, BIN answer) fits 1,024 bytes,
+        // the first two together do not: refused part way through.
+        let (response, seen) = answer(
+            request(&numbers, pb::BinAnswerLayout::PerResult),
+            MIN_INSPECT_ANSWER_BYTES,
+        );
+        assert!(
+            matches!(response, Err(RequestError::InspectAnswerTooLarge { fitting, .. }) if fitting > 0 && fitting < numbers.len()),
+            "{response:?}"
+        );
+        assert_eq!(seen, expected);
+
+        let too_many = vec!["4111111111111111"; MAX_INSPECT_ITEMS + 1];
+        let (response, seen) = answer(
+            request(&too_many, pb::BinAnswerLayout::PerResult),
+            MAX_INSPECT_ANSWER_BYTES,
+        );
+        assert!(matches!(response, Err(RequestError::InspectItems { .. })));
+        assert_eq!(seen.len(), MAX_INSPECT_ITEMS + 1);
     }
 }

@@ -255,18 +255,8 @@ impl CardApi {
     ) -> Result<pb::InspectResponse, RequestError> {
         let index = self.store.current();
         let items = request.items.len();
-        // What the trail says of each item's card, taken before the request is consumed.
-        let seen: Vec<CardSeen> = match &self.auditor {
-            Some(_) => request
-                .items
-                .iter()
-                .map(|item| {
-                    let pan = Pan::parse(&item.number).ok();
-                    CardSeen::of(pan.as_ref(), self.fingerprint_keys.as_ref(), None)
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        // What the trail says of each item's card, as the batch's answers parse the numbers.
+        let mut seen = self.auditor.as_ref().map(|_| Vec::with_capacity(items));
         let mut lookups = BinLookups::default();
         let answer = inspect::answer_batch(
             &index,
@@ -275,8 +265,9 @@ impl CardApi {
             &self.test_cards,
             &mut lookups,
             self.inspect_max_answer_bytes,
+            seen.as_mut(),
         );
-        if let Some(auditor) = &self.auditor {
+        if let (Some(auditor), Some(seen)) = (&self.auditor, seen) {
             let version = index.shared_version();
             for (position, card) in seen.into_iter().enumerate() {
                 let (code, valid) =

@@ -270,6 +270,8 @@ async fn every_call_carrying_card_data_is_recorded_masked_and_the_trail_verifies
     let inspected = events(&lines, "Inspect");
     assert_eq!(inspected.len(), 2);
     assert_eq!(inspected[0]["valid"], true);
+    assert_eq!(inspected[0]["masked"], "601100******9424");
+    assert_eq!(inspected[0]["fingerprint"], fingerprint_of(PANS[4]));
     assert_eq!(inspected[1]["code"], "InvalidArgument");
     let last = lines.last().unwrap();
     assert_eq!(last["record"], "close");
