@@ -131,7 +131,10 @@ impl CardApi {
             Method::Validate,
             pan.as_ref(),
             answer,
-            |answer| (Some(answer.valid), Some(&answer.fingerprint)),
+            |answer| Told {
+                valid: Some(answer.valid),
+                fingerprint: Some(&answer.fingerprint),
+            },
         )
         .await
     }
@@ -185,7 +188,7 @@ impl CardApi {
             Method::LookupBin,
             pan.as_ref().ok(),
             answer,
-            |_| (None, None),
+            |_| Told::default(),
         )
         .await
     }
@@ -225,7 +228,10 @@ impl CardApi {
             Method::MaskCard,
             pan.as_ref().ok(),
             answer,
-            |answer| (None, Some(&answer.fingerprint)),
+            |answer| Told {
+                valid: None,
+                fingerprint: Some(&answer.fingerprint),
+            },
         )
         .await
     }
@@ -307,10 +313,9 @@ impl CardApi {
 
     /// Records a call in `auditor`'s trail and gives its answer; an answer the trail cannot
     /// record is not given (the call is refused instead). `pan` is the number as the handler
-    /// parsed it (none when it did not parse); `told` is what an answer tells the event:
-    /// Validate's result, and the fingerprint the answer carries. The call's parts move into
-    /// the event: cloning the caller's identity would cost every call reference-count updates
-    /// that all calls of a client share.
+    /// parsed it (none when it did not parse); `told` is what an answer tells the event. The
+    /// call's parts move into the event: cloning the caller's identity would cost every call
+    /// reference-count updates that all calls of a client share.
     ///
     /// Boxed, and called only when there is a trail: waiting for a place in the trail's queue
     /// holds the event and the answer, and a handler's future that held them inline would be
@@ -322,9 +327,9 @@ impl CardApi {
         method: Method,
         pan: Option<&Pan>,
         answer: Result<T, RequestError>,
-        told: fn(&T) -> (Option<bool>, Option<&str>),
+        told: fn(&T) -> Told<'_>,
     ) -> BoxFuture<'a, Result<T, RequestError>> {
-        let (valid, fingerprint) = answer.as_ref().map_or((None, None), told);
+        let Told { valid, fingerprint } = answer.as_ref().map_or_else(|_| Told::default(), told);
         let event = Event {
             time: SystemTime::now(),
             request_id: call.request_id,
@@ -373,4 +378,13 @@ impl CardApi {
             Verdict::Refuse(suspicion) => Err(RequestError::CardTesting(suspicion.label())),
         }
     }
+}
+
+/// What an answer tells its call's audit event.
+#[derive(Default)]
+struct Told<'a> {
+    /// Validate's result.
+    valid: Option<bool>,
+    /// The fingerprint the answer carries (empty when it has none).
+    fingerprint: Option<&'a str>,
 }
