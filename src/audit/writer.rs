@@ -1,10 +1,11 @@
 //! The writer: one thread a process, off the request path. It takes the queued events in
 //! batches (what gathered in the queue, at most one batch every 100 ms), chains and writes each
-//! batch with one write and one `fsync` (so a crash loses at most the batch being written and
-//! the one gathering, well under a second of calls), rolls over to a new file at each UTC day,
-//! and closes the file (a closing record) on rollover and shutdown.
+//! batch, 512 events a write, with one `fsync` (so a crash loses at most the batch being
+//! written and the one gathering, well under a second of calls), rolls over to a new file at
+//! each UTC day, and closes the file (a closing record) on rollover and shutdown.
 //!
-//! A failed write is cut back off the file (no part line is left) and counted. With
+//! A failed batch is cut back off the file (no part line is left), the chain goes back to the
+//! last line written, and the failure is counted. With
 //! `--audit-overflow block` the batch is retried until it is written, health says
 //! NOT_SERVING meanwhile (calls are refused rather than answered unaudited), and both recover
 //! when a write succeeds; with `drop` the batch is dropped and counted.
@@ -154,8 +155,7 @@ impl Writer {
             let mut record = writer.record(RECOVERED);
             record.insert("cut_bytes".into(), (tail.file_len - tail.whole_len).into());
             record.insert("at_byte".into(), tail.whole_len.into());
-            let line = writer.seal(record);
-            writer.append(&line).map_err(failed)?;
+            writer.append_record(record).map_err(failed)?;
             tracing::warn!(
                 file = %newest.name(),
                 cut_bytes = tail.file_len - tail.whole_len,
@@ -236,7 +236,6 @@ impl Writer {
     fn write_day(&mut self, day: u64, events: &[&Event]) {
         let mut failing = false;
         loop {
-            let prev = self.prev.clone();
             match self.try_write_day(day, events) {
                 Ok(()) => {
                     if failing || !self.healthy.get() {
@@ -246,7 +245,6 @@ impl Writer {
                     return;
                 }
                 Err(error) => {
-                    self.prev = prev;
                     self.metrics.errors.increment(1);
                     if !failing && self.healthy.get() {
                         tracing::error!(
@@ -298,7 +296,8 @@ impl Writer {
             &mut open.len,
             &metrics.bytes,
             lines,
-            |out| {
+            prev,
+            |out, prev| {
                 let Some(piece) = pieces.next() else {
                     return false;
                 };
@@ -354,20 +353,25 @@ impl Writer {
         }
     }
 
-    /// Appends the sealed line of a record to the open file and syncs it (see [`append`]).
-    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+    /// Chains `record` after the last line and appends it to the open file (see [`append`]).
+    fn append_record(&mut self, record: Map<String, Value>) -> std::io::Result<()> {
         let open = self.open.as_mut().ok_or_else(no_file)?;
-        let mut line = Some(line);
-        let bytes = &self.metrics.bytes;
+        let (chain, mut record) = (&self.chain, Some(record));
         append(
             &mut open.file,
             &mut open.len,
-            bytes,
+            &self.metrics.bytes,
             &mut self.lines,
-            |out| {
-                line.take()
-                    .map(|line| out.extend_from_slice(line))
-                    .is_some()
+            &mut self.prev,
+            |out, prev| {
+                let Some(record) = record.take() else {
+                    return false;
+                };
+                // Writing JSON into a Vec cannot fail. The closing brace goes: `seal` ends it.
+                let _ = serde_json::to_writer(&mut *out, &record);
+                out.pop();
+                chain.seal(out, 0, prev);
+                true
             },
         )
     }
@@ -377,15 +381,10 @@ impl Writer {
         let Some(events) = self.open.as_ref().map(|open| open.events) else {
             return Ok(());
         };
-        let prev = self.prev.clone();
         let mut record = self.record(CLOSE);
         record.insert("events".into(), events.into());
         record.insert("last_hash".into(), self.prev.clone().into());
-        let line = self.seal(record);
-        if let Err(error) = self.append(&line) {
-            self.prev = prev;
-            return Err(error);
-        }
+        self.append_record(record)?;
         // A witness outside the audit files: the operational log, shipped apart from them,
         // keeps each closed file's last hash, which `audit verify` prints, so a closed file
         // removed or cut from the end with its closing record rebuilt shows.
@@ -412,14 +411,6 @@ impl Writer {
         );
         record.insert("replica".into(), self.replica.clone().into());
         record
-    }
-
-    /// A record chained after the last line: its line, with the newline.
-    fn seal(&mut self, record: Map<String, Value>) -> Vec<u8> {
-        let mut line = Value::Object(record).to_string().into_bytes();
-        line.pop();
-        self.chain.seal(&mut line, 0, &mut self.prev);
-        line
     }
 }
 
@@ -463,9 +454,10 @@ impl Appendable for File {
     }
 }
 
-/// Appends to `file`, `len` bytes long, what `next` puts into `buffer`, a piece at a time
-/// until it says there is no more, and syncs the file once; counts the bytes in `bytes`. On
-/// failure cuts the file back to where it was, so that no part line stays, and leaves `len`.
+/// Appends to `file`, `len` bytes long, the lines `next` seals into `buffer` after the chain's
+/// last hash `prev`, a piece at a time until it says there is no more, and syncs the file once; counts the bytes
+/// in `bytes`. On failure the file is cut back and `prev` set back to where they were, so that
+/// no part line stays and the next line is chained after the last one written; `len` is left.
 ///
 /// Each piece is written as soon as it is made, while it is still in the CPU's cache: the
 /// kernel's copy into the page cache was half of the writer's time when it read back a batch
@@ -475,12 +467,14 @@ fn append(
     len: &mut u64,
     bytes: &Counter,
     buffer: &mut Vec<u8>,
-    mut next: impl FnMut(&mut Vec<u8>) -> bool,
+    prev: &mut String,
+    mut next: impl FnMut(&mut Vec<u8>, &mut String) -> bool,
 ) -> std::io::Result<()> {
+    let last_written = prev.clone();
     let mut written = 0;
     let result = loop {
         buffer.clear();
-        if !next(buffer) {
+        if !next(buffer, prev) {
             break file.sync();
         }
         if let Err(error) = file.write_all(buffer) {
@@ -491,6 +485,7 @@ fn append(
     if let Err(error) = result {
         // Best effort: on a full disk cutting a file back still works.
         let _ = file.cut(*len);
+        *prev = last_written;
         return Err(error);
     }
     *len += written;
@@ -575,8 +570,9 @@ mod tests {
         }
     }
 
-    /// Appends three pieces of 100 lines each to a disk that holds `old` and has `room` bytes.
-    fn append_pieces(room: usize) -> (std::io::Result<()>, Disk, u64) {
+    /// Appends three pieces of 100 lines each to a disk that holds a line and has `room` bytes;
+    /// gives the chain's last "hash" too.
+    fn append_pieces(room: usize) -> (std::io::Result<()>, Disk, u64, String) {
         let old = b"an earlier line\n";
         let mut disk = Disk {
             data: old.to_vec(),
@@ -584,29 +580,34 @@ mod tests {
             syncs: 0,
         };
         let mut len = old.len() as u64;
+        let mut prev = String::from("0");
         let mut pieces = 0..3;
         let result = append(
             &mut disk,
             &mut len,
             &Counter::noop(),
             &mut Vec::new(),
-            |out| {
+            &mut prev,
+            |out, prev| {
                 let Some(piece) = pieces.next() else {
                     return false;
                 };
                 for line in 0..100 {
                     out.extend_from_slice(format!("piece {piece} line {line:03}\n").as_bytes());
+                    // A stand-in for the chain's hash: the count of lines sealed.
+                    *prev = (prev.parse::<u32>().unwrap() + 1).to_string();
                 }
                 true
             },
         );
-        (result, disk, len)
+        (result, disk, len, prev)
     }
 
     #[test]
     fn every_piece_is_appended_and_the_file_synced_once() {
-        let (result, disk, len) = append_pieces(1 << 20);
+        let (result, disk, len, prev) = append_pieces(1 << 20);
         result.unwrap();
+        assert_eq!(prev, "300");
         let text = String::from_utf8(disk.data).unwrap();
         assert_eq!(text.lines().count(), 301);
         assert!(text.ends_with("piece 2 line 099\n"), "{text}");
@@ -615,14 +616,18 @@ mod tests {
     }
 
     /// A disk that fills in the second piece: the first piece, written already, goes too, and
-    /// the file is as it was, for the batch to be written again whole.
+    /// the file and the chain are as they were, for the batch to be written again whole.
     #[test]
     fn a_failure_in_a_later_piece_cuts_the_file_back_to_before_the_first() {
         let piece = 100 * "piece 0 line 000\n".len();
-        let (result, disk, len) = append_pieces(piece * 3 / 2);
+        let (result, disk, len, prev) = append_pieces(piece * 3 / 2);
         assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::StorageFull);
         assert_eq!(disk.data, b"an earlier line\n");
         assert_eq!(len, disk.data.len() as u64);
         assert_eq!(disk.syncs, 0);
+        assert_eq!(
+            prev, "0",
+            "the next line is chained after the last one written"
+        );
     }
 }
