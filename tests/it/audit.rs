@@ -487,8 +487,12 @@ impl Tmpfs {
 impl Tmpfs {
     /// A small tmpfs, or none (said loudly) where it cannot be mounted; with
     /// CARDLOOKUP_REQUIRE_TMPFS set (.ci/run) that fails the test instead.
+    ///
+    /// Room for the batch a failing writer retries whole: the test's calls until one is
+    /// refused can gather 100 ms of events (755 of about 470 bytes in one run), and a batch
+    /// that does not fit the space that returns is never written.
     fn mount_or_skip(path: &Path, test: &str) -> Option<Self> {
-        let mounted = Self::mount(path, "256k");
+        let mounted = Self::mount(path, "4m");
         if mounted.is_none() {
             eprintln!(
                 "SKIPPED {test}: cannot mount a tmpfs here (needs root); set CARDLOOKUP_REQUIRE_TMPFS=1 to fail instead"
