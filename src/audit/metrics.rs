@@ -8,6 +8,8 @@ const BYTES_WRITTEN: &str = "cardlookup_audit_bytes_written_total";
 const WRITE_ERRORS: &str = "cardlookup_audit_write_errors_total";
 const EVENTS_DROPPED: &str = "cardlookup_audit_events_dropped_total";
 const BLOCKED: &str = "cardlookup_audit_blocked_calls_total";
+const WRITER_FAILING: &str = "cardlookup_audit_writer_failing";
+const STALLS: &str = "cardlookup_audit_write_stalls_total";
 
 /// Cached handles: the request path pays an atomic add, no lookup by name.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub(crate) struct AuditMetrics {
     pub(crate) dropped_call_refused: Counter,
     /// Calls that waited for room in the queue (`--audit-overflow block`).
     pub(crate) blocked: Counter,
+    /// 1 while writes fail or one has not returned within the stall limit.
+    pub(crate) writer_failing: Gauge,
+    /// Writes that had not returned within the stall limit.
+    pub(crate) stalls: Counter,
 }
 
 impl AuditMetrics {
@@ -44,6 +50,14 @@ impl AuditMetrics {
             BLOCKED,
             "Calls that waited for room in the audit queue (--audit-overflow block)."
         );
+        describe_gauge!(
+            WRITER_FAILING,
+            "1 while the audit writer's writes fail, or one has not returned for 2 s (a hung disk); 0 while they succeed. With --audit-overflow block the replica refuses card calls meanwhile."
+        );
+        describe_counter!(
+            STALLS,
+            "Audit writes that had not returned after 2 s (a hung disk)."
+        );
         Self {
             written: counter!(EVENTS_WRITTEN),
             queue_depth: gauge!(QUEUE_DEPTH),
@@ -53,6 +67,8 @@ impl AuditMetrics {
             dropped_write_error: counter!(EVENTS_DROPPED, "reason" => "write_error"),
             dropped_call_refused: counter!(EVENTS_DROPPED, "reason" => "call_refused"),
             blocked: counter!(BLOCKED),
+            writer_failing: gauge!(WRITER_FAILING),
+            stalls: counter!(STALLS),
         }
     }
 }

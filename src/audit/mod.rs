@@ -7,6 +7,7 @@
 //! - [`chain`]: the SHA-256 (or HMAC) chain over the lines.
 //! - `file`: file names and the records besides events (closing, recovery).
 //! - `writer`: the one writer thread: batches, `fsync`, rollover, failures.
+//! - `health`: whether calls may be answered, and the watchdog for a disk that hangs.
 //! - [`verify`]: checking a directory of files, as `audit verify` does.
 //! - [`report`]: the monthly access report (`audit report`).
 //! - `retention`: deleting old files, only verified ones (`--audit-retention`).
@@ -18,6 +19,7 @@
 pub mod chain;
 mod event;
 mod file;
+mod health;
 mod metrics;
 pub mod report;
 mod retention;
@@ -34,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 pub(crate) use self::event::{CardSeen, Event};
 pub use self::file::TrailFile;
+use self::health::{STALL_LIMIT, WriterHealth};
 use self::metrics::AuditMetrics;
 use self::writer::{Message, Writer};
 use crate::card::FingerprintKey;
@@ -91,35 +94,6 @@ pub struct Auditor {
     metrics: AuditMetrics,
 }
 
-/// The writer's health, kept by the writer: an atomic for the request path and a watch for
-/// the health service.
-#[derive(Debug)]
-struct WriterHealth {
-    writes_succeed: Arc<AtomicBool>,
-    watch: watch::Sender<bool>,
-}
-
-impl WriterHealth {
-    fn new() -> (Self, Arc<AtomicBool>, watch::Receiver<bool>) {
-        let writes_succeed = Arc::new(AtomicBool::new(true));
-        let (watch, receiver) = watch::channel(true);
-        let health = Self {
-            writes_succeed: Arc::clone(&writes_succeed),
-            watch,
-        };
-        (health, writes_succeed, receiver)
-    }
-
-    fn get(&self) -> bool {
-        self.writes_succeed.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, writes_succeed: bool) {
-        self.writes_succeed.store(writes_succeed, Ordering::Relaxed);
-        self.watch.send_replace(writes_succeed);
-    }
-}
-
 /// The writer's side: its health, and closing it at shutdown.
 #[derive(Debug)]
 pub struct AuditWriter {
@@ -138,18 +112,20 @@ impl Auditor {
     /// newest file ends.
     pub fn start(settings: &AuditSettings) -> Result<(Self, AuditWriter), AuditError> {
         let metrics = AuditMetrics::new();
-        let (health, writes_succeed, healthy) = WriterHealth::new();
+        let (health, answering, healthy) = WriterHealth::new(settings.overflow, metrics.clone());
+        let no_thread = |e: std::io::Error| AuditError::Dir(settings.dir.clone(), e.to_string());
+        health.watch_for_stalls(STALL_LIMIT).map_err(no_thread)?;
         let closing = Arc::new(AtomicBool::new(false));
         let writer = Writer::resume(settings, metrics.clone(), health, Arc::clone(&closing))?;
         let (queue, receiver) = mpsc::channel(QUEUE_EVENTS);
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(receiver))
-            .map_err(|e| AuditError::Dir(settings.dir.clone(), e.to_string()))?;
+            .map_err(no_thread)?;
         let auditor = Self {
             queue: queue.clone(),
             overflow: settings.overflow,
-            healthy: writes_succeed,
+            healthy: answering,
             metrics,
         };
         Ok((

@@ -8,7 +8,8 @@
 //! last line written, and the failure is counted. With
 //! `--audit-overflow block` the batch is retried until it is written, health says
 //! NOT_SERVING meanwhile (calls are refused rather than answered unaudited), and both recover
-//! when a write succeeds; with `drop` the batch is dropped and counted.
+//! when a write succeeds; with `drop` the batch is dropped and counted. A write that does not
+//! return at all is the watchdog's (`health`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -24,9 +25,10 @@ use tokio::sync::mpsc;
 use super::chain::{Chain, GENESIS};
 use super::event::{Event, TimeText};
 use super::file::{self, CLOSE, RECORD, RECOVERED};
+use super::health::{Turn, WriterHealth};
 use super::metrics::AuditMetrics;
 use super::retention;
-use super::{AuditError, AuditSettings, Overflow, WriterHealth};
+use super::{AuditError, AuditSettings, Overflow};
 
 /// The most events one write takes: more than 100 ms of calls at the load benchmark's rate, so
 /// that a saturated writer still writes and syncs about once a gathering.
@@ -75,7 +77,7 @@ pub(super) struct Writer {
     times: TimeText,
     open: Option<Open>,
     metrics: AuditMetrics,
-    /// Whether writes succeed: health follows it with `--audit-overflow block`.
+    /// Told when each write begins and ends: health follows it with `--audit-overflow block`.
     healthy: WriterHealth,
     /// Set at shutdown: a write still failing then is given up.
     closing: Arc<AtomicBool>,
@@ -234,43 +236,38 @@ impl Writer {
 
     /// Writes one day's events as one batch, until it is written (block) or once (drop).
     fn write_day(&mut self, day: u64, events: &[&Event]) {
-        let mut failing = false;
         loop {
-            match self.try_write_day(day, events) {
-                Ok(()) => {
-                    if failing || !self.healthy.get() {
-                        tracing::info!("the audit files are written again");
-                        self.healthy.set(true);
-                    }
-                    return;
+            self.healthy.writing();
+            let result = self.try_write_day(day, events);
+            let turn = self.healthy.written(result.is_ok());
+            let Err(error) = result else {
+                if turn == Turn::Recovered {
+                    tracing::info!("the audit files are written again");
                 }
-                Err(error) => {
-                    self.metrics.errors.increment(1);
-                    if !failing && self.healthy.get() {
-                        tracing::error!(
-                            dir = %self.dir.display(),
-                            %error,
-                            "cannot write the audit file; with --audit-overflow block calls are refused (health NOT_SERVING) until writes succeed"
-                        );
-                    }
-                    failing = true;
-                    if self.overflow == Overflow::Drop {
-                        self.metrics
-                            .dropped_write_error
-                            .increment(events.len() as u64);
-                        return;
-                    }
-                    self.healthy.set(false);
-                    if self.closing.load(Ordering::Relaxed) {
-                        tracing::error!(
-                            events = events.len(),
-                            "shutting down with audit events that could not be written"
-                        );
-                        return;
-                    }
-                    std::thread::sleep(RETRY_DELAY);
-                }
+                return;
+            };
+            self.metrics.errors.increment(1);
+            if turn == Turn::Failed {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    %error,
+                    "cannot write the audit file; with --audit-overflow block calls are refused (health NOT_SERVING) until writes succeed"
+                );
             }
+            if self.overflow == Overflow::Drop {
+                self.metrics
+                    .dropped_write_error
+                    .increment(events.len() as u64);
+                return;
+            }
+            if self.closing.load(Ordering::Relaxed) {
+                tracing::error!(
+                    events = events.len(),
+                    "shutting down with audit events that could not be written"
+                );
+                return;
+            }
+            std::thread::sleep(RETRY_DELAY);
         }
     }
 

@@ -1,7 +1,7 @@
 //! The audit trail (`--audit-dir`): a real server records every call carrying card data, over
 //! gRPC and HTTP, masked; `audit verify` passes on what it wrote and names each kind of
-//! tampering; a full disk refuses calls (health NOT_SERVING) and recovers; a crash leaves a
-//! trail that verify describes and the next start takes up.
+//! tampering; a full disk, or one that hangs, refuses calls (health NOT_SERVING) and recovers;
+//! a crash leaves a trail that verify describes and the next start takes up.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -486,7 +486,7 @@ impl Tmpfs {
 
 impl Tmpfs {
     /// A small tmpfs, or none (said loudly) where it cannot be mounted; with
-    /// CARDLOOKUP_REQUIRE_TMPFS set (.ci/run) that fails the test instead.
+    /// CARDLOOKUP_REQUIRE_MOUNTS set (.ci/run) that fails the test instead.
     ///
     /// Room for the batch a failing writer retries whole: the test's calls until one is
     /// refused can gather 100 ms of events (755 of about 470 bytes in one run), and a batch
@@ -494,13 +494,7 @@ impl Tmpfs {
     fn mount_or_skip(path: &Path, test: &str) -> Option<Self> {
         let mounted = Self::mount(path, "4m");
         if mounted.is_none() {
-            eprintln!(
-                "SKIPPED {test}: cannot mount a tmpfs here (needs root); set CARDLOOKUP_REQUIRE_TMPFS=1 to fail instead"
-            );
-            assert!(
-                std::env::var_os("CARDLOOKUP_REQUIRE_TMPFS").is_none(),
-                "CARDLOOKUP_REQUIRE_TMPFS is set but a tmpfs cannot be mounted"
-            );
+            skip_without_mounts(test, "a tmpfs");
         }
         mounted
     }
@@ -525,6 +519,80 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Says loudly that `test` is skipped for want of `what` (mounting needs root); with
+/// CARDLOOKUP_REQUIRE_MOUNTS set (.ci/run, which runs as root) fails it instead.
+fn skip_without_mounts(test: &str, what: &str) {
+    eprintln!(
+        "SKIPPED {test}: cannot mount {what} here (needs root); set CARDLOOKUP_REQUIRE_MOUNTS=1 to fail instead"
+    );
+    assert!(
+        std::env::var_os("CARDLOOKUP_REQUIRE_MOUNTS").is_none(),
+        "CARDLOOKUP_REQUIRE_MOUNTS is set but {what} cannot be mounted"
+    );
+}
+
+/// A small ext4 file system in an image on a loop device, which `fsfreeze` can freeze: writes
+/// to a frozen file system wait without bound, as on a hung disk. Unmounted when dropped.
+struct LoopDisk(PathBuf);
+
+impl LoopDisk {
+    /// The file system mounted at `path`, or none (said loudly) where it cannot be made.
+    fn mount_or_skip(path: &Path, test: &str) -> Option<Self> {
+        std::fs::create_dir_all(path).unwrap();
+        let image = path.with_extension("img");
+        std::fs::File::create(&image)
+            .and_then(|file| file.set_len(32 << 20))
+            .unwrap();
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            Command::new(program)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let mounted = run("fsfreeze", &["--version".as_ref()])
+            && run("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_ref()])
+            && run(
+                "mount",
+                &[
+                    "-o".as_ref(),
+                    "loop".as_ref(),
+                    image.as_ref(),
+                    path.as_ref(),
+                ],
+            );
+        if !mounted {
+            skip_without_mounts(test, "an ext4 image on a loop device, with fsfreeze");
+        }
+        mounted.then(|| Self(path.to_owned()))
+    }
+
+    /// Freezes the file system until the answer is dropped.
+    fn freeze(&self) -> Frozen<'_> {
+        let frozen = Command::new("fsfreeze").arg("-f").arg(&self.0).status();
+        assert!(frozen.is_ok_and(|s| s.success()), "fsfreeze -f failed");
+        Frozen(self)
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        // Lazily: a test that failed may still have its server's files open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A frozen [`LoopDisk`], thawed when dropped (also when a test fails: a thread left waiting
+/// on a frozen file system would keep the test process from ending).
+struct Frozen<'a>(&'a LoopDisk);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0.0).status();
     }
 }
 
@@ -582,6 +650,74 @@ async fn a_full_disk_refuses_calls_and_turns_health_not_serving_until_space_retu
     assert_eq!(
         code, 0,
         "a failed write leaves no part line and no hole: {out}"
+    );
+}
+
+/// A disk that hangs (a frozen file system) returns no error: the writer waits in its write.
+/// The watchdog turns health NOT_SERVING and calls are refused, rather than each waiting for
+/// room in a full queue; when the disk answers again, every call answered meanwhile is in the
+/// trail, which verifies.
+#[tokio::test]
+async fn a_disk_that_hangs_refuses_calls_and_turns_health_not_serving_until_it_answers() {
+    let dir = TempDir::new("audit-hung");
+    let Some(disk) = LoopDisk::mount_or_skip(&dir.0.join("ext4"), "a_disk_that_hangs") else {
+        return;
+    };
+    let trail = disk.0.join("trail");
+    let server = audited_server(settings(&trail, "hung", Overflow::Block)).await;
+    let mut client = server.client().await;
+    let validate = || pb::ValidateRequest {
+        number: PANS[0].into(),
+    };
+    let mut answered = 0;
+    let frozen = disk.freeze();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refusal = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no call was refused while the disk hung"
+        );
+        match client.validate(validate()).await {
+            Ok(_) => answered += 1,
+            Err(status) => break status,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refusal.code(), Code::Unavailable, "{refusal:?}");
+    assert!(
+        refusal.message().contains("audit trail"),
+        "{}",
+        refusal.message()
+    );
+    assert_eq!(serving(&server).await, ServingStatus::NotServing);
+    let metrics = server.scrape().await;
+    assert!(
+        metrics.contains("cardlookup_audit_write_stalls_total "),
+        "{metrics}"
+    );
+
+    drop(frozen);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if client.validate(validate()).await.is_ok() {
+            answered += 1;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "calls were not answered again after the disk came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(serving(&server).await, ServingStatus::Serving);
+    server.stop().await.unwrap();
+    let (code, out) = verify(&trail);
+    assert_eq!(code, 0, "{out}");
+    let lines = lines(&trail);
+    assert_eq!(
+        events(&lines, "Validate").len(),
+        answered,
+        "every call answered has its event"
     );
 }
 
