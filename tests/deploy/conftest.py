@@ -426,13 +426,36 @@ def exercised(request, deployment_server, sighup_reloaded, card_tester):
 
 
 @pytest.fixture(scope="session")
-def live_metrics(exercised, synced_metrics, quota_run) -> str:
+def live_metrics(exercised, synced_metrics, quota_run, audited_metrics) -> str:
     """The live /metrics of the Deployment's server once every step has run: the conditional
     series exist (cardlookup_data_reloads_total from the first reload,
     cardlookup_requests_rate_limited_total for the configured class); with those of a server
-    serving a table `data sync` delivered, and of its updater (components/data-sync); and of a
-    replica of components/quotas, with its Redis, after calls past its quota."""
-    return scrape(exercised) + "\n" + synced_metrics + "\n" + quota_run.metrics
+    serving a table `data sync` delivered, and of its updater (components/data-sync); of a
+    replica of components/quotas, with its Redis, after calls past its quota; and of a replica
+    of components/audit-trail after a call."""
+    return scrape(exercised) + "\n" + synced_metrics + "\n" + quota_run.metrics + "\n" + audited_metrics
+
+
+@pytest.fixture(scope="session")
+def audited_metrics(binary, renders, grpcurl, tmp_path_factory) -> str:
+    """/metrics of components/audit-trail's card-lookup on this machine, after a Validate call:
+    its trail in a temporary directory where the pod has its claim, its replica name one a pod
+    would have."""
+    objects = renders.objects("audit-trail")
+    (deployment,) = [
+        d for d in manifests.of_kind(objects, "Deployment") if d["metadata"]["name"].endswith("card-lookup")
+    ]
+    workload = manifests.Workload(deployment)
+    base = tmp_path_factory.mktemp("audit")
+    config = manifests.live_config(workload, manifests.bin_data(workload, objects), base)
+    assert "CARD_LOOKUP_AUDIT_DIR" in config.env, "the component sets no audit directory"
+    env = {**config.env, "CARD_LOOKUP_AUDIT_DIR": str(base / "trail"), "CARD_LOOKUP_REPLICA_NAME": "card-lookup-0"}
+    server = card_lookup_process.start_server(config.args, env=env, binary=binary)
+    try:
+        grpcurl(server.address, f"{SERVICE}/Validate", data={"number": "4111111111111111"})
+        return scrape(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@ list of metrics still to come. (Two series exist only under conditions, which th
 meets before it scrapes: cardlookup_requests_rate_limited_total for configured rate-limit
 classes, cardlookup_data_reloads_total from the first reload. The cardlookup_quota_* metrics
 exist only with --quota: live_metrics adds the /metrics of the quotas component's replica, run
-against its Redis. The cardlookup_tls_* metrics exist only under TLS: test_tls.py checks them on
-the TLS example's live /metrics.)"""
+against its Redis. The cardlookup_audit_* metrics exist only with --audit-dir: live_metrics adds
+the /metrics of the audit-trail component's replica. The cardlookup_tls_* metrics exist only
+under TLS: test_tls.py checks them on the TLS example's live /metrics.)"""
 
 import pytest
 import yaml
