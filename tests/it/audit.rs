@@ -518,7 +518,8 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazily: a test that failed may still have its server's files open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -581,7 +582,7 @@ impl LoopDisk {
 
 impl Drop for LoopDisk {
     fn drop(&mut self) {
-        // Lazily: a test that failed may still have its server's files open.
+        // Lazily, as a tmpfs; the loop device goes with the mount (`mount -o loop` sets it to).
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
