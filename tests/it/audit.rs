@@ -14,10 +14,13 @@ use card_lookup::config::Config;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tonic::Code;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::common::pb::card_lookup_service_client::CardLookupServiceClient;
+use crate::common::pb::card_lookup_service_server::SERVICE_NAME;
 use crate::common::{EMBEDDED, KillOnDrop, TempDir, TestServer, http_get, leaked_pans, pb};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_card-lookup");
@@ -461,11 +464,68 @@ async fn serving(server: &TestServer) -> ServingStatus {
     let mut health = HealthClient::new(server.channel().await);
     let answer = health
         .check(HealthCheckRequest {
-            service: "cardlookup.v1.CardLookupService".into(),
+            service: SERVICE_NAME.into(),
         })
         .await
         .unwrap();
     answer.into_inner().status()
+}
+
+fn validate() -> pb::ValidateRequest {
+    pb::ValidateRequest {
+        number: PANS[0].into(),
+    }
+}
+
+/// Calls Validate every 20 ms until one is refused, for at most `within` (a failure names
+/// `when`): the refusal, and how many calls were answered before it.
+async fn until_refused(
+    client: &mut CardLookupServiceClient<Channel>,
+    within: Duration,
+    when: &str,
+) -> (usize, Status) {
+    let deadline = Instant::now() + within;
+    let mut answered = 0;
+    loop {
+        assert!(Instant::now() < deadline, "no call was refused {when}");
+        match client.validate(validate()).await {
+            Ok(_) => answered += 1,
+            Err(status) => return (answered, status),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a call refused for the trail shows from outside: UNAVAILABLE naming the audit trail,
+/// health NOT_SERVING, and `metric` (the cause) on `/metrics`.
+async fn refused_for_the_trail(server: &TestServer, refusal: &Status, metric: &str) {
+    assert_eq!(refusal.code(), Code::Unavailable, "{refusal:?}");
+    assert!(
+        refusal.message().contains("audit trail"),
+        "{}",
+        refusal.message()
+    );
+    assert_eq!(serving(server).await, ServingStatus::NotServing);
+    let metrics = server.scrape().await;
+    assert!(metrics.contains(metric), "{metrics}");
+}
+
+/// Calls Validate until one is answered, within 10 s (a failure names `when`); health is then
+/// SERVING.
+async fn answered_again(
+    server: &TestServer,
+    client: &mut CardLookupServiceClient<Channel>,
+    when: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.validate(validate()).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "calls were not answered again {when}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(serving(server).await, ServingStatus::Serving);
 }
 
 /// A small tmpfs at `path`, unmounted when dropped; none where mounting is not allowed.
@@ -607,45 +667,14 @@ async fn a_full_disk_refuses_calls_and_turns_health_not_serving_until_space_retu
     let trail = mount_point.join("trail");
     let server = audited_server(settings(&trail, "full", Overflow::Block)).await;
     let mut client = server.client().await;
-    let validate = || pb::ValidateRequest {
-        number: PANS[0].into(),
-    };
     client.validate(validate()).await.unwrap();
     // Fill the disk: not one more event fits.
     let filler = tmpfs.fill();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refusal = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no call was refused on a full disk"
-        );
-        if let Err(status) = client.validate(validate()).await {
-            break status;
-        }
-    };
-    assert_eq!(refusal.code(), Code::Unavailable, "{refusal:?}");
-    assert!(
-        refusal.message().contains("audit trail"),
-        "{}",
-        refusal.message()
-    );
-    assert_eq!(serving(&server).await, ServingStatus::NotServing);
-    let metrics = server.scrape().await;
-    assert!(
-        metrics.contains("cardlookup_audit_write_errors_total"),
-        "{metrics}"
-    );
+    let (_, refusal) = until_refused(&mut client, Duration::from_secs(10), "on a full disk").await;
+    refused_for_the_trail(&server, &refusal, "cardlookup_audit_write_errors_total").await;
 
     std::fs::remove_file(&filler).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.validate(validate()).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "calls were not answered again after space returned"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(serving(&server).await, ServingStatus::Serving);
+    answered_again(&server, &mut client, "after space returned").await;
     server.stop().await.unwrap();
     let (code, out) = verify(&trail);
     assert_eq!(
@@ -667,58 +696,21 @@ async fn a_disk_that_hangs_refuses_calls_and_turns_health_not_serving_until_it_a
     let trail = disk.0.join("trail");
     let server = audited_server(settings(&trail, "hung", Overflow::Block)).await;
     let mut client = server.client().await;
-    let validate = || pb::ValidateRequest {
-        number: PANS[0].into(),
-    };
-    let mut answered = 0;
     let frozen = disk.freeze();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let refusal = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no call was refused while the disk hung"
-        );
-        match client.validate(validate()).await {
-            Ok(_) => answered += 1,
-            Err(status) => break status,
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(refusal.code(), Code::Unavailable, "{refusal:?}");
-    assert!(
-        refusal.message().contains("audit trail"),
-        "{}",
-        refusal.message()
-    );
-    assert_eq!(serving(&server).await, ServingStatus::NotServing);
-    let metrics = server.scrape().await;
-    assert!(
-        metrics.contains("cardlookup_audit_write_stalls_total "),
-        "{metrics}"
-    );
+    let (answered, refusal) =
+        until_refused(&mut client, Duration::from_secs(20), "while the disk hung").await;
+    refused_for_the_trail(&server, &refusal, "cardlookup_audit_write_stalls_total ").await;
 
     drop(frozen);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if client.validate(validate()).await.is_ok() {
-            answered += 1;
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "calls were not answered again after the disk came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(serving(&server).await, ServingStatus::Serving);
+    answered_again(&server, &mut client, "after the disk came back").await;
     server.stop().await.unwrap();
     let (code, out) = verify(&trail);
     assert_eq!(code, 0, "{out}");
     let lines = lines(&trail);
     assert_eq!(
         events(&lines, "Validate").len(),
-        answered,
-        "every call answered has its event"
+        answered + 1,
+        "every call answered (and the one answered again) has its event"
     );
 }
 
@@ -1067,11 +1059,7 @@ async fn with_overflow_drop_a_full_disk_drops_events_and_calls_are_answered() {
     let mut client = server.client().await;
     tmpfs.fill();
     for _ in 0..20 {
-        let answer = client
-            .validate(pb::ValidateRequest {
-                number: PANS[0].into(),
-            })
-            .await;
+        let answer = client.validate(validate()).await;
         assert!(answer.is_ok(), "{answer:?}");
     }
     assert_eq!(serving(&server).await, ServingStatus::Serving);
