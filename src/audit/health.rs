@@ -5,9 +5,10 @@
 //! so itself. A disk that hangs (a stuck network mount, a frozen file system) returns nothing:
 //! the writer thread waits in `write` or `fsync` without bound, the queue fills, and then each
 //! call waits 250 ms for room before it is refused, while health would still say SERVING. The
-//! watchdog, a thread of its own, sees a write that has not returned after [`STALL_LIMIT`] and
+//! watchdog, a thread of its own, sees a write that has not returned after the stall limit and
 //! turns health NOT_SERVING with `--audit-overflow block`, so that load balancers send the
-//! calls elsewhere; the write returning turns it back.
+//! calls elsewhere; the write returning turns it back. Taking up the trail at start is watched
+//! as a write is, so that a volume that hangs then is logged rather than waited on in silence.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -17,10 +18,6 @@ use tokio::sync::watch;
 
 use super::Overflow;
 use super::metrics::AuditMetrics;
-
-/// How long a write may take before the disk is taken to hang: twice the second within which
-/// the trail promises to have synced a call's event.
-pub(super) const STALL_LIMIT: Duration = Duration::from_secs(2);
 
 /// The writer's health, kept by the writer and its watchdog.
 #[derive(Debug)]
@@ -150,7 +147,7 @@ fn watchdog(shared: &Weak<Shared>, limit: Duration) {
             shared.publish(&state);
             tracing::error!(
                 limit = ?limit,
-                "an audit file write has not returned within the limit: the disk may hang; with --audit-overflow block calls are refused (health NOT_SERVING) until it returns"
+                "the audit directory has not answered within the limit (a write, or taking up the trail at start): the disk may hang; with --audit-overflow block calls are refused (health NOT_SERVING) until it answers, and at start the replica serves nothing until then"
             );
         }
     }

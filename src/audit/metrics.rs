@@ -2,6 +2,8 @@
 
 use metrics::{Counter, Gauge, counter, describe_counter, describe_gauge, gauge};
 
+use super::STALL_LIMIT;
+
 const EVENTS_WRITTEN: &str = "cardlookup_audit_events_written_total";
 const QUEUE_DEPTH: &str = "cardlookup_audit_queue_depth";
 const BYTES_WRITTEN: &str = "cardlookup_audit_bytes_written_total";
@@ -50,13 +52,16 @@ impl AuditMetrics {
             BLOCKED,
             "Calls that waited for room in the audit queue (--audit-overflow block)."
         );
+        let stall_limit = STALL_LIMIT.as_secs_f64();
         describe_gauge!(
             WRITER_FAILING,
-            "1 while the audit writer's writes fail, or one has not returned for 2 s (a hung disk); 0 while they succeed. With --audit-overflow block the replica refuses card calls meanwhile."
+            format!(
+                "1 while the audit writer's writes fail, or one has not returned for {stall_limit} s (a hung disk); 0 while they succeed. With --audit-overflow block the replica refuses card calls meanwhile."
+            )
         );
         describe_counter!(
             STALLS,
-            "Audit writes that had not returned after 2 s (a hung disk)."
+            format!("Audit writes that had not returned after {stall_limit} s (a hung disk).")
         );
         Self {
             written: counter!(EVENTS_WRITTEN),

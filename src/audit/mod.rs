@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 pub(crate) use self::event::{CardSeen, Event};
 pub use self::file::TrailFile;
-use self::health::{STALL_LIMIT, WriterHealth};
+use self::health::WriterHealth;
 use self::metrics::AuditMetrics;
 use self::writer::{Message, Writer};
 use crate::card::FingerprintKey;
@@ -46,6 +46,9 @@ const QUEUE_EVENTS: usize = 65_536;
 /// The longest a call waits for room in a full queue with `--audit-overflow block`, before it
 /// is refused.
 const BLOCK_LIMIT: Duration = Duration::from_millis(250);
+/// How long a write may take before the disk is taken to hang (`health`'s watchdog): twice the
+/// second within which the trail promises to have synced a call's event.
+const STALL_LIMIT: Duration = Duration::from_secs(2);
 
 /// What a full queue does to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

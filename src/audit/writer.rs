@@ -91,18 +91,19 @@ impl Writer {
     /// The writer of `replica`'s files in `dir`, taking up the chain where its newest file
     /// ends: a part line a crash left is cut off (and the cut recorded), a file of an earlier
     /// day left open is closed.
+    ///
+    /// Taking up is watched as a write is: a volume that hangs here would otherwise keep the
+    /// replica from serving without a word in its log.
     pub(super) fn resume(
         settings: &AuditSettings,
         metrics: AuditMetrics,
         healthy: WriterHealth,
         closing: Arc<AtomicBool>,
     ) -> Result<Self, AuditError> {
-        let (dir, replica) = (&settings.dir, settings.replica.as_str());
-        let failed = |error: std::io::Error| AuditError::Dir(dir.clone(), error.to_string());
-        std::fs::create_dir_all(dir).map_err(failed)?;
+        healthy.writing();
         let mut writer = Self {
-            dir: dir.clone(),
-            replica: replica.to_owned(),
+            dir: settings.dir.clone(),
+            replica: settings.replica.clone(),
             chain: Chain::new(settings.hmac_key.clone()),
             overflow: settings.overflow,
             retention: settings.retention,
@@ -115,13 +116,25 @@ impl Writer {
             healthy,
             closing,
         };
+        let taken_up = writer.take_up();
+        if writer.healthy.written(taken_up.is_ok()) == Turn::Recovered {
+            tracing::info!(dir = %writer.dir.display(), "the audit directory answered: taking up the trail");
+        }
+        taken_up.map(|()| writer)
+    }
+
+    /// [`Self::resume`]'s reading of the directory, and the cut and close it may need.
+    fn take_up(&mut self) -> Result<(), AuditError> {
+        let dir = &self.dir.clone();
+        let failed = |error: std::io::Error| AuditError::Dir(dir.clone(), error.to_string());
+        std::fs::create_dir_all(dir).map_err(failed)?;
         let files: Vec<_> = file::list(dir)
             .map_err(failed)?
             .into_iter()
-            .filter(|f| f.replica == replica)
+            .filter(|f| f.replica == self.replica)
             .collect();
         let Some(newest) = files.last() else {
-            return Ok(writer);
+            return Ok(());
         };
         let tail = Tail::read(&newest.path).map_err(failed)?;
         // The chain goes on from the newest whole line: the newest file's, or when it has none
@@ -135,29 +148,29 @@ impl Writer {
             last_line = earlier.last_line.map(|line| (file, line));
         }
         if let Some((file, line)) = last_line {
-            let (_, hash) = writer
+            let (_, hash) = self
                 .chain
                 .open(&line)
                 .map_err(|_| AuditError::Unsealed(file.path.clone()))?;
-            hash.clone_into(&mut writer.prev);
+            hash.clone_into(&mut self.prev);
         }
         let handle = OpenOptions::new()
             .append(true)
             .open(&newest.path)
             .map_err(failed)?;
-        writer.open = Some(Open {
+        self.open = Some(Open {
             day: newest.day_number(),
             file: handle,
             len: tail.whole_len,
             events: tail.events,
         });
         if tail.file_len > tail.whole_len {
-            let open = writer.open.as_mut().expect("opened above");
+            let open = self.open.as_mut().expect("opened above");
             open.file.set_len(tail.whole_len).map_err(failed)?;
-            let mut record = writer.record(RECOVERED);
+            let mut record = self.record(RECOVERED);
             record.insert("cut_bytes".into(), (tail.file_len - tail.whole_len).into());
             record.insert("at_byte".into(), tail.whole_len.into());
-            writer.append_record(record).map_err(failed)?;
+            self.append_record(record).map_err(failed)?;
             tracing::warn!(
                 file = %newest.name(),
                 cut_bytes = tail.file_len - tail.whole_len,
@@ -165,10 +178,10 @@ impl Writer {
             );
         }
         if newest.day_number() < file::day_number(SystemTime::now()) {
-            writer.close_file().map_err(failed)?;
+            self.close_file().map_err(failed)?;
         }
-        writer.prune();
-        Ok(writer)
+        self.prune();
+        Ok(())
     }
 
     /// Writes what comes until a [`Message::Close`] or until every sender is gone, then closes

@@ -714,20 +714,86 @@ async fn a_disk_that_hangs_refuses_calls_and_turns_health_not_serving_until_it_a
     );
 }
 
-/// Starts the binary writing a trail into `dir`; its gRPC address.
-/// The binary with auditing into `dir`, its gRPC address, and its log after that (read until
-/// it exits).
+/// A volume that hangs as the replica starts (here its trail directory cannot be made) keeps
+/// the replica from serving, and from answering calls unaudited: its log says so after the
+/// stall limit, rather than nothing, and it serves once the volume answers.
+#[tokio::test]
+async fn a_volume_that_hangs_at_start_is_logged_and_the_replica_serves_once_it_answers() {
+    let dir = TempDir::new("audit-hung-start");
+    let Some(disk) = LoopDisk::mount_or_skip(&dir.0.join("ext4"), "a_volume_that_hangs_at_start")
+    else {
+        return;
+    };
+    let trail = disk.0.join("trail");
+    let frozen = disk.freeze();
+    let (child, addr, log) = start_binary(&trail, "hung-start");
+    let guard = KillOnDrop(child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("nothing logged while the volume hung at start");
+        if line.contains("the disk may hang") {
+            break;
+        }
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    // Health, not a card call: a call sent now would be answered (and recorded) once the
+    // volume answers, after its caller gave up.
+    let mut check = tonic::Request::new(HealthCheckRequest {
+        service: SERVICE_NAME.into(),
+    });
+    check.set_timeout(Duration::from_millis(500));
+    let unanswered = HealthClient::new(channel.clone()).check(check).await;
+    assert!(
+        unanswered.is_err(),
+        "served while the volume hung: {unanswered:?}"
+    );
+    let mut client = CardLookupServiceClient::new(channel);
+
+    drop(frozen);
+    let mut call = tonic::Request::new(validate());
+    call.set_timeout(Duration::from_secs(10));
+    client.validate(call).await.unwrap();
+    let answered_again = log
+        .recv_timeout(Duration::from_secs(5))
+        .expect("nothing logged when the volume answered");
+    assert!(
+        answered_again.contains("the audit directory answered"),
+        "{answered_again}"
+    );
+    terminate(child, guard);
+    let (code, out) = verify(&trail);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(events(&lines(&trail), "Validate").len(), 1, "{out}");
+}
+
+/// Stops the binary as Kubernetes does (SIGTERM: it closes its file) and waits for it to exit;
+/// `guard`, its kill should the test fail before, is then not needed.
+fn terminate(mut child: std::process::Child, guard: KillOnDrop) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    std::mem::forget(guard);
+}
+
+/// Starts the binary writing a trail into `dir` as `replica`: the process, its gRPC address,
+/// and the lines of its log after that, as they come (until it exits).
 fn start_binary(
     dir: &Path,
+    replica: &str,
 ) -> (
     std::process::Child,
     std::net::SocketAddr,
-    std::thread::JoinHandle<String>,
+    std::sync::mpsc::Receiver<String>,
 ) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .args(["--replica-name", "crash"])
+        .args(["--replica-name", replica])
         .arg("--audit-dir")
         .arg(dir)
         .stdout(Stdio::piped())
@@ -746,10 +812,12 @@ fn start_binary(
             break rest.split(',').next().unwrap().trim().parse().unwrap();
         }
     };
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut log);
-        log
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end even when no one listens: a closed pipe would fail the server's log.
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
     });
     (child, addr, log)
 }
@@ -757,7 +825,7 @@ fn start_binary(
 #[tokio::test]
 async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_takes_it_up() {
     let dir = TempDir::new("audit-crash");
-    let (child, addr, _log) = start_binary(&dir.0);
+    let (child, addr, _log) = start_binary(&dir.0, "crash");
     let guard = KillOnDrop(child.id());
     let callers: Vec<_> = (0..4)
         .map(|_| {
@@ -815,7 +883,7 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
     );
 
     // A restart cuts the part line off, records the cut, and goes on with the chain.
-    let (child, addr, log) = start_binary(&dir.0);
+    let (child, addr, log) = start_binary(&dir.0, "crash");
     let guard = KillOnDrop(child.id());
     let mut client =
         pb::card_lookup_service_client::CardLookupServiceClient::connect(format!("http://{addr}"))
@@ -827,12 +895,7 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
         })
         .await
         .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let mut child = child;
-    let _ = child.wait();
-    std::mem::forget(guard);
+    terminate(child, guard);
     let (code, out) = verify(&dir.0);
     assert_eq!(code, 0, "{out}");
     let lines = lines(&dir.0);
@@ -845,13 +908,13 @@ async fn after_a_crash_mid_batch_verify_says_where_the_file_ends_and_a_restart_t
     assert_eq!(lines.last().unwrap()["record"], "close");
     // The log, kept apart from the files, witnesses the closed file's last hash, which verify
     // prints: an auditor can tell a file cut back to an earlier, rebuilt close.
-    let log = log.join().unwrap();
+    let log: Vec<String> = log.iter().collect();
     let witnessed = log
-        .lines()
+        .iter()
         .find(|line| line.contains("closed an audit file"))
         .and_then(|line| line.split("last_hash=").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no closed file in the log: {log}"));
+        .unwrap_or_else(|| panic!("no closed file in the log: {log:?}"));
     assert!(
         out.contains(&format!("closed, last hash {witnessed}")),
         "{witnessed}: {out}"
