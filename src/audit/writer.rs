@@ -118,7 +118,7 @@ impl Writer {
         };
         let taken_up = writer.take_up();
         if writer.healthy.written(taken_up.is_ok()) == Turn::Recovered {
-            tracing::info!(dir = %writer.dir.display(), "the audit directory answered: taking up the trail");
+            tracing::info!(dir = %writer.dir.display(), "the audit directory answered; the trail is taken up");
         }
         taken_up.map(|()| writer)
     }
