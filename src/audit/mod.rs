@@ -49,6 +49,9 @@ const BLOCK_LIMIT: Duration = Duration::from_millis(250);
 /// How long a write may take before the disk is taken to hang (`health`'s watchdog): twice the
 /// second within which the trail promises to have synced a call's event.
 const STALL_LIMIT: Duration = Duration::from_secs(2);
+/// The longest shutdown waits for the writer to write what is queued and close the file. A
+/// volume that hangs would hold the shutdown without bound, and without a word.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// What a full queue does to a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -184,12 +187,27 @@ impl AuditWriter {
     }
 
     /// Writes what is queued, closes the file (its closing record) and stops the thread. A
-    /// write still failing is given up, and logged.
+    /// write still failing is given up, and logged. A writer that has not finished within
+    /// [`CLOSE_LIMIT`] (its volume hangs) is left, and logged with the events still queued:
+    /// the process then exits once the write returns (the kernel holds it until then), and the
+    /// next start takes up the trail where the file ends.
     pub async fn close(self) {
         self.closing.store(true, Ordering::Relaxed);
-        if self.queue.send(Message::Close).await.is_ok() {
-            let thread = self.thread;
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // Counted before the close is queued: the servers have stopped, so no event follows.
+        let queued = self.queue.max_capacity() - self.queue.capacity();
+        let queue = self.queue.clone();
+        let thread = self.thread;
+        let closed = async move {
+            if queue.send(Message::Close).await.is_ok() {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_LIMIT, closed).await.is_err() {
+            tracing::error!(
+                limit = ?CLOSE_LIMIT,
+                queued_events = queued,
+                "the audit writer has not finished within the limit: its volume may hang; the events queued (and the batch being written) are not written and the file is not closed (the next start takes up the trail where it ends)"
+            );
         }
     }
 }

@@ -770,6 +770,49 @@ async fn a_volume_that_hangs_at_start_is_logged_and_the_replica_serves_once_it_a
     assert_eq!(events(&lines(&trail), "Validate").len(), 1, "{out}");
 }
 
+/// A shutdown while the volume hangs does not wait on it in silence: after its limit the log
+/// says the writer has not finished and how many events were queued. The process exits once the
+/// write returns, and the trail it leaves verifies (the next start takes it up).
+#[tokio::test]
+async fn a_shutdown_on_a_hung_volume_says_what_was_not_written() {
+    let dir = TempDir::new("audit-hung-stop");
+    let Some(disk) = LoopDisk::mount_or_skip(&dir.0.join("ext4"), "a_shutdown_on_a_hung_volume")
+    else {
+        return;
+    };
+    let trail = disk.0.join("trail");
+    let (child, addr, log) = start_binary(&trail, "hung-stop");
+    let guard = KillOnDrop(child.id());
+    let mut client = CardLookupServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    client.validate(validate()).await.unwrap();
+    let frozen = disk.freeze();
+    // Answered: its event is queued, and the writer's next write waits on the frozen disk.
+    client.validate(validate()).await.unwrap();
+    drop(client); // no connection for the shutdown to wait on
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("nothing logged of the writer while the volume hung at shutdown");
+        if line.contains("the audit writer has not finished") {
+            break line;
+        }
+    };
+    assert!(said.contains("queued_events="), "{said}");
+    drop(frozen);
+    let mut child = child;
+    let _ = child.wait();
+    std::mem::forget(guard);
+    let (code, out) = verify(&trail);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// Stops the binary as Kubernetes does (SIGTERM: it closes its file) and waits for it to exit;
 /// `guard`, its kill should the test fail before, is then not needed.
 fn terminate(mut child: std::process::Child, guard: KillOnDrop) {
