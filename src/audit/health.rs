@@ -40,8 +40,9 @@ struct Shared {
 struct State {
     /// The last write failed.
     failing: bool,
-    /// When the write under way began.
-    writing_since: Option<Instant>,
+    /// When the write under way began, and how many events it holds (none: taking up the
+    /// trail at start).
+    writing_since: Option<(Instant, usize)>,
     /// The write under way has taken longer than the limit.
     stalled: bool,
 }
@@ -88,9 +89,9 @@ impl WriterHealth {
             .spawn(move || watchdog(&shared, limit))
     }
 
-    /// A write begins.
-    pub(super) fn writing(&self) {
-        self.shared.state().writing_since = Some(Instant::now());
+    /// A write of `events` begins.
+    pub(super) fn writing(&self, events: usize) {
+        self.shared.state().writing_since = Some((Instant::now(), events));
     }
 
     /// The write begun last has ended, and whether it succeeded.
@@ -140,13 +141,16 @@ fn watchdog(shared: &Weak<Shared>, limit: Duration) {
         let mut state = shared.state();
         let hung = state
             .writing_since
-            .is_some_and(|since| since.elapsed() >= limit);
-        if hung && !state.stalled {
+            .filter(|(since, _)| since.elapsed() >= limit);
+        if let Some((_, events)) = hung
+            && !state.stalled
+        {
             state.stalled = true;
             shared.metrics.stalls.increment(1);
             shared.publish(&state);
             tracing::error!(
                 limit = ?limit,
+                events_being_written = events,
                 "the audit directory has not answered within the limit (a write, or taking up the trail at start): the disk may hang; with --audit-overflow block calls are refused (health NOT_SERVING) until it answers, and at start the replica serves nothing until then"
             );
         }
@@ -176,7 +180,7 @@ mod tests {
     fn a_write_that_does_not_return_refuses_calls_until_it_does() {
         let (health, answering, serving) = health(Overflow::Block);
         let _watchdog = health.watch_for_stalls(LIMIT).unwrap();
-        health.writing();
+        health.writing(1);
         until_stalled(&health);
         assert!(!answering.load(Ordering::Relaxed));
         assert!(!*serving.borrow());
@@ -189,7 +193,7 @@ mod tests {
     fn with_drop_a_hung_write_is_told_but_calls_are_answered() {
         let (health, answering, serving) = health(Overflow::Drop);
         let _watchdog = health.watch_for_stalls(LIMIT).unwrap();
-        health.writing();
+        health.writing(1);
         until_stalled(&health);
         assert!(answering.load(Ordering::Relaxed));
         assert!(*serving.borrow());
@@ -201,7 +205,7 @@ mod tests {
         let (health, answering, _serving) = health(Overflow::Block);
         let _watchdog = health.watch_for_stalls(LIMIT).unwrap();
         for _ in 0..4 {
-            health.writing();
+            health.writing(1);
             std::thread::sleep(LIMIT / 4);
             assert_eq!(health.written(true), Turn::Unchanged);
         }
@@ -213,13 +217,13 @@ mod tests {
     #[test]
     fn failures_are_told_once_and_so_is_the_recovery() {
         let (health, answering, serving) = health(Overflow::Block);
-        health.writing();
+        health.writing(1);
         assert_eq!(health.written(false), Turn::Failed);
         assert!(!answering.load(Ordering::Relaxed));
         assert!(!*serving.borrow());
-        health.writing();
+        health.writing(1);
         assert_eq!(health.written(false), Turn::Unchanged);
-        health.writing();
+        health.writing(1);
         assert_eq!(health.written(true), Turn::Recovered);
         assert!(answering.load(Ordering::Relaxed));
         assert!(*serving.borrow());

@@ -188,9 +188,10 @@ impl AuditWriter {
 
     /// Writes what is queued, closes the file (its closing record) and stops the thread. A
     /// write still failing is given up, and logged. A writer that has not finished within
-    /// [`CLOSE_LIMIT`] (its volume hangs) is left, and logged with the events still queued:
-    /// the process then exits once the write returns (the kernel holds it until then), and the
-    /// next start takes up the trail where the file ends.
+    /// [`CLOSE_LIMIT`] (its volume hangs) is left, and logged with the events still queued
+    /// (the watchdog has logged those of the write under way): the process then ends once the
+    /// write returns (the kernel holds it until then), and the next start takes up the trail
+    /// where the file ends.
     pub async fn close(self) {
         self.closing.store(true, Ordering::Relaxed);
         // Counted before the close is queued: the servers have stopped, so no event follows.
@@ -206,7 +207,7 @@ impl AuditWriter {
             tracing::error!(
                 limit = ?CLOSE_LIMIT,
                 queued_events = queued,
-                "the audit writer has not finished within the limit: its volume may hang; the events queued (and the batch being written) are not written and the file is not closed (the next start takes up the trail where it ends)"
+                "the audit writer has not finished within the limit: its volume may hang; the events still queued are lost, the write under way (the stall's events_being_written) lands only if the volume answers before the process ends, and the file is not closed (the next start takes up the trail where it ends)"
             );
         }
     }

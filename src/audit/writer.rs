@@ -100,7 +100,7 @@ impl Writer {
         healthy: WriterHealth,
         closing: Arc<AtomicBool>,
     ) -> Result<Self, AuditError> {
-        healthy.writing();
+        healthy.writing(0);
         let mut writer = Self {
             dir: settings.dir.clone(),
             replica: settings.replica.clone(),
@@ -250,7 +250,7 @@ impl Writer {
     /// Writes one day's events as one batch, until it is written (block) or once (drop).
     fn write_day(&mut self, day: u64, events: &[&Event]) {
         loop {
-            self.healthy.writing();
+            self.healthy.writing(events.len());
             let result = self.try_write_day(day, events);
             let turn = self.healthy.written(result.is_ok());
             let Err(error) = result else {
