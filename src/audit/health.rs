@@ -167,21 +167,22 @@ mod tests {
         WriterHealth::new(overflow, AuditMetrics::new())
     }
 
-    /// Waits (up to 5 s) for the watchdog to call the write under way stalled.
-    fn until_stalled(health: &WriterHealth) {
+    /// A health whose watchdog has called the write under way stalled (waited for up to 5 s).
+    fn stalled(overflow: Overflow) -> (WriterHealth, Arc<AtomicBool>, watch::Receiver<bool>) {
+        let (health, answering, serving) = health(overflow);
+        health.watch_for_stalls(LIMIT).unwrap();
+        health.writing(1);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !health.shared.state().stalled {
             assert!(Instant::now() < deadline, "no stall seen");
             std::thread::sleep(LIMIT / 4);
         }
+        (health, answering, serving)
     }
 
     #[test]
     fn a_write_that_does_not_return_refuses_calls_until_it_does() {
-        let (health, answering, serving) = health(Overflow::Block);
-        let _watchdog = health.watch_for_stalls(LIMIT).unwrap();
-        health.writing(1);
-        until_stalled(&health);
+        let (health, answering, serving) = stalled(Overflow::Block);
         assert!(!answering.load(Ordering::Relaxed));
         assert!(!*serving.borrow());
         assert_eq!(health.written(true), Turn::Recovered);
@@ -191,10 +192,7 @@ mod tests {
 
     #[test]
     fn with_drop_a_hung_write_is_told_but_calls_are_answered() {
-        let (health, answering, serving) = health(Overflow::Drop);
-        let _watchdog = health.watch_for_stalls(LIMIT).unwrap();
-        health.writing(1);
-        until_stalled(&health);
+        let (health, answering, serving) = stalled(Overflow::Drop);
         assert!(answering.load(Ordering::Relaxed));
         assert!(*serving.borrow());
         assert_eq!(health.written(true), Turn::Recovered);
