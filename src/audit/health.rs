@@ -40,9 +40,9 @@ struct Shared {
 struct State {
     /// The last write failed.
     failing: bool,
-    /// When the write under way began, and how many events it holds (none: taking up the
-    /// trail at start).
-    writing_since: Option<(Instant, usize)>,
+    /// When the write under way began, and how many events it holds (0: taking up the trail
+    /// at start).
+    write_under_way: Option<(Instant, usize)>,
     /// The write under way has taken longer than the limit.
     stalled: bool,
 }
@@ -91,7 +91,7 @@ impl WriterHealth {
 
     /// A write of `events` begins.
     pub(super) fn writing(&self, events: usize) {
-        self.shared.state().writing_since = Some((Instant::now(), events));
+        self.shared.state().write_under_way = Some((Instant::now(), events));
     }
 
     /// The write begun last has ended, and whether it succeeded.
@@ -104,7 +104,7 @@ impl WriterHealth {
         };
         *state = State {
             failing: !succeeded,
-            writing_since: None,
+            write_under_way: None,
             stalled: false,
         };
         self.shared.publish(&state);
@@ -140,7 +140,7 @@ fn watchdog(shared: &Weak<Shared>, limit: Duration) {
         };
         let mut state = shared.state();
         let hung = state
-            .writing_since
+            .write_under_way
             .filter(|(since, _)| since.elapsed() >= limit);
         if let Some((_, events)) = hung
             && !state.stalled

@@ -194,7 +194,7 @@ impl AuditWriter {
     /// where the file ends.
     pub async fn close(self) {
         self.closing.store(true, Ordering::Relaxed);
-        // Counted before the close is queued: the servers have stopped, so no event follows.
+        // Counted as the close is queued, after the servers have stopped taking calls.
         let queued = self.queue.max_capacity() - self.queue.capacity();
         let queue = self.queue.clone();
         let thread = self.thread;
