@@ -4,11 +4,12 @@
 //! written and the one gathering, well under a second of calls), rolls over to a new file at
 //! each UTC day, and closes the file (a closing record) on rollover and shutdown.
 //!
-//! A failed batch is cut back off the file (no part line is left), the chain goes back to the
-//! last line written, and the failure is counted. With
-//! `--audit-overflow block` the batch is retried until it is written, health says
-//! NOT_SERVING meanwhile (calls are refused rather than answered unaudited), and both recover
-//! when a write succeeds; with `drop` the batch is dropped and counted. A write that does not
+//! When a write of a batch fails (a full disk), the whole pieces written before it are kept,
+//! once synced; the rest is cut back off the file (no part line is left), the chain goes back
+//! to the last line kept, and the failure is counted. With `--audit-overflow block` the rest is
+//! retried until it is written, health says NOT_SERVING meanwhile (calls are refused rather
+//! than answered unaudited), and both recover when a write succeeds; with `drop` the rest is
+//! dropped and counted. A write that does not
 //! return at all is the watchdog's (`health`).
 
 use std::fs::{File, OpenOptions};
@@ -248,10 +249,10 @@ impl Writer {
     }
 
     /// Writes one day's events as one batch, until it is written (block) or once (drop).
-    fn write_day(&mut self, day: u64, events: &[&Event]) {
+    fn write_day(&mut self, day: u64, mut events: &[&Event]) {
         loop {
             self.healthy.writing(events.len());
-            let result = self.try_write_day(day, events);
+            let (written, result) = self.try_write_day(day, events);
             let turn = self.healthy.written(result.is_ok());
             let Err(error) = result else {
                 if turn == Turn::Recovered {
@@ -259,6 +260,8 @@ impl Writer {
                 }
                 return;
             };
+            // The pieces a failed write kept are written: only the rest is tried again.
+            events = &events[written..];
             self.metrics.errors.increment(1);
             if turn == Turn::Failed {
                 tracing::error!(
@@ -284,10 +287,12 @@ impl Writer {
         }
     }
 
-    fn try_write_day(&mut self, day: u64, events: &[&Event]) -> std::io::Result<()> {
-        if self.current_day() != Some(day) {
-            self.close_file()?;
-            self.open_day(day)?;
+    /// How many of `events` are written (each whole piece kept), and whether all of them are.
+    fn try_write_day(&mut self, day: u64, events: &[&Event]) -> (usize, std::io::Result<()>) {
+        if self.current_day() != Some(day)
+            && let Err(error) = self.close_file().and_then(|()| self.open_day(day))
+        {
+            return (0, Err(error));
         }
         let Self {
             open,
@@ -299,9 +304,11 @@ impl Writer {
             metrics,
             ..
         } = self;
-        let open = open.as_mut().ok_or_else(no_file)?;
+        let Some(open) = open.as_mut() else {
+            return (0, Err(no_file()));
+        };
         let mut pieces = events.chunks(PIECE);
-        append(
+        let appended = append(
             &mut open.file,
             &mut open.len,
             &metrics.bytes,
@@ -318,10 +325,15 @@ impl Writer {
                 }
                 true
             },
-        )?;
-        open.events += events.len() as u64;
-        self.metrics.written.increment(events.len() as u64);
-        Ok(())
+        );
+        // Every piece but the last holds PIECE events, and a failure keeps no later piece.
+        let (written, result) = match appended {
+            Ok(()) => (events.len(), Ok(())),
+            Err(failed) => (failed.kept_pieces * PIECE, Err(failed.error)),
+        };
+        open.events += written as u64;
+        metrics.written.increment(written as u64);
+        (written, result)
     }
 
     fn open_day(&mut self, day: u64) -> std::io::Result<()> {
@@ -384,6 +396,7 @@ impl Writer {
                 true
             },
         )
+        .map_err(|failed| failed.error)
     }
 
     /// Writes the closing record of the open file, if one is open, and lets it go.
@@ -464,10 +477,24 @@ impl Appendable for File {
     }
 }
 
+/// A failed [`append`]: why, and how many pieces it kept.
+#[derive(Debug)]
+struct AppendError {
+    error: std::io::Error,
+    /// The whole pieces written before a failed write, kept and synced.
+    kept_pieces: usize,
+}
+
 /// Appends to `file`, `len` bytes long, the lines `next` seals into `buffer` after the chain's
-/// last hash `prev`, a piece at a time until it says there is no more, and syncs the file once; counts the bytes
-/// in `bytes`. On failure the file is cut back and `prev` set back to where they were, so that
-/// no part line stays and the next line is chained after the last one written; `len` is left.
+/// last hash `prev`, a piece at a time until it says there is no more, and syncs the file once;
+/// `len` and `prev` follow what was written, and `bytes` counts it.
+///
+/// When a piece cannot be written (a full disk), the whole pieces before it are kept if they
+/// can be synced, and the rest is cut back off: a retry then needs room for the rest only, not
+/// for the whole batch again. When the sync fails, or the kept pieces' does, everything is cut
+/// back: after a failed `fsync` the kernel may have dropped the pages, and a second one would
+/// not say so. Either way no part line stays, and the next line is chained after the last one
+/// kept.
 ///
 /// Each piece is written as soon as it is made, while it is still in the CPU's cache: the
 /// kernel's copy into the page cache was half of the writer's time when it read back a batch
@@ -479,28 +506,46 @@ fn append(
     buffer: &mut Vec<u8>,
     prev: &mut String,
     mut next: impl FnMut(&mut Vec<u8>, &mut String) -> bool,
-) -> std::io::Result<()> {
-    let last_written = prev.clone();
-    let mut written = 0;
-    let result = loop {
+) -> Result<(), AppendError> {
+    let last_synced = prev.clone();
+    // The whole pieces written so far: their bytes, their count, the chain after them.
+    let (mut written, mut pieces, mut after_pieces) = (0, 0, prev.clone());
+    let failed_write = loop {
         buffer.clear();
         if !next(buffer, prev) {
-            break file.sync();
+            match file.sync() {
+                Ok(()) => {
+                    *len += written;
+                    bytes.increment(written);
+                    return Ok(());
+                }
+                Err(error) => break (error, false),
+            }
         }
         if let Err(error) = file.write_all(buffer) {
-            break Err(error);
+            break (error, true);
         }
         written += buffer.len() as u64;
+        pieces += 1;
+        after_pieces.clone_from(prev);
     };
-    if let Err(error) = result {
-        // Best effort: on a full disk cutting a file back still works.
-        let _ = file.cut(*len);
-        *prev = last_written;
-        return Err(error);
+    let (error, in_a_write) = failed_write;
+    if in_a_write && pieces > 0 && file.cut(*len + written).and_then(|()| file.sync()).is_ok() {
+        *len += written;
+        bytes.increment(written);
+        *prev = after_pieces;
+        return Err(AppendError {
+            error,
+            kept_pieces: pieces,
+        });
     }
-    *len += written;
-    bytes.increment(written);
-    Ok(())
+    // Best effort: on a full disk cutting a file back still works.
+    let _ = file.cut(*len);
+    *prev = last_synced;
+    Err(AppendError {
+        error,
+        kept_pieces: 0,
+    })
 }
 
 /// What the writer needs of the file it resumes: where its last whole line ends, that line,
@@ -546,11 +591,12 @@ impl Tail {
 mod tests {
     use super::*;
 
-    /// A disk of `room` bytes, holding `data`.
+    /// A disk of `room` bytes, holding `data`; its syncs fail while `sync_fails`.
     struct Disk {
         data: Vec<u8>,
         room: usize,
         syncs: usize,
+        sync_fails: bool,
     }
 
     impl Write for Disk {
@@ -570,6 +616,9 @@ mod tests {
 
     impl Appendable for Disk {
         fn sync(&mut self) -> std::io::Result<()> {
+            if self.sync_fails {
+                return Err(std::io::ErrorKind::Other.into());
+            }
             self.syncs += 1;
             Ok(())
         }
@@ -580,14 +629,18 @@ mod tests {
         }
     }
 
-    /// Appends three pieces of 100 lines each to a disk that holds a line and has `room` bytes;
-    /// gives the chain's last "hash" too.
-    fn append_pieces(room: usize) -> (std::io::Result<()>, Disk, u64, String) {
+    /// Appends three pieces of 100 lines each to a disk that holds a line and has `room` bytes
+    /// (and whose syncs fail when `sync_fails`); gives the chain's last "hash" too.
+    fn append_pieces(
+        room: usize,
+        sync_fails: bool,
+    ) -> (Result<(), AppendError>, Disk, u64, String) {
         let old = b"an earlier line\n";
         let mut disk = Disk {
             data: old.to_vec(),
             room,
             syncs: 0,
+            sync_fails,
         };
         let mut len = old.len() as u64;
         let mut prev = String::from("0");
@@ -615,7 +668,7 @@ mod tests {
 
     #[test]
     fn every_piece_is_appended_and_the_file_synced_once() {
-        let (result, disk, len, prev) = append_pieces(1 << 20);
+        let (result, disk, len, prev) = append_pieces(1 << 20, false);
         result.unwrap();
         assert_eq!(prev, "300");
         let text = String::from_utf8(disk.data).unwrap();
@@ -625,19 +678,51 @@ mod tests {
         assert_eq!(disk.syncs, 1);
     }
 
-    /// A disk that fills in the second piece: the first piece, written already, goes too, and
-    /// the file and the chain are as they were, for the batch to be written again whole.
+    /// The length of one of [`append_pieces`]' pieces.
+    const PIECE_BYTES: usize = 100 * "piece 0 line 000\n".len();
+
+    /// A disk that fills in the second piece: the first, written already, is kept and synced,
+    /// and a retry needs room for the rest only.
     #[test]
-    fn a_failure_in_a_later_piece_cuts_the_file_back_to_before_the_first() {
-        let piece = 100 * "piece 0 line 000\n".len();
-        let (result, disk, len, prev) = append_pieces(piece * 3 / 2);
-        assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::StorageFull);
+    fn a_failure_in_a_later_piece_keeps_the_pieces_before_it() {
+        let (result, disk, len, prev) = append_pieces(PIECE_BYTES * 3 / 2, false);
+        let failed = result.unwrap_err();
+        assert_eq!(failed.error.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(failed.kept_pieces, 1);
+        let text = String::from_utf8(disk.data).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            101,
+            "no part of the second piece stays"
+        );
+        assert!(text.ends_with("piece 0 line 099\n"), "{text}");
+        assert_eq!(len, text.len() as u64);
+        assert_eq!(disk.syncs, 1);
+        assert_eq!(
+            prev, "100",
+            "the next line is chained after the last one kept"
+        );
+    }
+
+    /// A disk that fills in the first piece keeps nothing: the file and the chain are as they
+    /// were.
+    #[test]
+    fn a_failure_in_the_first_piece_cuts_the_file_back() {
+        let (result, disk, len, prev) = append_pieces(PIECE_BYTES / 2, false);
+        assert_eq!(result.unwrap_err().kept_pieces, 0);
         assert_eq!(disk.data, b"an earlier line\n");
         assert_eq!(len, disk.data.len() as u64);
-        assert_eq!(disk.syncs, 0);
-        assert_eq!(
-            prev, "0",
-            "the next line is chained after the last one written"
-        );
+        assert_eq!(prev, "0");
+    }
+
+    /// A failed sync keeps nothing, though every piece was written: after a failed `fsync`
+    /// the kernel may have dropped the pages, and a second would not say so.
+    #[test]
+    fn a_failed_sync_cuts_every_piece_back() {
+        let (result, disk, len, prev) = append_pieces(1 << 20, true);
+        assert_eq!(result.unwrap_err().kept_pieces, 0);
+        assert_eq!(disk.data, b"an earlier line\n");
+        assert_eq!(len, disk.data.len() as u64);
+        assert_eq!(prev, "0");
     }
 }
