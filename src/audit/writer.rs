@@ -9,8 +9,7 @@
 //! to the last line kept, and the failure is counted. With `--audit-overflow block` the rest is
 //! retried until it is written, health says NOT_SERVING meanwhile (calls are refused rather
 //! than answered unaudited), and both recover when a write succeeds; with `drop` the rest is
-//! dropped and counted. A write that does not
-//! return at all is the watchdog's (`health`).
+//! dropped and counted. A write that does not return at all is the watchdog's (`health`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -806,6 +806,9 @@ async fn a_shutdown_on_a_hung_volume_says_what_was_not_written() {
             .unwrap_or_else(|_| panic!("no word of the writer at shutdown: {said:#?}"));
         said.push(line);
     }
+    // Thawed once the process has surely begun to exit: the hung write then returns without
+    // writing (its thread has a kill pending), rather than being killed halfway through.
+    std::thread::sleep(Duration::from_secs(1));
     drop(frozen);
     let mut child = child;
     let _ = child.wait();
