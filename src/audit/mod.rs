@@ -193,11 +193,15 @@ impl AuditWriter {
     /// write returns (the kernel holds it until then), and the next start takes up the trail
     /// where the file ends.
     pub async fn close(self) {
-        self.closing.store(true, Ordering::Relaxed);
+        let Self {
+            queue,
+            thread,
+            closing,
+            ..
+        } = self;
+        closing.store(true, Ordering::Relaxed);
         // Counted as the close is queued, after the servers have stopped taking calls.
-        let queued = self.queue.max_capacity() - self.queue.capacity();
-        let queue = self.queue.clone();
-        let thread = self.thread;
+        let queued = queue.max_capacity() - queue.capacity();
         let closed = async move {
             if queue.send(Message::Close).await.is_ok() {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
